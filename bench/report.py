@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Turn benchmark results (jsonl) into Markdown tables, one per workload.
+
+Reads the lines written by bench/peers.py and by the Rust side ("tarn
+(in-process)", "tarn (CLI)"), all of the form
+  {"system", "workload", "median_s", "runs", "extra": {...}}  or
+  {"system", "workload", "error"}
+When a (system, workload) pair appears more than once, the last line wins, so
+re-running one system appends a correction instead of needing a clean file.
+
+Usage: python bench/report.py --results FILE [--out docs-table.md]
+"""
+
+import argparse
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+from collections import OrderedDict
+
+TARN = "tarn (in-process)"
+ARCTIC = "arcticdb-lmdb"
+WORKLOADS = OrderedDict(
+    [
+        ("W1", "W1: bulk write of w1 into an empty store (durable)"),
+        ("W2", "W2: append one day (1440 rows) at a time"),
+        ("W3", "W3: upsert 432 rows (dedup on ts) into the W1 state"),
+        ("W4", "W4: read one week [start, end) from the W1 state (warm cache)"),
+    ]
+)
+# Against ArcticDB too where it does the same job; for W2 it is already in
+# the table and its append path is not the comparison the docs draw.
+SECOND_REF = {"W1", "W3", "W4"}
+ORDER = [TARN, "tarn (CLI)", "pyarrow-by-hand", ARCTIC, "deltalake", "duckdb"]
+PACKAGES = ["pyarrow", "numpy", "pandas", "arcticdb", "deltalake", "duckdb"]
+# Extra fields that get their own column (W2) or are shown elsewhere.
+W2_COLUMNS = [("p90_s", "p90"), ("first10_median_s", "first 10% median"), ("last10_median_s", "last 10% median")]
+# Shown once per table (rows) or in the heading (cache) instead of per row.
+HIDDEN = {"version", "rows", "cache"}
+
+
+def fmt_s(s):
+    if s is None:
+        return "–"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.1f} ms" if s < 0.1 else f"{s * 1e3:.0f} ms"
+    return f"{s:.2f} s"
+
+
+def fmt_bytes(b):
+    sign = "-" if b < 0 else ""
+    b = abs(b)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if b < 1024 or unit == "GiB":
+            return f"{sign}{b:.0f} {unit}" if unit == "B" else f"{sign}{b:.1f} {unit}"
+        b /= 1024
+
+
+def fmt_value(key, v):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if key.endswith("_s"):
+            return fmt_s(v)
+        if "bytes" in key:
+            return fmt_bytes(v)
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return f"{v:,}"
+    return str(v)
+
+
+def ratio(num, den):
+    if num is None or den is None or den <= 0:
+        return "–"
+    return f"{num / den:.2f}×"
+
+
+def cell(s):
+    # A "|" inside a cell would end the cell in Markdown.
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def load(path):
+    latest = OrderedDict()
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+                key = (rec["system"], rec["workload"])
+            except (ValueError, KeyError, TypeError) as e:
+                print(f"warning: {path}:{lineno}: skipping unreadable line ({e})", file=sys.stderr)
+                continue
+            latest.pop(key, None)
+            latest[key] = rec
+    return latest
+
+
+def system_order(names):
+    known = [s for s in ORDER if s in names]
+    return known + sorted(n for n in names if n not in ORDER)
+
+
+def table(workload, recs):
+    by_sys = {r["system"]: r for r in recs}
+    med = {s: r.get("median_s") for s, r in by_sys.items() if "error" not in r}
+    refs = [TARN] + ([ARCTIC] if workload in SECOND_REF else [])
+    head = ["system", "median"] + [f"vs {r}" for r in refs] + ["runs"]
+    if workload == "W2":
+        head += [label for _, label in W2_COLUMNS] + ["last/first 10%"]
+    head.append("details")
+    rows = []
+    for s in system_order(by_sys):
+        r = by_sys[s]
+        if "error" in r:
+            rows.append([s, "**error**"] + ["–"] * (len(head) - 3) + [cell(r["error"])])
+            continue
+        extra = r.get("extra") or {}
+        row = [s, fmt_s(r.get("median_s"))] + [ratio(med.get(s), med.get(ref)) for ref in refs]
+        row.append(str(r.get("runs", "–")))
+        shown = set(HIDDEN)
+        if workload == "W2":
+            for key, _ in W2_COLUMNS:
+                row.append(fmt_s(extra.get(key)))
+                shown.add(key)
+            row.append(ratio(extra.get("last10_median_s"), extra.get("first10_median_s")))
+        details = ", ".join(f"{k}={fmt_value(k, v)}" for k, v in extra.items() if k not in shown)
+        row.append(cell(details))
+        rows.append(row)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def read_file(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def machine_facts(latest):
+    cpuinfo = read_file("/proc/cpuinfo")
+    model = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines() if l.startswith("model name")), platform.processor() or "unknown")
+    mem = next((l.split(":", 1)[1].strip() for l in read_file("/proc/meminfo").splitlines() if l.startswith("MemTotal")), "unknown")
+    if mem.endswith(" kB"):
+        mem = f"{int(mem[:-3]) / 1024 / 1024:.1f} GiB"
+    osname = next(
+        (l.split("=", 1)[1].strip('"') for l in read_file("/etc/os-release").splitlines() if l.startswith("PRETTY_NAME=")),
+        platform.system(),
+    )
+    try:
+        nproc = len(os.sched_getaffinity(0))
+    except AttributeError:
+        nproc = os.cpu_count()
+    lines = [
+        "## Machine",
+        "",
+        f"- nproc: {nproc}",
+        f"- CPU: {model}",
+        f"- memory: {mem}",
+        f"- OS: {osname}, kernel {platform.release()}",
+        f"- Python: {platform.python_version()} ({sys.executable})",
+    ]
+    pkgs = []
+    for p in PACKAGES:
+        try:
+            pkgs.append(f"{p} {importlib.metadata.version(p)}")
+        except importlib.metadata.PackageNotFoundError:
+            pkgs.append(f"{p} (not installed in this interpreter)")
+    lines.append("- Python packages (this interpreter): " + ", ".join(pkgs))
+    # The run may have used another interpreter than the one making the
+    # report, so also show what each system recorded about itself.
+    recorded = OrderedDict()
+    for (system, _), rec in latest.items():
+        v = (rec.get("extra") or {}).get("version")
+        if v is not None:
+            recorded[system] = v
+    if recorded:
+        lines.append("- versions recorded in the results: " + ", ".join(f"{s} {v}" for s, v in recorded.items()))
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", required=True, help="jsonl results file")
+    ap.add_argument("--out", help="also write the Markdown to this file")
+    args = ap.parse_args(argv)
+
+    latest = load(args.results)
+    if not latest:
+        sys.exit(f"no results in {args.results}")
+
+    lines = [
+        "# tarn benchmark results",
+        "",
+        f"Source: `{args.results}`. Times are medians of the runs column. A ratio is "
+        "this system's median divided by the reference's: above 1× means slower "
+        "than the reference.",
+        "",
+    ]
+    workloads = list(WORKLOADS) + sorted({w for _, w in latest} - set(WORKLOADS))
+    for w in workloads:
+        recs = [r for (s, wl), r in latest.items() if wl == w]
+        if not recs:
+            continue
+        lines += [f"## {WORKLOADS.get(w, w)}", ""]
+        sizes = sorted({(r.get("extra") or {}).get("rows") for r in recs} - {None})
+        if sizes:
+            lines += ["w1 rows: " + ", ".join(f"{n:,}" for n in sizes), ""]
+        lines += table(w, recs) + [""]
+    lines += machine_facts(latest)
+    text = "\n".join(lines) + "\n"
+
+    sys.stdout.write(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+use tarn_core::CoreError;
+
+/// Errors of the catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The branch head moved since the writer read it: re-plan on the new head.
+    #[error("commit conflict on {dataset}@{branch}: planned on version {expected}, but the head is now {actual}")]
+    Conflict {
+        dataset: String,
+        branch: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("dataset {0:?} does not exist")]
+    DatasetNotFound(String),
+    #[error("branch {branch:?} of dataset {dataset:?} does not exist")]
+    BranchNotFound { dataset: String, branch: String },
+    #[error("the catalog at {path} was written by a newer tarn (schema version {found}, this tarn knows up to {known}); upgrade tarn")]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("catalog database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("catalog holds invalid data: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error("catalog task failed: {0}")]
+    Task(String),
+}
+
+impl CatalogError {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+
+    /// True for SQLite's "database is locked/busy" after the busy timeout ran out.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Self::Sql(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

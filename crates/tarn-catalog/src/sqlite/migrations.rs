@@ -1,0 +1,81 @@
+//! Numbered schema migrations. Each runs once, in its own transaction, when a catalog is
+//! opened; the applied ones are recorded in `schema_migrations`. Never edit a released
+//! migration: add the next one.
+
+pub const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    ordered_on TEXT NOT NULL,
+    created_micros INTEGER NOT NULL
+);
+CREATE TABLE branches (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    name TEXT NOT NULL,
+    head_version INTEGER NOT NULL,
+    parent_branch_id INTEGER REFERENCES branches(id),
+    fork_version INTEGER,
+    UNIQUE (dataset_id, name)
+);
+CREATE TABLE commits (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts_micros INTEGER NOT NULL
+);
+CREATE TABLE versions (
+    branch_id INTEGER NOT NULL REFERENCES branches(id),
+    version INTEGER NOT NULL,
+    commit_id INTEGER NOT NULL REFERENCES commits(id),
+    operation TEXT NOT NULL,
+    message TEXT,
+    rows INTEGER NOT NULL,
+    row_groups INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    min_value,
+    max_value,
+    schema_json TEXT NOT NULL,
+    options_json TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    expired INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (branch_id, version)
+) WITHOUT ROWID;
+CREATE INDEX versions_by_commit ON versions (branch_id, commit_id);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    path TEXT NOT NULL UNIQUE,
+    bytes INTEGER NOT NULL,
+    created_commit INTEGER NOT NULL
+);
+CREATE TABLE row_groups (
+    id INTEGER PRIMARY KEY,
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    rg_index INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    min_value NOT NULL,
+    max_value NOT NULL
+);
+CREATE INDEX row_groups_by_file ON row_groups (file_id);
+CREATE TABLE branch_row_groups (
+    branch_id INTEGER NOT NULL REFERENCES branches(id),
+    row_group_id INTEGER NOT NULL REFERENCES row_groups(id),
+    added_in INTEGER NOT NULL,
+    removed_in INTEGER,
+    PRIMARY KEY (branch_id, row_group_id)
+) WITHOUT ROWID;
+CREATE INDEX branch_row_groups_live ON branch_row_groups (branch_id, removed_in);
+CREATE INDEX branch_row_groups_added ON branch_row_groups (branch_id, added_in);
+CREATE INDEX branch_row_groups_by_rg ON branch_row_groups (row_group_id);
+CREATE TABLE tags (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    name TEXT NOT NULL,
+    branch_id INTEGER NOT NULL REFERENCES branches(id),
+    version INTEGER NOT NULL,
+    created_micros INTEGER NOT NULL,
+    PRIMARY KEY (dataset_id, name)
+);
+"#,
+)];

@@ -1,0 +1,610 @@
+//! The embedded SQLite catalog. One connection per process, used from blocking threads;
+//! several processes share the file through WAL mode, with `BEGIN IMMEDIATE` for commits
+//! (a deferred transaction that later upgrades to a write fails with SQLITE_BUSY without
+//! waiting) and a busy timeout so a second writer waits its turn.
+
+mod migrations;
+
+use crate::error::{CatalogError, Result};
+use crate::model::*;
+use crate::Catalog;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tarn_core::value::SqlScalar;
+use tarn_core::{BranchName, DatasetName};
+
+/// How long a writer waits for another process's transaction before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn now_micros() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn micros_to_time(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or_default()
+}
+
+fn to_sql(v: &SqlScalar) -> Value {
+    match v {
+        SqlScalar::Integer(i) => Value::Integer(*i),
+        SqlScalar::Real(f) => Value::Real(*f),
+        SqlScalar::Text(s) => Value::Text(s.clone()),
+    }
+}
+
+fn opt_to_sql(v: &Option<SqlScalar>) -> Value {
+    v.as_ref().map_or(Value::Null, to_sql)
+}
+
+fn from_sql(v: ValueRef<'_>) -> Result<Option<SqlScalar>> {
+    Ok(match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(SqlScalar::Integer(i)),
+        ValueRef::Real(f) => Some(SqlScalar::Real(f)),
+        ValueRef::Text(t) => Some(SqlScalar::Text(
+            String::from_utf8(t.to_vec()).map_err(|e| CatalogError::Corrupt(e.to_string()))?,
+        )),
+        ValueRef::Blob(_) => return Err(CatalogError::Corrupt("binary min/max value".into())),
+    })
+}
+
+fn required(v: Option<SqlScalar>) -> Result<SqlScalar> {
+    v.ok_or_else(|| CatalogError::Corrupt("row group without min/max".into()))
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog at `path` and applies pending migrations.
+    /// `durable` selects `synchronous=FULL` (a returned commit survives power loss) rather
+    /// than `NORMAL` (it survives a process crash).
+    pub fn open(path: impl AsRef<Path>, durable: bool) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn, &path)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn with<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| CatalogError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_micros INTEGER NOT NULL)")?;
+    let current: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    let known = migrations::MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    if current > known {
+        return Err(CatalogError::TooNew {
+            path: path.display().to_string(),
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in migrations::MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_micros) VALUES (?1, ?2)",
+            params![version, now_micros()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+const VERSION_COLUMNS: &str = "v.branch_id, v.version, v.commit_id, c.ts_micros, v.operation, v.message, \
+    v.rows, v.row_groups, v.bytes, v.min_value, v.max_value, v.schema_json, v.options_json, v.metadata_json, v.expired";
+
+fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
+    let metadata_json: String = r.get(13)?;
+    let scalar = |i: usize| -> rusqlite::Result<Option<SqlScalar>> {
+        from_sql(r.get_ref(i)?).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+        })
+    };
+    Ok(VersionRecord {
+        branch_id: r.get(0)?,
+        version: r.get::<_, i64>(1)? as u64,
+        commit_id: r.get(2)?,
+        timestamp: micros_to_time(r.get(3)?),
+        operation: r.get(4)?,
+        message: r.get(5)?,
+        rows: r.get::<_, i64>(6)? as u64,
+        row_groups: r.get::<_, i64>(7)? as u64,
+        bytes: r.get::<_, i64>(8)? as u64,
+        min: scalar(9)?,
+        max: scalar(10)?,
+        schema_json: r.get(11)?,
+        options_json: r.get(12)?,
+        metadata: serde_json::from_str(&metadata_json).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, Box::new(e))
+        })?,
+        expired: r.get::<_, i64>(14)? != 0,
+    })
+}
+
+fn branch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, i64, Option<i64>, Option<i64>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn load_branch(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<BranchRecord>> {
+    let row = conn
+        .query_row(
+            "SELECT id, dataset_id, name, head_version, parent_branch_id, fork_version \
+             FROM branches WHERE dataset_id = ?1 AND name = ?2",
+            params![dataset_id, name],
+            branch_from_row,
+        )
+        .optional()?;
+    row.map(|(id, dataset_id, name, head, parent, fork)| {
+        Ok(BranchRecord {
+            id,
+            dataset_id,
+            name: BranchName::new(name)?,
+            head: head as u64,
+            parent_branch_id: parent,
+            fork_version: fork.map(|v| v as u64),
+        })
+    })
+    .transpose()
+}
+
+fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let conflict = |actual: u64| CatalogError::Conflict {
+        dataset: req.dataset.to_string(),
+        branch: req.branch.to_string(),
+        expected: req.base_version,
+        actual,
+    };
+    let dataset_id: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM datasets WHERE name = ?1",
+            [req.dataset.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let now = {
+        let last: Option<i64> = tx
+            .query_row("SELECT ts_micros FROM commits ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .optional()?;
+        now_micros().max(last.unwrap_or(i64::MIN))
+    };
+    let (dataset_id, branch) = match dataset_id {
+        Some(id) => match load_branch(&tx, id, req.branch.as_str())? {
+            Some(b) => (id, b),
+            None => {
+                return Err(CatalogError::BranchNotFound {
+                    dataset: req.dataset.to_string(),
+                    branch: req.branch.to_string(),
+                });
+            }
+        },
+        None if req.base_version == 0 && req.branch.as_str() == BranchName::MAIN => {
+            tx.execute(
+                "INSERT INTO datasets (name, ordered_on, created_micros) VALUES (?1, ?2, ?3)",
+                params![req.dataset.as_str(), req.ordered_on, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO branches (dataset_id, name, head_version) VALUES (?1, ?2, 0)",
+                params![id, BranchName::MAIN],
+            )?;
+            let branch = load_branch(&tx, id, BranchName::MAIN)?
+                .ok_or_else(|| CatalogError::Corrupt("new branch vanished".into()))?;
+            (id, branch)
+        }
+        None => return Err(CatalogError::DatasetNotFound(req.dataset.to_string())),
+    };
+    if branch.head != req.base_version {
+        return Err(conflict(branch.head));
+    }
+    let new_version = req.base_version + 1;
+
+    tx.execute("INSERT INTO commits (ts_micros) VALUES (?1)", [now])?;
+    let commit_id = tx.last_insert_rowid();
+
+    for rg in &req.removed_row_groups {
+        let changed = tx.execute(
+            "UPDATE branch_row_groups SET removed_in = ?1 \
+             WHERE branch_id = ?2 AND row_group_id = ?3 AND removed_in IS NULL AND added_in <= ?4",
+            params![new_version as i64, branch.id, rg, req.base_version as i64],
+        )?;
+        if changed != 1 {
+            return Err(conflict(branch.head));
+        }
+    }
+    if let Some(file) = &req.new_file {
+        tx.execute(
+            "INSERT INTO files (dataset_id, path, bytes, created_commit) VALUES (?1, ?2, ?3, ?4)",
+            params![dataset_id, file.path, file.bytes as i64, commit_id],
+        )?;
+        let file_id = tx.last_insert_rowid();
+        let mut insert_rg = tx.prepare_cached(
+            "INSERT INTO row_groups (file_id, rg_index, rows, bytes, min_value, max_value) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        let mut insert_life = tx.prepare_cached(
+            "INSERT INTO branch_row_groups (branch_id, row_group_id, added_in) VALUES (?1, ?2, ?3)",
+        )?;
+        for rg in &file.row_groups {
+            insert_rg.execute(params![
+                file_id,
+                rg.rg_index,
+                rg.rows as i64,
+                rg.bytes as i64,
+                to_sql(&rg.min),
+                to_sql(&rg.max)
+            ])?;
+            let rg_id = tx.last_insert_rowid();
+            insert_life.execute(params![branch.id, rg_id, new_version as i64])?;
+        }
+    }
+    // Totals of the new version, from its live row groups.
+    let (rows, row_groups, bytes, min, max) = tx.query_row(
+        "SELECT coalesce(sum(rg.rows), 0), count(*), coalesce(sum(rg.bytes), 0), min(rg.min_value), max(rg.max_value) \
+         FROM branch_row_groups b JOIN row_groups rg ON rg.id = b.row_group_id \
+         WHERE b.branch_id = ?1 AND b.removed_in IS NULL",
+        [branch.id],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Value>(3)?,
+                r.get::<_, Value>(4)?,
+            ))
+        },
+    )?;
+    let metadata_json =
+        serde_json::to_string(&req.metadata).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO versions (branch_id, version, commit_id, operation, message, rows, row_groups, bytes, \
+         min_value, max_value, schema_json, options_json, metadata_json) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        params![
+            branch.id,
+            new_version as i64,
+            commit_id,
+            req.operation,
+            req.message,
+            rows,
+            row_groups,
+            bytes,
+            min,
+            max,
+            req.schema_json,
+            req.options_json,
+            metadata_json
+        ],
+    )?;
+    let moved = tx.execute(
+        "UPDATE branches SET head_version = ?1 WHERE id = ?2 AND head_version = ?3",
+        params![new_version as i64, branch.id, req.base_version as i64],
+    )?;
+    if moved != 1 {
+        return Err(conflict(branch.head));
+    }
+    tx.commit()?;
+    Ok(CommitOutcome {
+        version: new_version,
+        commit_id,
+        timestamp: micros_to_time(now),
+        rows: rows as u64,
+    })
+}
+
+fn expire_in(conn: &mut Connection, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcome = ExpireOutcome::default();
+    if policy.keep_last.is_some() || policy.keep_newer_than_micros.is_some() {
+        let branches: Vec<(i64, String, String, i64)> = tx
+            .prepare(
+                "SELECT b.id, d.name, b.name, b.head_version FROM branches b JOIN datasets d ON d.id = b.dataset_id",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (branch_id, dataset, branch, head) in branches {
+            let tagged: Vec<i64> = tx
+                .prepare("SELECT version FROM tags WHERE branch_id = ?1")?
+                .query_map([branch_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let versions: Vec<(i64, i64, bool)> = tx
+                .prepare(
+                    "SELECT v.version, c.ts_micros, v.expired FROM versions v JOIN commits c ON c.id = v.commit_id \
+                     WHERE v.branch_id = ?1 ORDER BY v.version",
+                )?
+                .query_map([branch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let keeps = |version: i64, ts: i64| {
+                version == head
+                    || tagged.contains(&version)
+                    || policy.keep_last.is_some_and(|n| version > head - n as i64)
+                    || policy.keep_newer_than_micros.is_some_and(|cutoff| ts > cutoff)
+            };
+            let retained: Vec<i64> = versions
+                .iter()
+                .filter(|(v, ts, expired)| !expired && keeps(*v, *ts))
+                .map(|(v, _, _)| *v)
+                .collect();
+            for (v, ts, expired) in &versions {
+                if !expired && !keeps(*v, *ts) {
+                    outcome.expired_versions.push((dataset.clone(), branch.clone(), *v as u64));
+                    tx.execute(
+                        "UPDATE versions SET expired = 1 WHERE branch_id = ?1 AND version = ?2",
+                        params![branch_id, v],
+                    )?;
+                }
+            }
+            // A lifetime [added_in, removed_in) is needed while some retained version lies in it.
+            let lifetimes: Vec<(i64, i64, i64)> = tx
+                .prepare(
+                    "SELECT row_group_id, added_in, removed_in FROM branch_row_groups \
+                     WHERE branch_id = ?1 AND removed_in IS NOT NULL",
+                )?
+                .query_map([branch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (rg, added, removed) in lifetimes {
+                let first_at_or_after = retained.partition_point(|v| *v < added);
+                let needed = retained.get(first_at_or_after).is_some_and(|v| *v < removed);
+                if !needed {
+                    tx.execute(
+                        "DELETE FROM branch_row_groups WHERE branch_id = ?1 AND row_group_id = ?2",
+                        params![branch_id, rg],
+                    )?;
+                }
+            }
+        }
+    }
+    tx.execute(
+        "DELETE FROM row_groups WHERE id NOT IN (SELECT row_group_id FROM branch_row_groups)",
+        [],
+    )?;
+    let unreferenced: Vec<(i64, String)> = tx
+        .prepare("SELECT id, path FROM files WHERE id NOT IN (SELECT file_id FROM row_groups) ORDER BY path")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, _) in &unreferenced {
+        tx.execute("DELETE FROM files WHERE id = ?1", [id])?;
+    }
+    outcome.unreferenced_files = unreferenced.into_iter().map(|(_, p)| p).collect();
+    if dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
+    Ok(outcome)
+}
+
+#[async_trait]
+impl Catalog for SqliteCatalog {
+    async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome> {
+        self.with(move |conn| commit_in(conn, request)).await
+    }
+
+    async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetRecord>> {
+        let name = name.clone();
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT id, ordered_on, created_micros FROM datasets WHERE name = ?1",
+                    [name.as_str()],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(id, ordered_on, created)| DatasetRecord {
+                id,
+                name,
+                ordered_on,
+                created_at: micros_to_time(created),
+            }))
+        })
+        .await
+    }
+
+    async fn branch(&self, dataset_id: i64, name: &BranchName) -> Result<Option<BranchRecord>> {
+        let name = name.clone();
+        self.with(move |conn| load_branch(conn, dataset_id, name.as_str())).await
+    }
+
+    async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    &format!(
+                        "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
+                         WHERE v.branch_id = ?1 AND v.version = ?2"
+                    ),
+                    params![branch_id, version as i64],
+                    version_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn version_at_time(&self, branch_id: i64, micros: i64) -> Result<Option<u64>> {
+        self.with(move |conn| {
+            // Commit ids and times grow together, so the last commit at or before the
+            // instant bounds the version.
+            let v: Option<i64> = conn.query_row(
+                "SELECT max(v.version) FROM versions v WHERE v.branch_id = ?1 AND v.commit_id <= \
+                 (SELECT coalesce(max(id), 0) FROM commits WHERE ts_micros <= ?2)",
+                params![branch_id, micros],
+                |r| r.get(0),
+            )?;
+            Ok(v.map(|v| v as u64))
+        })
+        .await
+    }
+
+    async fn versions(&self, branch_id: i64, limit: Option<u64>) -> Result<Vec<VersionRecord>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
+                 WHERE v.branch_id = ?1 ORDER BY v.version DESC LIMIT ?2"
+            ))?;
+            let limit = limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
+            let rows = stmt
+                .query_map(params![branch_id, limit], version_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn row_groups(
+        &self,
+        branch_id: i64,
+        version: u64,
+        range: RowGroupRange,
+    ) -> Result<Vec<RowGroupRecord>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT rg.id, rg.file_id, f.path, rg.rg_index, rg.rows, rg.bytes, rg.min_value, rg.max_value \
+                 FROM branch_row_groups b JOIN row_groups rg ON rg.id = b.row_group_id JOIN files f ON f.id = rg.file_id \
+                 WHERE b.branch_id = ?1 AND b.added_in <= ?2 AND (b.removed_in IS NULL OR b.removed_in > ?2) \
+                 AND (?3 IS NULL OR rg.max_value >= ?3) AND (?4 IS NULL OR rg.min_value < ?4) \
+                 ORDER BY rg.min_value, rg.max_value, rg.file_id, rg.rg_index",
+            )?;
+            let mut rows = stmt.query(params![
+                branch_id,
+                version as i64,
+                opt_to_sql(&range.start),
+                opt_to_sql(&range.end_excl)
+            ])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(RowGroupRecord {
+                    id: r.get(0)?,
+                    file_id: r.get(1)?,
+                    path: r.get(2)?,
+                    rg_index: r.get::<_, i64>(3)? as u32,
+                    rows: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    min: required(from_sql(r.get_ref(6)?)?)?,
+                    max: required(from_sql(r.get_ref(7)?)?)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn datasets(&self, prefix: Option<String>) -> Result<Vec<DatasetSummary>> {
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+                 FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+                 JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+                 JOIN commits c ON c.id = v.commit_id ORDER BY d.name",
+            )?;
+            let mut out = Vec::new();
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                let name = DatasetName::new(r.get::<_, String>(0)?)?;
+                if prefix.as_deref().is_some_and(|p| !name.is_under(p)) {
+                    continue;
+                }
+                out.push(DatasetSummary {
+                    name,
+                    ordered_on: r.get(1)?,
+                    version: r.get::<_, i64>(2)? as u64,
+                    rows: r.get::<_, i64>(3)? as u64,
+                    row_groups: r.get::<_, i64>(4)? as u64,
+                    bytes: r.get::<_, i64>(5)? as u64,
+                    timestamp: micros_to_time(r.get(6)?),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn tag(&self, dataset_id: i64, name: &str) -> Result<Option<TagRecord>> {
+        let name = name.to_string();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT name, branch_id, version FROM tags WHERE dataset_id = ?1 AND name = ?2",
+                    params![dataset_id, name],
+                    |r| {
+                        Ok(TagRecord {
+                            name: r.get(0)?,
+                            branch_id: r.get(1)?,
+                            version: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn referenced_files(&self) -> Result<Vec<String>> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare("SELECT path FROM files")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome> {
+        self.with(move |conn| expire_in(conn, policy, dry_run)).await
+    }
+}
+
+/// Row counts per table, for tests and `tarn info --verbose`.
+pub fn table_counts(catalog: &SqliteCatalog) -> Result<HashMap<String, i64>> {
+    let conn = catalog
+        .conn
+        .lock()
+        .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
+    let mut out = HashMap::new();
+    for table in ["datasets", "branches", "commits", "versions", "files", "row_groups", "branch_row_groups", "tags"] {
+        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+        out.insert(table.to_string(), n);
+    }
+    Ok(out)
+}

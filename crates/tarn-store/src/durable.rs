@@ -1,0 +1,127 @@
+//! Puts that are on disk when they return. object_store 0.13's `LocalFileSystem` writes to a
+//! temporary file and renames it, but never fsyncs: after a power loss an acknowledged file
+//! can come back empty. For a local root tarn therefore fsyncs the file and its directory
+//! after the put, before any commit may reference it. Other stores (S3) are durable on put.
+
+use crate::error::{Result, StoreError};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The lake's data files: an object store plus, for a local root, the directory to fsync.
+#[derive(Debug, Clone)]
+pub struct DataStore {
+    inner: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
+    durable: bool,
+}
+
+impl DataStore {
+    pub fn new(inner: Arc<dyn ObjectStore>, local_root: Option<PathBuf>, durable: bool) -> Self {
+        Self {
+            inner,
+            local_root,
+            durable,
+        }
+    }
+
+    /// A store over a local directory (created if missing).
+    pub fn local(root: impl Into<PathBuf>, durable: bool) -> Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root).map_err(|source| StoreError::Io {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|source| {
+            StoreError::ObjectStore {
+                path: root.display().to_string(),
+                source,
+            }
+        })?;
+        Ok(Self::new(Arc::new(fs), Some(root), durable))
+    }
+
+    pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
+        &self.inner
+    }
+
+    pub fn local_root(&self) -> Option<&PathBuf> {
+        self.local_root.as_ref()
+    }
+
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    fn wrap(path: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+        move |source| StoreError::ObjectStore {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    /// Writes `bytes` at `path` and returns once they are durable (when the store is).
+    pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
+        let location = ObjectPath::from(path);
+        self.inner
+            .put(&location, PutPayload::from_bytes(bytes))
+            .await
+            .map_err(Self::wrap(path))?;
+        if let (true, Some(root)) = (self.durable, &self.local_root) {
+            let file = root.join(path);
+            tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
+        }
+        Ok(())
+    }
+
+    pub async fn get_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Bytes> {
+        self.inner
+            .get_range(&ObjectPath::from(path), range)
+            .await
+            .map_err(Self::wrap(path))
+    }
+
+    pub async fn head(&self, path: &str) -> Result<ObjectMeta> {
+        self.inner
+            .head(&ObjectPath::from(path))
+            .await
+            .map_err(Self::wrap(path))
+    }
+
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        match self.inner.delete(&ObjectPath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(source) => Err(StoreError::ObjectStore {
+                path: path.to_string(),
+                source,
+            }),
+        }
+    }
+
+    /// Every object under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
+        let prefix_path = ObjectPath::from(prefix);
+        self.inner
+            .list(Some(&prefix_path))
+            .try_collect()
+            .await
+            .map_err(Self::wrap(prefix))
+    }
+}
+
+fn fsync_file_and_dir(file: &std::path::Path) -> Result<()> {
+    let io = |source| StoreError::Io {
+        path: file.display().to_string(),
+        source,
+    };
+    std::fs::File::open(file).and_then(|f| f.sync_all()).map_err(io)?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,384 @@
+//! Planning and executing one mutation of a snapshot (SPEC §3): which row groups it replaces
+//! and the row groups it writes instead. Every mutation comes down to one *edit*: a
+//! contiguous run `[a, b)` of the snapshot's row groups replaced by a sorted batch of rows,
+//! which is cut at the target; then the trailing row groups are coalesced when more than
+//! `max_off_target` of them are under target.
+//!
+//! An edit always covers every row group that shares a boundary value with it. So two row
+//! groups holding the same `ordered_on` value are always written by the same mutation, in
+//! one file, and the catalog's order (min, max, file, index) is the row order.
+
+use crate::durable::DataStore;
+use crate::error::{Result, StoreError};
+use crate::merge::{self, bounds, cut_row_groups, dedup_keep_last, in_closed_range, key_columns, merge_sorted};
+use crate::parquet_io::read_row_groups;
+use crate::schema::conform_read;
+use arrow::array::{BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch, not};
+use arrow::datatypes::SchemaRef;
+use tarn_core::{OrderedKind, OrderedValue, RowGroupTarget, WriteOptions};
+
+/// A row group of the snapshot being mutated, in row order.
+#[derive(Debug, Clone)]
+pub struct RowGroupRef {
+    pub id: i64,
+    pub path: String,
+    pub rg_index: u32,
+    pub rows: u64,
+    pub min: OrderedValue,
+    pub max: OrderedValue,
+}
+
+/// What a mutation needs to know about its dataset.
+#[derive(Debug, Clone)]
+pub struct DatasetLayout {
+    pub schema: SchemaRef,
+    pub ordered_on: String,
+    pub kind: OrderedKind,
+    pub options: WriteOptions,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mutation {
+    /// Merge rows into their ordered position (already aligned to the dataset schema).
+    Write(RecordBatch),
+    /// Replace every row.
+    Overwrite(RecordBatch),
+    /// Remove the rows with `start <= ordered_on < end`.
+    DeleteRange { start: OrderedValue, end: OrderedValue },
+    /// Rewrite to the target without changing rows.
+    Compact,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct MutationOutput {
+    /// Snapshot row groups the new version no longer holds.
+    pub removed: Vec<i64>,
+    /// New row groups, each to become one row group of the mutation's file.
+    pub new_row_groups: Vec<RecordBatch>,
+    /// Rows of existing row groups that were decoded and written again.
+    pub rows_rewritten: u64,
+    /// Rows the mutation brought in (after in-input deduplication).
+    pub rows_in: u64,
+}
+
+impl MutationOutput {
+    pub fn is_noop(&self) -> bool {
+        self.removed.is_empty() && self.new_row_groups.is_empty()
+    }
+}
+
+/// Executes `mutation` on the snapshot whose row groups are `existing` (in row order).
+pub async fn execute(
+    store: &DataStore,
+    existing: &[RowGroupRef],
+    layout: &DatasetLayout,
+    mutation: Mutation,
+) -> Result<MutationOutput> {
+    let ctx = Ctx { store, existing, layout };
+    match mutation {
+        Mutation::Write(batch) => ctx.write(batch).await,
+        Mutation::Overwrite(batch) => {
+            let (rows, rows_in) = ctx.prepare_input(batch)?;
+            let edit = Edit {
+                a: 0,
+                b: existing.len(),
+                rows: Some(rows),
+                rows_read: 0,
+            };
+            let mut out = ctx.finish(edit).await?;
+            out.rows_in = rows_in;
+            Ok(out)
+        }
+        Mutation::DeleteRange { start, end } => ctx.delete_range(&start, &end).await,
+        Mutation::Compact => ctx.compact().await,
+    }
+}
+
+struct Ctx<'a> {
+    store: &'a DataStore,
+    existing: &'a [RowGroupRef],
+    layout: &'a DatasetLayout,
+}
+
+/// Replace `existing[a..b]` by `rows` (sorted), having decoded `rows_read` existing rows.
+struct Edit {
+    a: usize,
+    b: usize,
+    rows: Option<RecordBatch>,
+    rows_read: u64,
+}
+
+/// One entry of the row-group sequence after an edit.
+enum Slot {
+    Kept(usize),
+    New(RecordBatch),
+}
+
+impl Ctx<'_> {
+    fn ordered_on(&self) -> &str {
+        &self.layout.ordered_on
+    }
+
+    /// Reads the given snapshot row groups, in order, as one batch of the dataset's schema.
+    async fn read(&self, indices: impl IntoIterator<Item = usize>) -> Result<RecordBatch> {
+        let mut batches = Vec::new();
+        // Consecutive row groups of one file are read with one request.
+        let mut run: Vec<u32> = Vec::new();
+        let mut run_path: Option<&str> = None;
+        for i in indices {
+            let rg = &self.existing[i];
+            if run_path.is_some_and(|p| p != rg.path) {
+                batches.extend(read_row_groups(self.store, run_path.unwrap_or_default(), &run, None).await?);
+                run.clear();
+            }
+            run_path = Some(&rg.path);
+            run.push(rg.rg_index);
+        }
+        if let Some(path) = run_path {
+            batches.extend(read_row_groups(self.store, path, &run, None).await?);
+        }
+        let conformed = batches
+            .iter()
+            .map(|b| conform_read(b, &self.layout.schema))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(concat_batches(&self.layout.schema, &conformed)?)
+    }
+
+    fn key(&self) -> Result<Option<Vec<String>>> {
+        key_columns(&self.layout.schema, self.ordered_on(), &self.layout.options.duplicates_on)
+    }
+
+    /// Checks, sorts and de-duplicates an input batch. Returns it and its row count.
+    fn prepare_input(&self, batch: RecordBatch) -> Result<(RecordBatch, u64)> {
+        merge::check_ordered_column(&batch, self.ordered_on())?;
+        if let RowGroupTarget::Frequency(f) = &self.layout.options.row_group_target {
+            f.check_kind(self.ordered_on(), self.layout.kind)?;
+        }
+        let mut sorted = merge::sort_stable(&batch, self.ordered_on())?;
+        if let Some(key) = self.key()? {
+            sorted = dedup_keep_last(&sorted, &key, None)?;
+        }
+        let n = sorted.num_rows() as u64;
+        Ok((sorted, n))
+    }
+
+    /// Widens `[a, b)` so that no row group outside it shares a boundary value with it.
+    fn close_over_equal_bounds(&self, mut a: usize, mut b: usize) -> (usize, usize) {
+        let rgs = self.existing;
+        if a >= b {
+            return (a, b);
+        }
+        while a > 0 && rgs[a - 1].max == rgs[a].min {
+            a -= 1;
+        }
+        while b < rgs.len() && rgs[b].min == rgs[b - 1].max {
+            b += 1;
+        }
+        (a, b)
+    }
+
+    async fn write(&self, batch: RecordBatch) -> Result<MutationOutput> {
+        let (sorted, rows_in) = self.prepare_input(batch)?;
+        if rows_in == 0 {
+            return Ok(MutationOutput::default());
+        }
+        let (new_min, new_max) = bounds(&sorted, self.ordered_on())?;
+        let overlaps = |rg: &RowGroupRef| -> Result<bool> {
+            Ok(match &self.layout.options.row_group_target {
+                RowGroupTarget::Rows(_) => rg.max >= new_min && rg.min <= new_max,
+                // With a frequency target a period lives in one row group: touch the whole
+                // periods the new rows fall in.
+                RowGroupTarget::Frequency(f) => {
+                    let kind = self.layout.kind;
+                    let period = |v: &OrderedValue| {
+                        f.period_of(v, kind)
+                            .ok_or_else(|| StoreError::InvalidInput(format!("{v} cannot be cut by {f}")))
+                    };
+                    period(&rg.max)? >= period(&new_min)? && period(&rg.min)? <= period(&new_max)?
+                }
+            })
+        };
+        let mut first = None;
+        let mut last = None;
+        for (i, rg) in self.existing.iter().enumerate() {
+            if overlaps(rg)? {
+                first.get_or_insert(i);
+                last = Some(i);
+            }
+        }
+        let edit = match (first, last) {
+            (Some(a), Some(l)) => {
+                let (a, b) = self.close_over_equal_bounds(a, l + 1);
+                let old = self.read(a..b).await?;
+                let rows_read = old.num_rows() as u64;
+                let mut merged = merge_sorted(&old, &sorted, self.ordered_on())?;
+                if let Some(key) = self.key()? {
+                    let col = merged
+                        .column_by_name(self.ordered_on())
+                        .ok_or_else(|| StoreError::InvalidInput("ordered_on column missing".into()))?
+                        .clone();
+                    let scope = in_closed_range(&col, &new_min, &new_max)?;
+                    merged = dedup_keep_last(&merged, &key, Some(&scope))?;
+                }
+                Edit {
+                    a,
+                    b,
+                    rows: Some(merged),
+                    rows_read,
+                }
+            }
+            _ => {
+                let at = self.existing.partition_point(|rg| rg.min <= new_max);
+                Edit {
+                    a: at,
+                    b: at,
+                    rows: Some(sorted),
+                    rows_read: 0,
+                }
+            }
+        };
+        let mut out = self.finish(edit).await?;
+        out.rows_in = rows_in;
+        Ok(out)
+    }
+
+    async fn delete_range(&self, start: &OrderedValue, end: &OrderedValue) -> Result<MutationOutput> {
+        let touched: Vec<usize> = (0..self.existing.len())
+            .filter(|&i| {
+                let rg = &self.existing[i];
+                rg.max >= *start && rg.min < *end
+            })
+            .collect();
+        let (Some(&first), Some(&last)) = (touched.first(), touched.last()) else {
+            return Ok(MutationOutput::default());
+        };
+        let (a, b) = self.close_over_equal_bounds(first, last + 1);
+        let covered = |rg: &RowGroupRef| rg.min >= *start && rg.max < *end;
+        let to_read: Vec<usize> = (a..b).filter(|&i| !covered(&self.existing[i])).collect();
+        let rows = if to_read.is_empty() {
+            None
+        } else {
+            let old = self.read(to_read.iter().copied()).await?;
+            let col = old
+                .column_by_name(self.ordered_on())
+                .ok_or_else(|| StoreError::InvalidInput("ordered_on column missing".into()))?
+                .clone();
+            let inside = merge::in_half_open_range(&col, Some(start), Some(end))?
+                .unwrap_or_else(|| BooleanArray::from(vec![false; col.len()]));
+            Some(filter_record_batch(&old, &not(&inside)?)?)
+        };
+        let rows_read = to_read.iter().map(|&i| self.existing[i].rows).sum();
+        self.finish(Edit { a, b, rows, rows_read }).await
+    }
+
+    fn on_target(&self) -> Result<bool> {
+        let rgs = self.existing;
+        Ok(match &self.layout.options.row_group_target {
+            RowGroupTarget::Rows(n) => rgs
+                .iter()
+                .enumerate()
+                .all(|(i, rg)| if i + 1 == rgs.len() { rg.rows <= *n } else { rg.rows == *n }),
+            RowGroupTarget::Frequency(f) => {
+                let kind = self.layout.kind;
+                let mut previous = None;
+                for rg in rgs {
+                    let (lo, hi) = (f.period_of(&rg.min, kind), f.period_of(&rg.max, kind));
+                    if lo.is_none() || lo != hi || (previous.is_some() && previous >= lo) {
+                        return Ok(false);
+                    }
+                    previous = hi;
+                }
+                true
+            }
+        })
+    }
+
+    async fn compact(&self) -> Result<MutationOutput> {
+        if self.existing.is_empty() || self.on_target()? {
+            return Ok(MutationOutput::default());
+        }
+        let all = self.read(0..self.existing.len()).await?;
+        let rows_read = all.num_rows() as u64;
+        self.finish(Edit {
+            a: 0,
+            b: self.existing.len(),
+            rows: Some(all),
+            rows_read,
+        })
+        .await
+    }
+
+    /// Applies an edit, then coalesces the trailing row groups if too many are under target.
+    async fn finish(&self, edit: Edit) -> Result<MutationOutput> {
+        let layout = self.layout;
+        let target = &layout.options.row_group_target;
+        let new_groups = match &edit.rows {
+            Some(rows) => cut_row_groups(rows, &layout.ordered_on, layout.kind, target)?,
+            None => Vec::new(),
+        };
+        let mut removed: Vec<i64> = self.existing[edit.a..edit.b].iter().map(|rg| rg.id).collect();
+        let mut rows_rewritten = edit.rows_read;
+        let mut slots: Vec<Slot> = (0..edit.a).map(Slot::Kept).collect();
+        slots.extend(new_groups.into_iter().map(Slot::New));
+        slots.extend((edit.b..self.existing.len()).map(Slot::Kept));
+
+        if let RowGroupTarget::Rows(n) = target {
+            let rows_of = |s: &Slot| match s {
+                Slot::Kept(i) => self.existing[*i].rows,
+                Slot::New(b) => b.num_rows() as u64,
+            };
+            let off_target = slots.iter().rev().take_while(|s| rows_of(s) < *n).count();
+            if off_target > layout.options.max_off_target as usize {
+                let mut t = slots.len() - off_target;
+                // Keep the edit closed over equal boundary values.
+                let bound = |s: &Slot, first: bool| -> Result<OrderedValue> {
+                    Ok(match s {
+                        Slot::Kept(i) => {
+                            if first { self.existing[*i].min.clone() } else { self.existing[*i].max.clone() }
+                        }
+                        Slot::New(b) => {
+                            let (lo, hi) = bounds(b, &layout.ordered_on)?;
+                            if first { lo } else { hi }
+                        }
+                    })
+                };
+                while t > 0 && bound(&slots[t - 1], false)? == bound(&slots[t], true)? {
+                    t -= 1;
+                }
+                let tail = slots.split_off(t);
+                let mut parts = Vec::new();
+                for slot in tail {
+                    match slot {
+                        Slot::Kept(i) => {
+                            let batch = self.read([i]).await?;
+                            rows_rewritten += batch.num_rows() as u64;
+                            removed.push(self.existing[i].id);
+                            parts.push(batch);
+                        }
+                        Slot::New(b) => parts.push(b),
+                    }
+                }
+                let tail_rows = concat_batches(&layout.schema, &parts)?;
+                slots.extend(
+                    cut_row_groups(&tail_rows, &layout.ordered_on, layout.kind, target)?
+                        .into_iter()
+                        .map(Slot::New),
+                );
+            }
+        }
+        let new_row_groups = slots
+            .into_iter()
+            .filter_map(|s| match s {
+                Slot::New(b) if b.num_rows() > 0 => Some(b),
+                _ => None,
+            })
+            .collect();
+        Ok(MutationOutput {
+            removed,
+            new_row_groups,
+            rows_rewritten,
+            rows_in: 0,
+        })
+    }
+}

@@ -1,0 +1,42 @@
+//! tarn: a versioned data lake for ordered (time-series) tables.
+//!
+//! A [`Lake`] is a storage root of immutable Parquet files plus a SQL catalog. Every
+//! mutation of a dataset (write, delete-range, overwrite, compaction, metadata change)
+//! commits one immutable version; any version is read back by a `tarn://` URI.
+//!
+//! ```no_run
+//! # async fn demo() -> tarn::Result<()> {
+//! use tarn::{Lake, WriteRequest};
+//! let lake = Lake::init("./lake").await?;
+//! # let batch: arrow::array::RecordBatch = todo!();
+//! let outcome = lake
+//!     .write("tarn://weather/berlin", batch, WriteRequest::new().ordered_on("ts"))
+//!     .await?;
+//! let snapshot = lake.snapshot("tarn://weather/berlin:v1").await?;
+//! let rows = lake.read(&snapshot, &tarn::ReadRequest::default()).await?;
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod error;
+mod lake;
+mod read;
+mod snapshot;
+mod vacuum;
+mod writer;
+
+pub use config::{CONFIG_FILE, LakeConfig, locate};
+pub use error::{Error, ErrorKind, Result};
+pub use lake::{Durability, Lake};
+pub use read::ReadRequest;
+pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
+pub use vacuum::{VacuumReport, VacuumRequest};
+pub use writer::{WriteOutcome, WriteRequest};
+
+pub use tarn_catalog as catalog;
+pub use tarn_core as core;
+pub use tarn_core::{
+    BranchName, DatasetName, DuplicatesOn, Frequency, OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri,
+    WriteOptions,
+};
+pub use tarn_store as store;

@@ -1,0 +1,187 @@
+//! A snapshot: one immutable version of one dataset, with its schema, options and metadata.
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use arrow::datatypes::{Schema, SchemaRef};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tarn_catalog::{BranchRecord, DatasetRecord, RowGroupRange, VersionRecord};
+use tarn_core::value::SqlScalar;
+use tarn_core::{OrderedKind, OrderedValue, TarnUri, WriteOptions};
+use tarn_store::RowGroupRef;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub dataset: DatasetRecord,
+    pub branch: BranchRecord,
+    pub version: VersionRecord,
+    pub schema: SchemaRef,
+    pub kind: OrderedKind,
+    pub options: WriteOptions,
+}
+
+impl Snapshot {
+    pub(crate) fn new(dataset: DatasetRecord, branch: BranchRecord, version: VersionRecord) -> Result<Self> {
+        let schema: Schema = serde_json::from_str(&version.schema_json)
+            .map_err(|e| Error::Config(format!("catalog holds an unreadable schema for {}: {e}", dataset.name)))?;
+        let options: WriteOptions = serde_json::from_str(&version.options_json)
+            .map_err(|e| Error::Config(format!("catalog holds unreadable options for {}: {e}", dataset.name)))?;
+        let field = schema
+            .field_with_name(&dataset.ordered_on)
+            .map_err(|_| Error::Config(format!("ordered_on column {} missing from schema", dataset.ordered_on)))?;
+        let kind = OrderedKind::of(field.name(), field.data_type())?;
+        Ok(Self {
+            dataset,
+            branch,
+            version,
+            schema: Arc::new(schema),
+            kind,
+            options,
+        })
+    }
+
+    pub fn ordered_on(&self) -> &str {
+        &self.dataset.ordered_on
+    }
+
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.version.metadata
+    }
+
+    /// The URI that names exactly this snapshot.
+    pub fn uri(&self) -> TarnUri {
+        let mut uri = TarnUri::new(self.dataset.name.clone());
+        if self.branch.name.as_str() != tarn_core::BranchName::MAIN {
+            uri.branch = Some(self.branch.name.clone());
+        }
+        uri.with_ref(tarn_core::Ref::Version(self.version.version))
+    }
+
+    pub fn value(&self, scalar: &Option<SqlScalar>) -> Option<OrderedValue> {
+        scalar.clone().map(|s| OrderedValue::from_sql(self.kind, s))
+    }
+
+    /// Row groups of this snapshot that may hold `[start, end)`, in row order.
+    pub async fn row_groups(
+        &self,
+        lake: &Lake,
+        start: Option<&OrderedValue>,
+        end: Option<&OrderedValue>,
+    ) -> Result<Vec<RowGroupRef>> {
+        let range = RowGroupRange {
+            start: start.map(OrderedValue::to_sql),
+            end_excl: end.map(OrderedValue::to_sql),
+        };
+        let records = lake
+            .catalog
+            .row_groups(self.version.branch_id, self.version.version, range)
+            .await?;
+        Ok(records
+            .into_iter()
+            .map(|r| RowGroupRef {
+                id: r.id,
+                path: r.path,
+                rg_index: r.rg_index,
+                rows: r.rows,
+                min: OrderedValue::from_sql(self.kind, r.min),
+                max: OrderedValue::from_sql(self.kind, r.max),
+            })
+            .collect())
+    }
+
+    /// `tarn info --json`: `{name, schema, ordered_on, duplicates_on, version, rows, files,
+    /// row_groups, min, max, metadata}` plus branch, bytes and row-group target.
+    pub async fn info(&self, lake: &Lake) -> Result<DatasetInfo> {
+        let rgs = self.row_groups(lake, None, None).await?;
+        let mut files: Vec<&str> = rgs.iter().map(|r| r.path.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        Ok(DatasetInfo {
+            name: self.dataset.name.to_string(),
+            branch: self.branch.name.to_string(),
+            schema: self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| (f.name().clone(), f.data_type().to_string()))
+                .collect(),
+            ordered_on: self.ordered_on().to_string(),
+            duplicates_on: self.options.duplicates_on.to_json(),
+            row_group_target: self.options.row_group_target.to_string(),
+            max_off_target: self.options.max_off_target,
+            version: self.version.version,
+            commit_id: self.version.commit_id,
+            timestamp: self.version.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            rows: self.version.rows,
+            files: files.len() as u64,
+            row_groups: rgs.len() as u64,
+            bytes: self.version.bytes,
+            min: self.value(&self.version.min).map(|v| v.to_json(self.kind)),
+            max: self.value(&self.version.max).map(|v| v.to_json(self.kind)),
+            metadata: self.version.metadata.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DatasetInfo {
+    pub name: String,
+    pub branch: String,
+    /// `[(column, type)]` in schema order.
+    pub schema: Vec<(String, String)>,
+    pub ordered_on: String,
+    pub duplicates_on: serde_json::Value,
+    pub row_group_target: String,
+    pub max_off_target: u32,
+    pub version: u64,
+    pub commit_id: i64,
+    pub timestamp: String,
+    pub rows: u64,
+    pub files: u64,
+    pub row_groups: u64,
+    pub bytes: u64,
+    pub min: Option<serde_json::Value>,
+    pub max: Option<serde_json::Value>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// One entry of `tarn log --json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub commit_id: i64,
+    pub timestamp: String,
+    pub operation: String,
+    pub rows: u64,
+    pub message: Option<String>,
+    /// Versions this one was computed from (lineage, SPEC §8; empty until jobs record reads).
+    pub upstreams: Vec<String>,
+}
+
+impl From<&VersionRecord> for VersionInfo {
+    fn from(v: &VersionRecord) -> Self {
+        Self {
+            version: v.version,
+            commit_id: v.commit_id,
+            timestamp: v.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            operation: v.operation.clone(),
+            rows: v.rows,
+            message: v.message.clone(),
+            upstreams: Vec::new(),
+        }
+    }
+}
+
+impl Lake {
+    /// The versions of the URI's branch, newest first.
+    pub async fn log(&self, uri: &str, limit: Option<u64>) -> Result<Vec<VersionInfo>> {
+        let snapshot = self.snapshot(&TarnUri::parse_lenient(uri)?.with_ref(tarn_core::Ref::Live).to_string()).await?;
+        let versions = self.catalog.versions(snapshot.branch.id, limit).await?;
+        Ok(versions.iter().filter(|v| !v.expired).map(VersionInfo::from).collect())
+    }
+
+    /// Datasets under `prefix` with their `main` head.
+    pub async fn datasets(&self, prefix: Option<&str>) -> Result<Vec<tarn_catalog::DatasetSummary>> {
+        Ok(self.catalog.datasets(prefix.map(str::to_string)).await?)
+    }
+}

@@ -1,0 +1,469 @@
+//! Mutations and the retry policy of the commit protocol (docs/design/0001-commit.md): plan
+//! on the head, write and flush the new file, commit if the head has not moved; on a
+//! conflict delete the file (nothing references it), back off, and re-plan on the new head.
+
+use crate::error::{Error, Result};
+use crate::lake::Lake;
+use crate::snapshot::Snapshot;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tarn_catalog::{CatalogError, CommitRequest, NewFile, NewRowGroup};
+use tarn_core::{DuplicatesOn, OrderedKind, Ref, RowGroupTarget, TarnUri, WriteOptions};
+use tarn_store::mutation::{self, DatasetLayout, Mutation, MutationOutput};
+use tarn_store::{merge, parquet_io, schema};
+
+const MAX_ATTEMPTS: u32 = 12;
+const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+const MAX_BACKOFF: Duration = Duration::from_millis(320);
+
+/// Options of one write (SPEC §3, §11 `tarn write`).
+#[derive(Debug, Clone, Default)]
+pub struct WriteRequest {
+    /// Required when the write creates the dataset; must match it afterwards.
+    pub ordered_on: Option<String>,
+    pub duplicates_on: Option<DuplicatesOn>,
+    pub row_group_target: Option<RowGroupTarget>,
+    pub max_off_target: Option<u32>,
+    pub set_metadata: BTreeMap<String, String>,
+    pub unset_metadata: Vec<String>,
+    pub message: Option<String>,
+    pub evolve: bool,
+}
+
+impl WriteRequest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn ordered_on(mut self, column: impl Into<String>) -> Self {
+        self.ordered_on = Some(column.into());
+        self
+    }
+    pub fn duplicates_on(mut self, d: DuplicatesOn) -> Self {
+        self.duplicates_on = Some(d);
+        self
+    }
+    pub fn row_group_target(mut self, t: RowGroupTarget) -> Self {
+        self.row_group_target = Some(t);
+        self
+    }
+    pub fn max_off_target(mut self, n: u32) -> Self {
+        self.max_off_target = Some(n);
+        self
+    }
+    pub fn meta(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.set_metadata.insert(k.into(), v.into());
+        self
+    }
+    pub fn unset_meta(mut self, k: impl Into<String>) -> Self {
+        self.unset_metadata.push(k.into());
+        self
+    }
+    pub fn message(mut self, m: impl Into<String>) -> Self {
+        self.message = Some(m.into());
+        self
+    }
+    pub fn evolve(mut self, yes: bool) -> Self {
+        self.evolve = yes;
+        self
+    }
+}
+
+/// What a mutation did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriteOutcome {
+    pub dataset: String,
+    pub branch: String,
+    /// The new version, or `None` when nothing changed (no version was created).
+    pub version: Option<u64>,
+    pub commit_id: Option<i64>,
+    pub operation: String,
+    /// Rows the input brought (after deduplication inside the input).
+    pub rows_in: u64,
+    /// Rows of the dataset at the new version.
+    pub rows: u64,
+    pub row_groups_written: u64,
+    pub row_groups_removed: u64,
+    /// Existing rows decoded and written again (0 for a pure append).
+    pub rows_rewritten: u64,
+    pub bytes_written: u64,
+    pub attempts: u32,
+}
+
+/// A mutation before it is planned on a head.
+enum Op {
+    Write { batch: RecordBatch, request: WriteRequest },
+    Overwrite { batch: RecordBatch, request: WriteRequest },
+    DeleteRange { start: String, end: String, message: Option<String> },
+    Compact { message: Option<String> },
+}
+
+impl Op {
+    fn name(&self) -> &'static str {
+        match self {
+            Op::Write { .. } => "write",
+            Op::Overwrite { .. } => "overwrite",
+            Op::DeleteRange { .. } => "delete-range",
+            Op::Compact { .. } => "compact",
+        }
+    }
+}
+
+/// What a mutation commits, once planned on a head.
+struct Plan {
+    layout: DatasetLayout,
+    metadata: BTreeMap<String, String>,
+    message: Option<String>,
+    output: MutationOutput,
+    /// Create a version even when no row changes (metadata or schema changed, compaction).
+    force_version: bool,
+}
+
+fn writable_uri(uri: &str) -> Result<TarnUri> {
+    let uri = TarnUri::parse_lenient(uri)?;
+    match uri.reference {
+        Ref::Live | Ref::Latest => Ok(uri),
+        _ => Err(Error::InvalidInput(format!(
+            "{uri}: writes go to the head of a branch; drop the \":{}\" part",
+            uri.reference
+        ))),
+    }
+}
+
+fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> WriteOptions {
+    WriteOptions {
+        duplicates_on: request.duplicates_on.clone().unwrap_or_else(|| base.duplicates_on.clone()),
+        row_group_target: request.row_group_target.unwrap_or(base.row_group_target),
+        max_off_target: request.max_off_target.unwrap_or(base.max_off_target),
+    }
+}
+
+impl Lake {
+    /// Merges `batch` into the dataset named by `uri` (SPEC §3), creating it on first write.
+    pub async fn write(&self, uri: &str, batch: RecordBatch, request: WriteRequest) -> Result<WriteOutcome> {
+        self.mutate(uri, Op::Write { batch, request }).await
+    }
+
+    /// Replaces every row of the dataset (creating it if needed).
+    pub async fn overwrite(&self, uri: &str, batch: RecordBatch, request: WriteRequest) -> Result<WriteOutcome> {
+        self.mutate(uri, Op::Overwrite { batch, request }).await
+    }
+
+    /// Removes rows with `start <= ordered_on < end`; bounds are parsed in the column's type.
+    pub async fn delete_range(&self, uri: &str, start: &str, end: &str, message: Option<String>) -> Result<WriteOutcome> {
+        self.mutate(
+            uri,
+            Op::DeleteRange {
+                start: start.to_string(),
+                end: end.to_string(),
+                message,
+            },
+        )
+        .await
+    }
+
+    /// Rewrites the dataset's row groups to the target; the new version holds the same rows.
+    pub async fn compact(&self, uri: &str, message: Option<String>) -> Result<WriteOutcome> {
+        self.mutate(uri, Op::Compact { message }).await
+    }
+
+    /// Changes only metadata: creates a version with the same rows.
+    pub async fn set_metadata(&self, uri: &str, request: WriteRequest) -> Result<WriteOutcome> {
+        let head = self.head(&writable_uri(uri)?).await?.ok_or_else(|| {
+            Error::NotFound(format!("{uri}: dataset does not exist; metadata is set on an existing dataset"))
+        })?;
+        let empty = RecordBatch::new_empty(head.schema.clone());
+        self.write(uri, empty, request).await
+    }
+
+    async fn mutate(&self, uri: &str, op: Op) -> Result<WriteOutcome> {
+        let uri = writable_uri(uri)?;
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=MAX_ATTEMPTS {
+            let head = self.head(&uri).await?;
+            let plan = self.plan(&uri, head.as_ref(), &op).await?;
+            let base_version = head.as_ref().map_or(0, |h| h.version.version);
+            let base_rows = head.as_ref().map_or(0, |h| h.version.rows);
+            if plan.output.is_noop() && !plan.force_version {
+                return Ok(WriteOutcome {
+                    dataset: uri.dataset.to_string(),
+                    branch: uri.branch_name().to_string(),
+                    version: None,
+                    commit_id: None,
+                    operation: op.name().into(),
+                    rows_in: plan.output.rows_in,
+                    rows: base_rows,
+                    row_groups_written: 0,
+                    row_groups_removed: 0,
+                    rows_rewritten: 0,
+                    bytes_written: 0,
+                    attempts: attempt,
+                });
+            }
+            let new_file = self.write_file(&uri, &plan).await?;
+            let path = new_file.as_ref().map(|f| f.path.clone());
+            let bytes_written = new_file.as_ref().map_or(0, |f| f.bytes);
+            let row_groups_written = new_file.as_ref().map_or(0, |f| f.row_groups.len() as u64);
+            let request = CommitRequest {
+                dataset: uri.dataset.clone(),
+                branch: uri.branch_name(),
+                base_version,
+                ordered_on: plan.layout.ordered_on.clone(),
+                operation: op.name().into(),
+                message: plan.message.clone(),
+                schema_json: serde_json::to_string(plan.layout.schema.as_ref())
+                    .map_err(|e| Error::Config(e.to_string()))?,
+                options_json: serde_json::to_string(&plan.layout.options).map_err(|e| Error::Config(e.to_string()))?,
+                metadata: plan.metadata.clone(),
+                new_file,
+                removed_row_groups: plan.output.removed.clone(),
+            };
+            match self.catalog.commit(request).await {
+                Ok(done) => {
+                    tracing::debug!(dataset = %uri.dataset, version = done.version, attempt, "committed");
+                    return Ok(WriteOutcome {
+                        dataset: uri.dataset.to_string(),
+                        branch: uri.branch_name().to_string(),
+                        version: Some(done.version),
+                        commit_id: Some(done.commit_id),
+                        operation: op.name().into(),
+                        rows_in: plan.output.rows_in,
+                        rows: done.rows,
+                        row_groups_written,
+                        row_groups_removed: plan.output.removed.len() as u64,
+                        rows_rewritten: plan.output.rows_rewritten,
+                        bytes_written,
+                        attempts: attempt,
+                    });
+                }
+                Err(e) if e.is_conflict() => {
+                    // A definite "no": no version references the file, so it can go now.
+                    if let Some(p) = &path {
+                        let _ = self.store.delete(p).await;
+                    }
+                    tracing::debug!(dataset = %uri.dataset, attempt, "commit conflict, re-planning");
+                    tokio::time::sleep(jitter(backoff, attempt)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                Err(CatalogError::DatasetNotFound(d)) => {
+                    if let Some(p) = &path {
+                        let _ = self.store.delete(p).await;
+                    }
+                    return Err(Error::NotFound(format!("{uri}: dataset {d:?} does not exist")));
+                }
+                // Unknown outcome: keep the file; vacuum removes it if nothing references it.
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::TooManyConflicts {
+            what: format!("{} of {uri}", op.name()),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    async fn plan(&self, uri: &TarnUri, head: Option<&Snapshot>, op: &Op) -> Result<Plan> {
+        let existing = match head {
+            Some(h) => h.row_groups(self, None, None).await?,
+            None => Vec::new(),
+        };
+        let base_metadata = head.map(|h| h.version.metadata.clone()).unwrap_or_default();
+        match op {
+            Op::Write { batch, request } | Op::Overwrite { batch, request } => {
+                let (layout, aligned, schema_changed) = input_layout(uri, head, batch, request)?;
+                let mut metadata = base_metadata.clone();
+                for k in &request.unset_metadata {
+                    metadata.remove(k);
+                }
+                metadata.extend(request.set_metadata.clone());
+                let mutation = if matches!(op, Op::Write { .. }) {
+                    Mutation::Write(aligned)
+                } else {
+                    Mutation::Overwrite(aligned)
+                };
+                let output = mutation::execute(&self.store, &existing, &layout, mutation).await?;
+                let force_version = metadata != base_metadata
+                    || schema_changed
+                    || (head.is_none() && matches!(op, Op::Overwrite { .. }))
+                    || (matches!(op, Op::Overwrite { .. }) && !existing.is_empty());
+                // The dataset keeps the options of its first write; overrides apply per write.
+                let stored_options = head.map_or_else(|| layout.options.clone(), |h| h.options.clone());
+                Ok(Plan {
+                    layout: DatasetLayout {
+                        options: stored_options,
+                        ..layout
+                    },
+                    metadata,
+                    message: request.message.clone(),
+                    output,
+                    force_version,
+                })
+            }
+            Op::DeleteRange { start, end, message } => {
+                let head = head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
+                let s = head.kind.parse(head.ordered_on(), start)?;
+                let e = head.kind.parse(head.ordered_on(), end)?;
+                if s >= e {
+                    return Err(Error::InvalidInput(format!(
+                        "bad range: start {start} must be before end {end} (the range is [start, end))"
+                    )));
+                }
+                let layout = layout_of(head);
+                let output =
+                    mutation::execute(&self.store, &existing, &layout, Mutation::DeleteRange { start: s, end: e }).await?;
+                Ok(Plan {
+                    layout,
+                    metadata: base_metadata,
+                    message: message.clone(),
+                    output,
+                    force_version: false,
+                })
+            }
+            Op::Compact { message } => {
+                let head = head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
+                let layout = layout_of(head);
+                let output = mutation::execute(&self.store, &existing, &layout, Mutation::Compact).await?;
+                Ok(Plan {
+                    layout,
+                    metadata: base_metadata,
+                    message: message.clone(),
+                    output,
+                    force_version: true,
+                })
+            }
+        }
+    }
+
+    /// Encodes the plan's new row groups into one file and makes it durable.
+    async fn write_file(&self, uri: &TarnUri, plan: &Plan) -> Result<Option<NewFile>> {
+        if plan.output.new_row_groups.is_empty() {
+            return Ok(None);
+        }
+        let schema = plan.layout.schema.clone();
+        let groups = plan.output.new_row_groups.clone();
+        let ordered_on = plan.layout.ordered_on.clone();
+        let (bytes, stats, bounds) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let bounds = groups
+                .iter()
+                .map(|g| merge::bounds(g, &ordered_on))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let (bytes, stats) = parquet_io::encode(&schema, &groups)?;
+            Ok((bytes, stats, bounds))
+        })
+        .await
+        .map_err(|e| Error::Config(format!("encoding task failed: {e}")))??;
+        let path = format!("{}/{}.parquet", uri.dataset, uuid::Uuid::new_v4().simple());
+        let size = bytes.len() as u64;
+        self.store.put(&path, bytes).await?;
+        let row_groups = stats
+            .iter()
+            .zip(bounds)
+            .enumerate()
+            .map(|(i, (s, (min, max)))| NewRowGroup {
+                rg_index: i as u32,
+                rows: s.rows,
+                bytes: s.bytes,
+                min: min.to_sql(),
+                max: max.to_sql(),
+            })
+            .collect();
+        Ok(Some(NewFile {
+            path,
+            bytes: size,
+            row_groups,
+        }))
+    }
+}
+
+fn layout_of(head: &Snapshot) -> DatasetLayout {
+    DatasetLayout {
+        schema: head.schema.clone(),
+        ordered_on: head.ordered_on().to_string(),
+        kind: head.kind,
+        options: head.options.clone(),
+    }
+}
+
+/// The layout a write runs with, the input aligned to it, and whether the schema changed.
+fn input_layout(
+    uri: &TarnUri,
+    head: Option<&Snapshot>,
+    batch: &RecordBatch,
+    request: &WriteRequest,
+) -> Result<(DatasetLayout, RecordBatch, bool)> {
+    match head {
+        Some(h) => {
+            if let Some(col) = &request.ordered_on
+                && col != h.ordered_on()
+            {
+                return Err(Error::InvalidInput(format!(
+                    "{uri}: the dataset is ordered on {:?}, not {col:?}",
+                    h.ordered_on()
+                )));
+            }
+            let (aligned, evolved) = schema::align_batch(batch, &h.schema, request.evolve)?;
+            let changed = evolved.is_some();
+            let schema: SchemaRef = evolved.unwrap_or_else(|| h.schema.clone());
+            let aligned = if changed { aligned } else { aligned.with_schema(schema.clone())? };
+            Ok((
+                DatasetLayout {
+                    schema,
+                    ordered_on: h.ordered_on().to_string(),
+                    kind: h.kind,
+                    options: resolve_options(&h.options, request),
+                },
+                aligned,
+                changed,
+            ))
+        }
+        None => {
+            let ordered_on = request.ordered_on.clone().ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "{uri}: dataset {:?} does not exist; pass --ordered-on COLUMN to create it",
+                    uri.dataset.as_str()
+                ))
+            })?;
+            if uri.branch_name().as_str() != tarn_core::BranchName::MAIN {
+                return Err(Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist, so neither does its branch {:?}",
+                    uri.dataset.as_str(),
+                    uri.branch_name().as_str()
+                )));
+            }
+            let schema = schema::normalize_schema(batch.schema().as_ref());
+            let field = schema.field_with_name(&ordered_on).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "ordered_on column {ordered_on:?} is not in the input (columns: {})",
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            })?;
+            let kind = OrderedKind::of(&ordered_on, field.data_type())?;
+            let options = resolve_options(&WriteOptions::default(), request);
+            if let RowGroupTarget::Frequency(f) = &options.row_group_target {
+                f.check_kind(&ordered_on, kind)?;
+            }
+            merge::key_columns(&schema, &ordered_on, &options.duplicates_on)?;
+            let (aligned, _) = schema::align_batch(batch, &schema, false)?;
+            Ok((
+                DatasetLayout {
+                    schema,
+                    ordered_on,
+                    kind,
+                    options,
+                },
+                aligned,
+                true,
+            ))
+        }
+    }
+}
+
+/// Spreads retries of competing writers apart, without a shared random source.
+fn jitter(base: Duration, attempt: u32) -> Duration {
+    let seed = std::process::id() as u64 ^ (attempt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as u64);
+    let spread = (seed ^ nanos) % (base.as_micros() as u64 + 1);
+    base + Duration::from_micros(spread)
+}
