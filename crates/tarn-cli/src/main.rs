@@ -1,1 +1,497 @@
-fn main() {}
+//! `tarn`: the command-line interface (SPEC §11). Exit 0 on success, 2 on a usage error,
+//! 1 on any other error with `error: ...` on stderr; `--json` makes every command print
+//! machine-readable JSON on stdout.
+
+mod demo;
+mod input;
+mod output;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use input::InputFormat;
+use output::OutputFormat;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+use tarn::{DuplicatesOn, Lake, ReadRequest, RowGroupTarget, TarnUri, VacuumRequest, WriteOutcome, WriteRequest};
+
+#[derive(Debug, Parser)]
+#[command(name = "tarn", version, about = "A versioned data lake for ordered (time-series) tables")]
+struct Cli {
+    /// The lake directory (else TARN_LAKE, else the nearest tarn.toml).
+    #[arg(long, global = true, env = "TARN_LAKE")]
+    lake: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    /// More log output (-v, -vv).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// No progress or informational output.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// `durable` (default): a write returns once on disk; `relaxed`: skip fsyncs.
+    #[arg(long, global = true, env = "TARN_DURABILITY", default_value = "durable")]
+    durability: Durability,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Durability {
+    Durable,
+    Relaxed,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a lake (tarn.toml, catalog.db, data/) in PATH (default: the current directory).
+    Init {
+        path: Option<PathBuf>,
+        /// Catalog URL (only SQLite is supported: a path or sqlite://PATH).
+        #[arg(long)]
+        catalog: Option<String>,
+        /// Storage URL (only local storage is supported: a path or file://PATH).
+        #[arg(long)]
+        storage: Option<String>,
+    },
+    /// Merge rows into a dataset (creating it on the first write); one version per call.
+    Write(WriteArgs),
+    /// Read rows of any version, in order, optionally in a range and with some columns.
+    Read {
+        uri: String,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        end: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        columns: Option<Vec<String>>,
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+        #[arg(long)]
+        output: Option<String>,
+    },
+    /// List datasets (under PREFIX).
+    Ls { prefix: Option<String> },
+    /// Show a dataset's schema, version, size, range and metadata.
+    Info { uri: String },
+    /// List the versions of a branch, newest first.
+    Log {
+        uri: String,
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    /// Remove the rows with START <= ordered_on < END (one version).
+    DeleteRange {
+        uri: String,
+        #[arg(long)]
+        start: String,
+        #[arg(long)]
+        end: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Rewrite row groups to the target without changing rows (one version).
+    Compact {
+        uri: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Delete orphan files and files no retained version references.
+    Vacuum {
+        /// Keep the last N versions of each branch (heads and tags are always kept).
+        #[arg(long)]
+        keep_last: Option<u64>,
+        /// Keep versions younger than this (e.g. 30d, 12h, 90min).
+        #[arg(long, value_parser = parse_duration)]
+        older_than: Option<Duration>,
+        /// Orphans younger than this are kept, as a writer may still commit them.
+        #[arg(long, value_parser = parse_duration, default_value = "1h")]
+        grace: Duration,
+        /// List what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Build a demo lake from real weather data and print what to try next.
+    Demo {
+        /// Where to create it.
+        #[arg(default_value = "tarn-demo")]
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct WriteArgs {
+    uri: String,
+    /// Input files ('-' for stdin); the format comes from the extension unless --format.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    #[arg(long)]
+    ordered_on: Option<String>,
+    /// Columns that identify duplicates (ordered_on is always included), or '*'.
+    #[arg(long)]
+    duplicates_on: Option<String>,
+    /// Rows per row group (N) or one period per row group (1D, 1h, 15min, 1W, 1MS).
+    #[arg(long, value_parser = parse_target)]
+    row_group_size: Option<RowGroupTarget>,
+    #[arg(long)]
+    max_off_target: Option<u32>,
+    /// Set metadata K=V.
+    #[arg(long = "meta", value_parser = parse_kv)]
+    meta: Vec<(String, String)>,
+    /// Remove metadata key K.
+    #[arg(long = "unset-meta")]
+    unset_meta: Vec<String>,
+    #[arg(long)]
+    message: Option<String>,
+    /// Allow new nullable columns.
+    #[arg(long)]
+    evolve: bool,
+    #[arg(long, value_enum)]
+    format: Option<InputFormat>,
+}
+
+fn parse_target(s: &str) -> Result<RowGroupTarget, String> {
+    RowGroupTarget::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// `30d`, `12h`, `90min`, `45s`, `2w`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30d, 12h, 90min"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(format!("invalid duration {s:?}: units are s, min, h, d, w")),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+struct Ctx {
+    json: bool,
+    quiet: bool,
+    lake_arg: Option<PathBuf>,
+    durability: tarn::Durability,
+}
+
+impl Ctx {
+    async fn lake(&self) -> Result<Lake> {
+        let cwd = std::env::current_dir().context("no current directory")?;
+        let dir = tarn::locate(self.lake_arg.as_deref(), &cwd)?;
+        Ok(Lake::open_with(&dir, self.durability).await?)
+    }
+
+    fn progress(&self, message: &str) -> ProgressBar {
+        if self.quiet || self.json || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; usage errors exit 2.
+            e.exit();
+        }
+    };
+    let filter = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let ctx = Ctx {
+        json: cli.json,
+        quiet: cli.quiet,
+        lake_arg: cli.lake.clone(),
+        durability: match cli.durability {
+            Durability::Durable => tarn::Durability::Durable,
+            Durability::Relaxed => tarn::Durability::Relaxed,
+        },
+    };
+    if let Err(e) = runtime.block_on(run(&ctx, cli.command)) {
+        eprintln!("error: {}", format_error(&e));
+        std::process::exit(1);
+    }
+}
+
+/// The error and its causes on one line each, without repeating a cause the message quotes.
+fn format_error(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
+async fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    match command {
+        Command::Init { path, catalog, storage } => init(ctx, path, catalog, storage).await,
+        Command::Write(args) => write(ctx, args).await,
+        Command::Read { uri, start, end, columns, format, output } => {
+            let lake = ctx.lake().await?;
+            let snapshot = lake.snapshot(&uri).await?;
+            let request = ReadRequest::parse(&snapshot, start.as_deref(), end.as_deref(), columns)?;
+            let schema = lake.read_schema(&snapshot, &request)?;
+            let format = format.unwrap_or(if ctx.json {
+                OutputFormat::Json
+            } else if output.is_some() {
+                bail!("--output needs --format (csv, json, jsonl, parquet or arrow)");
+            } else {
+                OutputFormat::Table
+            });
+            if output.is_none() && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow) && std::io::stdout().is_terminal() {
+                bail!("refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout");
+            }
+            let stream = lake.read_stream(&snapshot, &request).await?;
+            output::write_stream(stream, &schema, format, output.as_deref()).await?;
+            Ok(())
+        }
+        Command::Ls { prefix } => {
+            let lake = ctx.lake().await?;
+            let datasets = lake.datasets(prefix.as_deref()).await?;
+            if ctx.json {
+                let list: Vec<_> = datasets
+                    .iter()
+                    .map(|d| {
+                        json!({"name": d.name.as_str(), "version": d.version, "rows": d.rows,
+                               "row_groups": d.row_groups, "bytes": d.bytes, "ordered_on": d.ordered_on,
+                               "timestamp": d.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)})
+                    })
+                    .collect();
+                return ctx.print_json(&list);
+            }
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+            table.set_header(["dataset", "version", "rows", "row groups", "bytes", "updated"]);
+            for d in &datasets {
+                table.add_row([
+                    d.name.to_string(),
+                    format!("v{}", d.version),
+                    d.rows.to_string(),
+                    d.row_groups.to_string(),
+                    d.bytes.to_string(),
+                    d.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        Command::Info { uri } => {
+            let lake = ctx.lake().await?;
+            let info = lake.snapshot(&uri).await?.info(&lake).await?;
+            if ctx.json {
+                return ctx.print_json(&info);
+            }
+            println!("{} @{} v{} (commit {}, {})", info.name, info.branch, info.version, info.commit_id, info.timestamp);
+            println!("ordered on:   {}", info.ordered_on);
+            println!("duplicates:   {}", info.duplicates_on);
+            println!("row groups:   {} in {} files (target {})", info.row_groups, info.files, info.row_group_target);
+            println!("rows:         {}  ({} bytes)", info.rows, info.bytes);
+            let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".to_string(), |v| v.as_str().map_or(v.to_string(), str::to_string));
+            println!("range:        {} .. {}", show(&info.min), show(&info.max));
+            println!("schema:");
+            for (name, ty) in &info.schema {
+                println!("  {name}: {ty}");
+            }
+            if !info.metadata.is_empty() {
+                println!("metadata:");
+                for (k, v) in &info.metadata {
+                    println!("  {k} = {v}");
+                }
+            }
+            Ok(())
+        }
+        Command::Log { uri, limit } => {
+            let lake = ctx.lake().await?;
+            let log = lake.log(&uri, limit).await?;
+            if ctx.json {
+                return ctx.print_json(&log);
+            }
+            let mut table = comfy_table::Table::new();
+            table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+            table.set_header(["version", "commit", "time (UTC)", "operation", "rows", "message"]);
+            for v in &log {
+                table.add_row([
+                    format!("v{}", v.version),
+                    v.commit_id.to_string(),
+                    v.timestamp.clone(),
+                    v.operation.clone(),
+                    v.rows.to_string(),
+                    v.message.clone().unwrap_or_default(),
+                ]);
+            }
+            println!("{table}");
+            Ok(())
+        }
+        Command::DeleteRange { uri, start, end, message } => {
+            let lake = ctx.lake().await?;
+            let outcome = lake.delete_range(&uri, &start, &end, message).await?;
+            report_outcome(ctx, &outcome)
+        }
+        Command::Compact { uri, message } => {
+            let lake = ctx.lake().await?;
+            let bar = ctx.progress("compacting");
+            let outcome = lake.compact(&uri, message).await?;
+            bar.finish_and_clear();
+            report_outcome(ctx, &outcome)
+        }
+        Command::Vacuum { keep_last, older_than, grace, dry_run } => {
+            let lake = ctx.lake().await?;
+            let bar = ctx.progress("vacuuming");
+            let report = lake.vacuum(&VacuumRequest { keep_last, older_than, grace, dry_run }).await?;
+            bar.finish_and_clear();
+            if ctx.json {
+                return ctx.print_json(&report);
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for v in &report.expired_versions {
+                println!("expired version {v}");
+            }
+            for f in report.unreferenced_files.iter().chain(&report.orphan_files) {
+                println!("{verb} {f}");
+            }
+            if !ctx.quiet {
+                eprintln!(
+                    "{verb} {} unreferenced and {} orphan files ({} bytes); {} versions expired",
+                    report.unreferenced_files.len(),
+                    report.orphan_files.len(),
+                    report.bytes_freed,
+                    report.expired_versions.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Demo { path } => demo::run(ctx, &path).await,
+    }
+}
+
+async fn init(ctx: &Ctx, path: Option<PathBuf>, catalog: Option<String>, storage: Option<String>) -> Result<()> {
+    let dir = path.unwrap_or_else(|| PathBuf::from("."));
+    let existed = dir.join(tarn::CONFIG_FILE).exists();
+    if !existed && (catalog.is_some() || storage.is_some()) {
+        let mut config = tarn::LakeConfig::default();
+        if let Some(c) = catalog {
+            config.catalog = c;
+        }
+        if let Some(s) = storage {
+            config.storage = s;
+        }
+        config.catalog_path(&dir)?;
+        config.storage_path(&dir)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(dir.join(tarn::CONFIG_FILE), toml_text(&config)?)?;
+    }
+    Lake::init(&dir).await?;
+    if ctx.json {
+        return ctx.print_json(&json!({"lake": dir.display().to_string(), "created": !existed}));
+    }
+    if !ctx.quiet {
+        if existed {
+            println!("{} is already a tarn lake", dir.display());
+        } else {
+            println!("created tarn lake in {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn toml_text(config: &tarn::LakeConfig) -> Result<String> {
+    Ok(format!(
+        "# tarn lake configuration\ncatalog = {:?}\nstorage = {:?}\n",
+        config.catalog, config.storage
+    ))
+}
+
+async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
+    let lake = ctx.lake().await?;
+    let uri = TarnUri::parse_lenient(&args.uri)?;
+    // Text inputs are parsed in the dataset's types when it exists.
+    let dataset_schema = match lake.snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string()).await {
+        Ok(s) => Some(s.schema),
+        Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let bar = ctx.progress("reading input");
+    let inputs = args.inputs.clone();
+    let format = args.format;
+    let batch = tokio::task::spawn_blocking(move || input::read_inputs(&inputs, format, dataset_schema.as_ref())).await??;
+    bar.set_message(format!("writing {} rows", batch.num_rows()));
+    let mut request = WriteRequest {
+        ordered_on: args.ordered_on,
+        duplicates_on: args.duplicates_on.as_deref().map(DuplicatesOn::parse),
+        row_group_target: args.row_group_size,
+        max_off_target: args.max_off_target,
+        message: args.message,
+        evolve: args.evolve,
+        ..WriteRequest::default()
+    };
+    request.set_metadata.extend(args.meta);
+    request.unset_metadata = args.unset_meta;
+    let outcome = lake.write(&args.uri, batch, request).await?;
+    bar.finish_and_clear();
+    report_outcome(ctx, &outcome)
+}
+
+fn report_outcome(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
+    if ctx.json {
+        return ctx.print_json(outcome);
+    }
+    if ctx.quiet {
+        return Ok(());
+    }
+    let uri = if outcome.branch == tarn::BranchName::MAIN {
+        format!("tarn://{}", outcome.dataset)
+    } else {
+        format!("tarn://{}@{}", outcome.dataset, outcome.branch)
+    };
+    match outcome.version {
+        Some(v) => println!(
+            "{} {uri}: v{v} ({} rows in, {} rows now; {} row groups written, {} replaced, {} existing rows rewritten)",
+            outcome.operation, outcome.rows_in, outcome.rows, outcome.row_groups_written, outcome.row_groups_removed, outcome.rows_rewritten
+        ),
+        None => println!("{} {uri}: nothing changed, no version created", outcome.operation),
+    }
+    Ok(())
+}

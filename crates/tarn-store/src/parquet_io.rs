@@ -59,9 +59,8 @@ pub fn encode(schema: &SchemaRef, row_groups: &[RecordBatch]) -> Result<(Bytes, 
         writer.write(batch).map_err(wrap)?;
         writer.flush().map_err(wrap)?;
     }
-    let metadata = writer.finish().map_err(wrap)?;
-    let stats = metadata
-        .row_groups()
+    let stats = writer
+        .flushed_row_groups()
         .iter()
         .map(|rg| EncodedRowGroup {
             rows: rg.num_rows() as u64,

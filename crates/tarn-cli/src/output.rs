@@ -1,0 +1,121 @@
+//! Writing read results: a table on a terminal, or CSV, JSON, JSON lines, Parquet or Arrow
+//! IPC to stdout or a file. Batches are written as they arrive, so a result larger than
+//! memory streams through (the table format excepted: it must see every row to align them).
+
+use anyhow::{Context, Result};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+    Jsonl,
+    Parquet,
+    Arrow,
+}
+
+/// A sink for record batches in one format.
+enum Sink<W: Write + Send> {
+    Table(Vec<RecordBatch>, W),
+    Csv(arrow::csv::Writer<W>),
+    Json(arrow::json::ArrayWriter<W>),
+    Jsonl(arrow::json::LineDelimitedWriter<W>),
+    Parquet(parquet::arrow::ArrowWriter<W>),
+    Arrow(arrow::ipc::writer::FileWriter<W>),
+}
+
+impl<W: Write + Send> Sink<W> {
+    fn new(format: OutputFormat, schema: &SchemaRef, out: W) -> Result<Self> {
+        Ok(match format {
+            OutputFormat::Table => Sink::Table(Vec::new(), out),
+            OutputFormat::Csv => Sink::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            OutputFormat::Json => Sink::Json(arrow::json::ArrayWriter::new(out)),
+            OutputFormat::Jsonl => Sink::Jsonl(arrow::json::LineDelimitedWriter::new(out)),
+            OutputFormat::Parquet => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?),
+            OutputFormat::Arrow => Sink::Arrow(arrow::ipc::writer::FileWriter::try_new(out, schema)?),
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            Sink::Table(batches, _) => batches.push(batch.clone()),
+            Sink::Csv(w) => w.write(batch)?,
+            Sink::Json(w) => w.write(batch)?,
+            Sink::Jsonl(w) => w.write(batch)?,
+            Sink::Parquet(w) => w.write(batch)?,
+            Sink::Arrow(w) => w.write(batch)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self, schema: &SchemaRef) -> Result<()> {
+        match self {
+            Sink::Table(batches, mut out) => writeln!(out, "{}", render_table(schema, &batches)?)?,
+            Sink::Csv(w) => w.into_inner().flush()?,
+            Sink::Json(mut w) => {
+                w.finish()?;
+                let mut inner = w.into_inner();
+                writeln!(inner)?;
+                inner.flush()?;
+            }
+            Sink::Jsonl(mut w) => {
+                w.finish()?;
+                w.into_inner().flush()?;
+            }
+            Sink::Parquet(w) => {
+                w.close()?;
+            }
+            Sink::Arrow(mut w) => w.finish()?,
+        }
+        Ok(())
+    }
+}
+
+/// Streams `batches` to `output` (stdout when `None`) in `format`. Returns the row count.
+pub async fn write_stream(
+    mut batches: BoxStream<'static, tarn::Result<RecordBatch>>,
+    schema: &SchemaRef,
+    format: OutputFormat,
+    output: Option<&str>,
+) -> Result<u64> {
+    let writer: Box<dyn Write + Send> = match output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create output file {path:?}"))?,
+        )),
+        None => Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())),
+    };
+    let mut sink = Sink::new(format, schema, writer)?;
+    let mut rows = 0u64;
+    while let Some(batch) = batches.next().await {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        sink.write(&batch)?;
+    }
+    sink.finish(schema)?;
+    Ok(rows)
+}
+
+/// Renders rows as a terminal table (timestamps in RFC 3339).
+pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(schema.fields().iter().map(|f| f.name().clone()));
+    let options = FormatOptions::default().with_null("null");
+    for batch in batches {
+        let formatters = batch
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..batch.num_rows() {
+            table.add_row(formatters.iter().map(|f| f.value(row).to_string()));
+        }
+    }
+    Ok(table.to_string())
+}

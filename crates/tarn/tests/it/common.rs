@@ -1,0 +1,238 @@
+//! Helpers shared by the integration tests: lakes in temporary directories, building and
+//! decoding `k/id/v` batches, a reference model of the ordered merge (SPEC §3), and
+//! fingerprints of a lake's visible state (its log and the files under its data dir).
+
+#![allow(dead_code)]
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tarn::{Durability, Lake, OrderedValue, ReadRequest};
+
+/// A multi-threaded runtime like the one the CLI runs on (the catalog uses blocking tasks).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// A fresh lake in `dir`, without fsyncs (fast; durability is not what these tests check).
+pub async fn relaxed_lake(dir: &Path) -> Lake {
+    Lake::init(dir).await.expect("init lake");
+    Lake::open_with(dir, Durability::Relaxed).await.expect("open lake")
+}
+
+/// One row of the `k` (ordered_on), `id`, `v` datasets.
+pub type Row = (i64, i64, i64);
+
+pub fn kiv_batch(rows: &[Row]) -> RecordBatch {
+    let col = |f: fn(&Row) -> i64| Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
+    RecordBatch::try_from_iter(vec![("k", col(|r| r.0)), ("id", col(|r| r.1)), ("v", col(|r| r.2))]).expect("batch")
+}
+
+/// The values of an Int64 column (panics on nulls: these datasets have none).
+pub fn i64_column(batch: &RecordBatch, name: &str) -> Vec<i64> {
+    let col = batch
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("column {name} missing from {:?}", batch.schema()));
+    assert_eq!(col.null_count(), 0, "column {name} has nulls");
+    assert_eq!(col.data_type(), &DataType::Int64, "column {name}");
+    col.as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// The rows of `k/id/v` batches, in order.
+pub fn kiv_rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for b in batches {
+        let (k, id, v) = (i64_column(b, "k"), i64_column(b, "id"), i64_column(b, "v"));
+        out.extend((0..b.num_rows()).map(|i| (k[i], id[i], v[i])));
+    }
+    out
+}
+
+/// Every column of every row, by column name, for projected reads.
+pub fn named_rows(batches: &[RecordBatch]) -> Vec<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let schema = b.schema();
+        let cols: Vec<(String, Vec<i64>)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), i64_column(b, f.name())))
+            .collect();
+        for i in 0..b.num_rows() {
+            out.push(cols.iter().map(|(n, c)| (n.clone(), c[i])).collect());
+        }
+    }
+    out
+}
+
+pub async fn read_all(lake: &Lake, uri: &str) -> Vec<RecordBatch> {
+    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    lake.read(&snap, &ReadRequest::default())
+        .await
+        .unwrap_or_else(|e| panic!("read {uri}: {e}"))
+}
+
+pub async fn read_kiv(lake: &Lake, uri: &str) -> Vec<Row> {
+    kiv_rows(&read_all(lake, uri).await)
+}
+
+pub fn int(v: i64) -> OrderedValue {
+    OrderedValue::Int(v)
+}
+
+/// Which columns, besides `k`, make two rows duplicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dup {
+    None,
+    Id,
+    All,
+}
+
+impl Dup {
+    pub fn to_tarn(self) -> tarn::DuplicatesOn {
+        match self {
+            Dup::None => tarn::DuplicatesOn::None,
+            Dup::Id => tarn::DuplicatesOn::Columns(vec!["id".into()]),
+            Dup::All => tarn::DuplicatesOn::All,
+        }
+    }
+
+    fn key(self, r: &Row) -> Option<Row> {
+        match self {
+            Dup::None => None,
+            Dup::Id => Some((r.0, r.1, 0)),
+            Dup::All => Some(*r),
+        }
+    }
+}
+
+/// Keeps, among rows with `lo <= k <= hi`, only the last occurrence of each key.
+fn keep_last(rows: Vec<Row>, dup: Dup, lo: i64, hi: i64) -> Vec<Row> {
+    if dup == Dup::None {
+        return rows;
+    }
+    let mut seen = BTreeSet::new();
+    let mut keep = vec![true; rows.len()];
+    for (i, r) in rows.iter().enumerate().rev() {
+        if r.0 < lo || r.0 > hi {
+            continue;
+        }
+        if let Some(key) = dup.key(r)
+            && !seen.insert(key)
+        {
+            keep[i] = false;
+        }
+    }
+    rows.into_iter().zip(keep).filter_map(|(r, k)| k.then_some(r)).collect()
+}
+
+/// SPEC §3 `write`, on a plain vector: stable sort of the input by `k`, merge with existing
+/// rows first on ties, then "the last written wins" among rows in `[min(new), max(new)]`.
+pub fn model_write(existing: &[Row], input: &[Row], dup: Dup) -> Vec<Row> {
+    let mut new = input.to_vec();
+    new.sort_by_key(|r| r.0);
+    let (Some(lo), Some(hi)) = (new.first().map(|r| r.0), new.last().map(|r| r.0)) else {
+        return existing.to_vec();
+    };
+    let mut merged: Vec<Row> = existing.iter().chain(new.iter()).copied().collect();
+    merged.sort_by_key(|r| r.0);
+    keep_last(merged, dup, lo, hi)
+}
+
+/// SPEC §3 `overwrite`: the input, stably sorted and de-duplicated.
+pub fn model_overwrite(input: &[Row], dup: Dup) -> Vec<Row> {
+    let mut new = input.to_vec();
+    new.sort_by_key(|r| r.0);
+    keep_last(new, dup, i64::MIN, i64::MAX)
+}
+
+pub fn model_delete(existing: &[Row], start: i64, end: i64) -> Vec<Row> {
+    existing.iter().copied().filter(|r| r.0 < start || r.0 >= end).collect()
+}
+
+/// Every file under `dir`, as paths relative to it.
+pub fn files_under(dir: &Path) -> BTreeSet<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.insert(p.strip_prefix(root).unwrap_or(&p).to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+pub fn data_dir(lake_dir: &Path) -> PathBuf {
+    lake_dir.join("data")
+}
+
+/// `(version, commit_id, timestamp, operation, rows)` of each version, newest first.
+pub async fn log_of(lake: &Lake, uri: &str) -> Vec<(u64, i64, String, String, u64)> {
+    lake.log(uri, None)
+        .await
+        .unwrap_or_else(|e| panic!("log {uri}: {e}"))
+        .into_iter()
+        .map(|v| (v.version, v.commit_id, v.timestamp, v.operation, v.rows))
+        .collect()
+}
+
+/// Paths of the files the row groups of `uri` live in.
+pub async fn files_of(lake: &Lake, uri: &str) -> BTreeSet<String> {
+    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    snap.row_groups(lake, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("row groups {uri}: {e}"))
+        .into_iter()
+        .map(|rg| rg.path)
+        .collect()
+}
+
+/// `(id, path, rg_index, rows)` of each row group of `uri`, in row order.
+pub async fn row_group_ids(lake: &Lake, uri: &str) -> Vec<(i64, String, u32, u64)> {
+    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    snap.row_groups(lake, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("row groups {uri}: {e}"))
+        .into_iter()
+        .map(|rg| (rg.id, rg.path, rg.rg_index, rg.rows))
+        .collect()
+}
+
+/// What a lake shows of itself: each dataset's head and log, and the files on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fingerprint {
+    pub datasets: Vec<(String, u64, u64)>,
+    pub logs: BTreeMap<String, Vec<(u64, i64, String, String, u64)>>,
+    pub metadata: BTreeMap<String, BTreeMap<String, String>>,
+    pub files: BTreeSet<String>,
+}
+
+pub async fn fingerprint(lake: &Lake, lake_dir: &Path) -> Fingerprint {
+    let datasets = lake.datasets(None).await.expect("datasets");
+    let mut logs = BTreeMap::new();
+    let mut metadata = BTreeMap::new();
+    for d in &datasets {
+        let uri = format!("tarn://{}", d.name);
+        logs.insert(d.name.to_string(), log_of(lake, &uri).await);
+        let snap = lake.snapshot(&uri).await.expect("head");
+        metadata.insert(d.name.to_string(), snap.metadata().clone());
+    }
+    Fingerprint {
+        datasets: datasets.iter().map(|d| (d.name.to_string(), d.version, d.rows)).collect(),
+        logs,
+        metadata,
+        files: files_under(&data_dir(lake_dir)),
+    }
+}

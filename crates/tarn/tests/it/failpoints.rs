@@ -1,0 +1,586 @@
+//! Failures injected at each I/O step of a write (SPEC §2, §12 "a failing object store during
+//! a write", docs/design/0001-commit.md): an object store that fails its Nth call, and a
+//! catalog whose `commit` fails (before or after committing) or reports a conflict.
+//!
+//! After every injected failure: the old head is still the head, every version reads as
+//! before, no new version is visible, a following write without failures succeeds, and
+//! `vacuum` (grace 0) removes exactly the orphans the failed attempts left.
+
+use crate::common::*;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions,
+    PutOptions, PutPayload, PutResult,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tarn::catalog::{
+    Catalog, CatalogError, CommitOutcome, CommitRequest, DatasetSummary, ExpireOutcome, RetentionPolicy,
+    RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord, VersionRecord,
+};
+use tarn::catalog::{BranchRecord, DatasetRecord};
+use tarn::core::{BranchName, DatasetName};
+use tarn::store::DataStore;
+use tarn::{Lake, RowGroupTarget, VacuumRequest, WriteRequest};
+
+// ---------------------------------------------------------------------------------------
+// A failing object store
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Put,
+    Get,
+    GetRanges,
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    /// Fail the Nth counted call (1-based) ...
+    fail_at: Option<u64>,
+    /// ... of these kinds only (all counted kinds when empty) ...
+    only: Vec<Kind>,
+    /// ... after letting it through (a put that lands but whose acknowledgement is lost).
+    after: bool,
+    calls: u64,
+    fired: Option<String>,
+    trace: Vec<String>,
+}
+
+#[derive(Debug)]
+struct FailingStore {
+    inner: Arc<dyn ObjectStore>,
+    plan: Mutex<Plan>,
+}
+
+impl fmt::Display for FailingStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FailingStore({})", self.inner)
+    }
+}
+
+fn injected(what: String) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "failpoint",
+        source: Box::new(std::io::Error::other(what)),
+    }
+}
+
+impl FailingStore {
+    fn arm(&self, fail_at: u64, only: &[Kind], after: bool) {
+        let mut p = self.plan.lock().expect("plan");
+        *p = Plan {
+            fail_at: Some(fail_at),
+            only: only.to_vec(),
+            after,
+            ..Plan::default()
+        };
+    }
+
+    /// Disarms; returns the failure that fired and the calls seen.
+    fn disarm(&self) -> (Option<String>, Vec<String>) {
+        let mut p = self.plan.lock().expect("plan");
+        let out = (p.fired.take(), std::mem::take(&mut p.trace));
+        *p = Plan::default();
+        out
+    }
+
+    /// Counts a call; `Some(message)` when it must fail.
+    fn count(&self, kind: Kind, location: &ObjectPath) -> Option<String> {
+        let mut p = self.plan.lock().expect("plan");
+        p.fail_at?;
+        if !p.only.is_empty() && !p.only.contains(&kind) {
+            return None;
+        }
+        p.calls += 1;
+        let what = format!("call {} ({kind:?} {location})", p.calls);
+        p.trace.push(what.clone());
+        if p.fail_at == Some(p.calls) {
+            let msg = format!("injected failure at {what}");
+            p.fired = Some(msg.clone());
+            return Some(msg);
+        }
+        None
+    }
+
+    fn fails_after(&self) -> bool {
+        self.plan.lock().expect("plan").after
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FailingStore {
+    async fn put_opts(&self, location: &ObjectPath, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        match self.count(Kind::Put, location) {
+            None => self.inner.put_opts(location, payload, opts).await,
+            Some(msg) if self.fails_after() => {
+                self.inner.put_opts(location, payload, opts).await?;
+                Err(injected(msg))
+            }
+            Some(msg) => Err(injected(msg)),
+        }
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &ObjectPath,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        if let Some(msg) = self.count(Kind::Put, location) {
+            return Err(injected(msg));
+        }
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &ObjectPath, options: GetOptions) -> object_store::Result<GetResult> {
+        if let Some(msg) = self.count(Kind::Get, location) {
+            return Err(injected(msg));
+        }
+        self.inner.get_opts(location, options).await
+    }
+
+    async fn get_ranges(&self, location: &ObjectPath, ranges: &[Range<u64>]) -> object_store::Result<Vec<Bytes>> {
+        if let Some(msg) = self.count(Kind::GetRanges, location) {
+            return Err(injected(msg));
+        }
+        self.inner.get_ranges(location, ranges).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, object_store::Result<ObjectPath>>,
+    ) -> BoxStream<'static, object_store::Result<ObjectPath>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&ObjectPath>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&ObjectPath>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &ObjectPath, to: &ObjectPath, options: CopyOptions) -> object_store::Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A catalog whose commit fails once
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommitFault {
+    /// Fails without touching the catalog (e.g. the connection dropped before COMMIT).
+    Before,
+    /// Commits, then reports an error (the outcome is unknown to the writer).
+    After,
+    /// Reports a conflict without committing (another writer won, as far as it knows).
+    Conflict,
+}
+
+#[derive(Debug)]
+struct FlakyCatalog {
+    inner: SqliteCatalog,
+    fault: Mutex<Option<CommitFault>>,
+    commits: Mutex<u32>,
+}
+
+#[async_trait]
+impl Catalog for FlakyCatalog {
+    async fn commit(&self, request: CommitRequest) -> tarn::catalog::Result<CommitOutcome> {
+        *self.commits.lock().expect("commits") += 1;
+        let fault = self.fault.lock().expect("fault").take();
+        match fault {
+            None => self.inner.commit(request).await,
+            Some(CommitFault::Before) => Err(CatalogError::Task("injected: connection lost before COMMIT".into())),
+            Some(CommitFault::After) => {
+                self.inner.commit(request).await?;
+                Err(CatalogError::Task("injected: connection lost after COMMIT".into()))
+            }
+            Some(CommitFault::Conflict) => Err(CatalogError::Conflict {
+                dataset: request.dataset.to_string(),
+                branch: request.branch.to_string(),
+                expected: request.base_version,
+                actual: request.base_version + 1,
+            }),
+        }
+    }
+    async fn dataset(&self, name: &DatasetName) -> tarn::catalog::Result<Option<DatasetRecord>> {
+        self.inner.dataset(name).await
+    }
+    async fn branch(&self, dataset_id: i64, name: &BranchName) -> tarn::catalog::Result<Option<BranchRecord>> {
+        self.inner.branch(dataset_id, name).await
+    }
+    async fn version(&self, branch_id: i64, version: u64) -> tarn::catalog::Result<Option<VersionRecord>> {
+        self.inner.version(branch_id, version).await
+    }
+    async fn version_at_time(&self, branch_id: i64, micros: i64) -> tarn::catalog::Result<Option<u64>> {
+        self.inner.version_at_time(branch_id, micros).await
+    }
+    async fn versions(&self, branch_id: i64, limit: Option<u64>) -> tarn::catalog::Result<Vec<VersionRecord>> {
+        self.inner.versions(branch_id, limit).await
+    }
+    async fn row_groups(
+        &self,
+        branch_id: i64,
+        version: u64,
+        range: RowGroupRange,
+    ) -> tarn::catalog::Result<Vec<RowGroupRecord>> {
+        self.inner.row_groups(branch_id, version, range).await
+    }
+    async fn datasets(&self, prefix: Option<String>) -> tarn::catalog::Result<Vec<DatasetSummary>> {
+        self.inner.datasets(prefix).await
+    }
+    async fn tag(&self, dataset_id: i64, name: &str) -> tarn::catalog::Result<Option<TagRecord>> {
+        self.inner.tag(dataset_id, name).await
+    }
+    async fn referenced_files(&self) -> tarn::catalog::Result<Vec<String>> {
+        self.inner.referenced_files().await
+    }
+    async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> tarn::catalog::Result<ExpireOutcome> {
+        self.inner.expire(policy, dry_run).await
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    lake: Lake,
+    store: Arc<FailingStore>,
+    catalog: Arc<FlakyCatalog>,
+}
+
+/// A durable lake (fsyncs on) whose store and catalog can fail on demand.
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    drop(Lake::init(&root).await.expect("init"));
+    let data = data_dir(&root);
+    let local = object_store::local::LocalFileSystem::new_with_prefix(&data).expect("local fs");
+    let store = Arc::new(FailingStore {
+        inner: Arc::new(local),
+        plan: Mutex::new(Plan::default()),
+    });
+    let sqlite = SqliteCatalog::open(root.join("catalog.db"), true).expect("catalog");
+    let catalog = Arc::new(FlakyCatalog {
+        inner: sqlite,
+        fault: Mutex::new(None),
+        commits: Mutex::new(0),
+    });
+    let lake = Lake::from_parts(
+        catalog.clone() as Arc<dyn Catalog>,
+        DataStore::new(store.clone() as Arc<dyn ObjectStore>, Some(data), true),
+    );
+    Rig {
+        _dir: dir,
+        root,
+        lake,
+        store,
+        catalog,
+    }
+}
+
+const URI: &str = "tarn://fp/x";
+
+fn req() -> WriteRequest {
+    WriteRequest::new().ordered_on("k").row_group_target(RowGroupTarget::Rows(4))
+}
+
+fn rows(ks: Range<i64>, id: i64) -> Vec<Row> {
+    ks.map(|k| (k, id, k * 10 + id)).collect()
+}
+
+/// v1: k 0..10 in row groups [0-3] [4-7] [8-9]; v2: k 10..14 appended as [10-13], another
+/// file. The write under test touches row groups of both files, so it reads both.
+async fn setup(lake: &Lake) -> Vec<Vec<Row>> {
+    let v1 = rows(0..10, 0);
+    lake.write(URI, kiv_batch(&v1), req()).await.expect("v1");
+    let v2_in = rows(10..14, 0);
+    lake.write(URI, kiv_batch(&v2_in), req()).await.expect("v2");
+    let v2 = model_write(&v1, &v2_in, Dup::None);
+    let rgs = row_group_ids(lake, URI).await;
+    let files: BTreeSet<&String> = rgs.iter().map(|r| &r.1).collect();
+    assert_eq!(files.len(), 2, "setup must span two files: {rgs:?}");
+    vec![v1, v2]
+}
+
+fn write_under_test() -> Vec<Row> {
+    vec![(9, 1, 1), (7, 1, 2), (10, 1, 3), (8, 1, 4)]
+}
+
+/// Every version still reads as `history` says, and nothing newer is visible.
+async fn assert_history(lake: &Lake, history: &[Vec<Row>], context: &str) {
+    let log = log_of(lake, URI).await;
+    let versions: Vec<u64> = log.iter().map(|l| l.0).collect();
+    let expected: Vec<u64> = (1..=history.len() as u64).rev().collect();
+    assert_eq!(versions, expected, "{context}: log");
+    let head = lake.snapshot(URI).await.expect("head");
+    assert_eq!(head.version.version, history.len() as u64, "{context}: head");
+    for (i, rows) in history.iter().enumerate() {
+        assert_eq!(&read_kiv(lake, &format!("{URI}:v{}", i + 1)).await, rows, "{context}: v{}", i + 1);
+    }
+}
+
+/// Files every version (not expired) references.
+async fn referenced(lake: &Lake, versions: u64) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for v in 1..=versions {
+        out.extend(files_of(lake, &format!("{URI}:v{v}")).await);
+    }
+    out
+}
+
+/// The orphans left by failed attempts: files on disk that no version references.
+async fn orphans(rig: &Rig, versions: u64) -> BTreeSet<String> {
+    let on_disk = files_under(&data_dir(&rig.root));
+    let refs = referenced(&rig.lake, versions).await;
+    assert!(refs.is_subset(&on_disk), "a referenced file is missing: {refs:?} vs {on_disk:?}");
+    on_disk.difference(&refs).cloned().collect()
+}
+
+/// Vacuum with the default grace keeps young orphans; with grace 0 it removes exactly them.
+async fn vacuum_and_check(rig: &Rig, history: &[Vec<Row>], expected_orphans: &BTreeSet<String>, context: &str) {
+    let n = history.len() as u64;
+    let before = files_under(&data_dir(&rig.root));
+    let report = rig.lake.vacuum(&VacuumRequest::default()).await.expect("vacuum");
+    assert!(report.orphan_files.is_empty(), "{context}: default grace took young orphans: {report:?}");
+    assert_eq!(files_under(&data_dir(&rig.root)), before, "{context}: default-grace vacuum deleted files");
+    let report = rig
+        .lake
+        .vacuum(&VacuumRequest {
+            grace: Duration::ZERO,
+            ..VacuumRequest::default()
+        })
+        .await
+        .expect("vacuum grace 0");
+    let removed: BTreeSet<String> = report.orphan_files.iter().cloned().collect();
+    assert_eq!(&removed, expected_orphans, "{context}: vacuum removed {report:?}");
+    assert!(report.unreferenced_files.is_empty(), "{context}: {report:?}");
+    let after = files_under(&data_dir(&rig.root));
+    assert_eq!(after, referenced(&rig.lake, n).await, "{context}: files left after vacuum");
+    assert_history(&rig.lake, history, &format!("{context}, after vacuum")).await;
+}
+
+/// Fails the Nth I/O call of the write, for N = 1, 2, ... until the write gets through.
+async fn sweep(only: &[Kind], after: bool) -> u64 {
+    let mut n = 1;
+    loop {
+        let rig = rig().await;
+        let history = setup(&rig.lake).await;
+        let context = format!("failing call {n} of {only:?} (after: {after})");
+        rig.store.arm(n, only, after);
+        let result = rig.lake.write(URI, kiv_batch(&write_under_test()), WriteRequest::new()).await;
+        let (fired, trace) = rig.store.disarm();
+        let expected_v3 = model_write(&history[1], &write_under_test(), Dup::None);
+        match (result, fired) {
+            (Ok(out), None) => {
+                // The sweep went past the last I/O call: the write is whole.
+                assert_eq!(out.version, Some(3), "{context}");
+                let mut history = history;
+                history.push(expected_v3);
+                assert_history(&rig.lake, &history, &context).await;
+                assert!(n > 1, "the write made no I/O call of kinds {only:?}");
+                return n - 1;
+            }
+            (Ok(out), Some(f)) => panic!("{context}: {f} but the write reported success: {out:?}; calls: {trace:?}"),
+            (Err(e), None) => panic!("{context}: the write failed without an injected failure: {e}"),
+            (Err(e), Some(f)) => {
+                let msg = e.to_string();
+                assert!(msg.contains("injected failure"), "{context}: error does not carry the cause: {msg} ({f})");
+                assert_eq!(
+                    e.kind(),
+                    tarn::ErrorKind::Internal,
+                    "{context}: a storage failure is not the user's fault: {msg}"
+                );
+                assert_history(&rig.lake, &history, &context).await;
+                let expected_orphans = orphans(&rig, 2).await;
+                if !after {
+                    assert!(expected_orphans.is_empty(), "{context}: a failed put left {expected_orphans:?}");
+                }
+                // A following write without failures succeeds and reads right.
+                let out = rig
+                    .lake
+                    .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+                    .await
+                    .unwrap_or_else(|e| panic!("{context}: retry failed: {e}"));
+                assert_eq!(out.version, Some(3), "{context}: retry");
+                let mut history = history;
+                history.push(expected_v3);
+                assert_history(&rig.lake, &history, &format!("{context}, retried")).await;
+                vacuum_and_check(&rig, &history, &expected_orphans, &context).await;
+            }
+        }
+        n += 1;
+        assert!(n < 200, "the write never got through");
+    }
+}
+
+#[test]
+fn every_failing_io_call_of_a_write_leaves_the_lake_unchanged() {
+    runtime().block_on(async {
+        let calls = sweep(&[], false).await;
+        // The write reads row groups of two files and writes one: several calls at least.
+        assert!(calls >= 3, "only {calls} I/O calls seen");
+    });
+}
+
+#[test]
+fn a_put_that_lands_but_fails_leaves_an_orphan_that_vacuum_removes() {
+    runtime().block_on(async {
+        let puts = sweep(&[Kind::Put], true).await;
+        assert_eq!(puts, 1, "a write puts one file");
+    });
+}
+
+#[test]
+fn a_failing_first_write_creates_no_dataset() {
+    runtime().block_on(async {
+        for only in [vec![Kind::Put], vec![]] {
+            let rig = rig().await;
+            rig.store.arm(1, &only, true);
+            let err = rig
+                .lake
+                .write(URI, kiv_batch(&rows(0..5, 0)), req())
+                .await
+                .expect_err("the put fails");
+            let (fired, _) = rig.store.disarm();
+            assert!(fired.is_some(), "{err}");
+            assert!(rig.lake.datasets(None).await.expect("datasets").is_empty());
+            let missing = rig.lake.snapshot(URI).await.expect_err("no dataset").to_string();
+            assert!(missing.contains("does not exist"), "{missing}");
+            let orphaned = files_under(&data_dir(&rig.root));
+            assert_eq!(orphaned.len(), 1, "the put landed: {orphaned:?}");
+            let out = rig.lake.write(URI, kiv_batch(&rows(0..5, 0)), req()).await.expect("retry");
+            assert_eq!(out.version, Some(1));
+            assert_eq!(read_kiv(&rig.lake, URI).await, rows(0..5, 0));
+            vacuum_and_check(&rig, &[rows(0..5, 0)], &orphaned, "first write").await;
+        }
+    });
+}
+
+#[test]
+fn a_commit_that_fails_before_committing_leaves_an_orphan() {
+    runtime().block_on(async {
+        let rig = rig().await;
+        let history = setup(&rig.lake).await;
+        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::Before);
+        let err = rig
+            .lake
+            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+            .await
+            .expect_err("commit fails");
+        assert!(err.to_string().contains("before COMMIT"), "{err}");
+        assert_history(&rig.lake, &history, "failed commit").await;
+        // The outcome was unknown to the writer, so it must keep its file (design 0001).
+        let orphaned = orphans(&rig, 2).await;
+        assert_eq!(orphaned.len(), 1, "{orphaned:?}");
+        let out = rig
+            .lake
+            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+            .await
+            .expect("retry");
+        assert_eq!(out.version, Some(3));
+        let mut history = history;
+        history.push(model_write(&history[1], &write_under_test(), Dup::None));
+        assert_history(&rig.lake, &history, "retried").await;
+        vacuum_and_check(&rig, &history, &orphaned, "failed commit").await;
+    });
+}
+
+#[test]
+fn a_commit_whose_outcome_is_unknown_keeps_its_file() {
+    runtime().block_on(async {
+        let rig = rig().await;
+        let history = setup(&rig.lake).await;
+        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::After);
+        let err = rig
+            .lake
+            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+            .await
+            .expect_err("commit reports an error");
+        assert!(err.to_string().contains("after COMMIT"), "{err}");
+        // The commit did happen: re-reading the catalog shows v3, whose file must survive.
+        let mut history = history;
+        history.push(model_write(&history[1], &write_under_test(), Dup::None));
+        assert_history(&rig.lake, &history, "commit of unknown outcome").await;
+        assert!(orphans(&rig, 3).await.is_empty());
+        vacuum_and_check(&rig, &history, &BTreeSet::new(), "commit of unknown outcome").await;
+    });
+}
+
+#[test]
+fn a_commit_conflict_deletes_the_file_and_replans() {
+    runtime().block_on(async {
+        let rig = rig().await;
+        let history = setup(&rig.lake).await;
+        let commits_before = *rig.catalog.commits.lock().expect("commits");
+        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::Conflict);
+        let out = rig
+            .lake
+            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+            .await
+            .expect("re-plans and commits");
+        assert_eq!(out.attempts, 2, "{out:?}");
+        assert_eq!(out.version, Some(3));
+        assert_eq!(*rig.catalog.commits.lock().expect("commits") - commits_before, 2);
+        let mut history = history;
+        history.push(model_write(&history[1], &write_under_test(), Dup::None));
+        assert_history(&rig.lake, &history, "conflict").await;
+        // A conflict is a definite "no": the losing attempt's file is deleted at once.
+        let left = orphans(&rig, 3).await;
+        assert!(left.is_empty(), "the conflicting attempt left {left:?}");
+        vacuum_and_check(&rig, &history, &BTreeSet::new(), "conflict").await;
+    });
+}
+
+#[test]
+fn failures_during_other_mutations_leave_the_lake_unchanged() {
+    runtime().block_on(async {
+        // delete-range, compact and overwrite read and write files too.
+        type Mutate = for<'a> fn(&'a Lake) -> futures::future::BoxFuture<'a, tarn::Result<tarn::WriteOutcome>>;
+        let ops: Vec<(&str, Mutate)> = vec![
+            ("delete-range", |l| Box::pin(l.delete_range(URI, "6", "11", None))),
+            ("compact", |l| Box::pin(l.compact(URI, None))),
+            ("overwrite", |l| Box::pin(l.overwrite(URI, kiv_batch(&rows(3..9, 2)), WriteRequest::new()))),
+        ];
+        for (name, op) in ops {
+            let mut n = 1;
+            loop {
+                let rig = rig().await;
+                let history = setup(&rig.lake).await;
+                rig.store.arm(n, &[], false);
+                let result = op(&rig.lake).await;
+                let (fired, trace) = rig.store.disarm();
+                let context = format!("{name}, failing call {n}");
+                match (result, fired) {
+                    (Ok(_), None) => break,
+                    (Ok(_), Some(f)) => panic!("{context}: {f} but success; {trace:?}"),
+                    (Err(e), None) => panic!("{context}: failed by itself: {e}"),
+                    (Err(e), Some(_)) => {
+                        assert!(e.to_string().contains("injected failure"), "{context}: {e}");
+                        assert_history(&rig.lake, &history, &context).await;
+                        assert!(orphans(&rig, 2).await.is_empty(), "{context}");
+                        op(&rig.lake).await.unwrap_or_else(|e| panic!("{context}: retry: {e}"));
+                        assert_eq!(rig.lake.snapshot(URI).await.expect("head").version.version, 3);
+                    }
+                }
+                n += 1;
+                assert!(n < 200);
+            }
+            assert!(n > 1, "{name} made no I/O call");
+        }
+    });
+}
+
+#[allow(dead_code)]
+fn _unused(_: &Path, _: BTreeMap<(), ()>) {}
