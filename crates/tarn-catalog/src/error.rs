@@ -4,7 +4,9 @@ use tarn_core::CoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     /// The branch head moved since the writer read it: re-plan on the new head.
-    #[error("commit conflict on {dataset}@{branch}: planned on version {expected}, but the head is now {actual}")]
+    #[error(
+        "commit conflict on {dataset}@{branch}: planned on version {expected}, but the head is now {actual}"
+    )]
     Conflict {
         dataset: String,
         branch: String,
@@ -15,8 +17,14 @@ pub enum CatalogError {
     DatasetNotFound(String),
     #[error("branch {branch:?} of dataset {dataset:?} does not exist")]
     BranchNotFound { dataset: String, branch: String },
-    #[error("the catalog at {path} was written by a newer tarn (schema version {found}, this tarn knows up to {known}); upgrade tarn")]
-    TooNew { path: String, found: i64, known: i64 },
+    #[error(
+        "the catalog at {path} was written by a newer tarn (schema version {found}, this tarn knows up to {known}); upgrade tarn"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("catalog database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("catalog holds invalid data: {0}")]

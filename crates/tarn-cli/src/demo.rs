@@ -5,6 +5,16 @@
 
 use crate::input::{InputFormat, read_bytes};
 use crate::{Ctx, report_outcome};
+use tarn::WriteOutcome;
+
+/// Per-step lines for people; with --json only the final document is printed.
+fn report(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
+    if ctx.json {
+        Ok(())
+    } else {
+        report_outcome(ctx, outcome)
+    }
+}
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use serde_json::json;
@@ -13,9 +23,21 @@ use tarn::{DuplicatesOn, Lake, RowGroupTarget, WriteRequest};
 
 const PAYERNE: &[u8] = include_bytes!("../data/bsrn_payerne_ch_2016-06_1min.csv");
 const HOURLY: &[(&str, &[u8], &str)] = &[
-    ("weather/greensboro_nc/1h", include_bytes!("../data/tmy3_greensboro_nc.csv"), "NREL TMY3 723170"),
-    ("weather/amsterdam_nl/1h", include_bytes!("../data/iwec_amsterdam_nl.csv"), "ASHRAE IWEC 062400"),
-    ("weather/piedmont_it/1h", include_bytes!("../data/pvgis_tmy_piedmont_it.csv"), "EU PVGIS TMY 45.0N 8.0E"),
+    (
+        "weather/greensboro_nc/1h",
+        include_bytes!("../data/tmy3_greensboro_nc.csv"),
+        "NREL TMY3 723170",
+    ),
+    (
+        "weather/amsterdam_nl/1h",
+        include_bytes!("../data/iwec_amsterdam_nl.csv"),
+        "ASHRAE IWEC 062400",
+    ),
+    (
+        "weather/piedmont_it/1h",
+        include_bytes!("../data/pvgis_tmy_piedmont_it.csv"),
+        "EU PVGIS TMY 45.0N 8.0E",
+    ),
 ];
 const DAY: usize = 1440;
 
@@ -24,7 +46,11 @@ fn csv(bytes: &[u8]) -> Result<RecordBatch> {
 }
 
 pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
-    if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(true) {
+    if path.exists()
+        && std::fs::read_dir(path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
         bail!(
             "{} already exists and is not empty; remove it or pass another path (`tarn demo DIR`)",
             path.display()
@@ -41,7 +67,10 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
 
     let payerne = csv(PAYERNE).context("embedded Payerne data")?;
     let uri = "tarn://weather/payerne/1min";
-    say(ctx, "load the first 20 days of 1-minute BSRN data from Payerne (one row group per day)");
+    say(
+        ctx,
+        "load the first 20 days of 1-minute BSRN data from Payerne (one row group per day)",
+    );
     let first = lake
         .write(
             uri,
@@ -55,39 +84,72 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
                 .message("initial load: 2016-06-01 to 2016-06-20"),
         )
         .await?;
-    report_outcome(ctx, &first)?;
+    report(ctx, &first)?;
     steps.push(first);
 
-    say(ctx, "append the last 10 days (a pure append rewrites nothing)");
+    say(
+        ctx,
+        "append the last 10 days (a pure append rewrites nothing)",
+    );
     let append = lake
-        .write(uri, payerne.slice(20 * DAY, 10 * DAY), WriteRequest::new().message("daily load: 2016-06-21 to 2016-06-30"))
+        .write(
+            uri,
+            payerne.slice(20 * DAY, 10 * DAY),
+            WriteRequest::new().message("daily load: 2016-06-21 to 2016-06-30"),
+        )
         .await?;
-    report_outcome(ctx, &append)?;
+    report(ctx, &append)?;
     steps.push(append);
 
-    say(ctx, "correct one hour of 2016-06-10 (rows with the same ts replace the old ones; only that day's row group is rewritten)");
+    say(
+        ctx,
+        "correct one hour of 2016-06-10 (rows with the same ts replace the old ones; only that day's row group is rewritten)",
+    );
     let hour = payerne.slice(9 * DAY + 12 * 60, 60);
     let corrected = add_to_column(&hour, "temp_air_c", 0.5)?;
     let fix = lake
-        .write(uri, corrected, WriteRequest::new().message("sensor recalibration: +0.5 degC on 2016-06-10 12:00-13:00"))
+        .write(
+            uri,
+            corrected,
+            WriteRequest::new()
+                .message("sensor recalibration: +0.5 degC on 2016-06-10 12:00-13:00"),
+        )
         .await?;
-    report_outcome(ctx, &fix)?;
+    report(ctx, &fix)?;
     steps.push(fix);
 
-    say(ctx, "record the quality check in the metadata (a version with the same rows)");
-    let meta = lake.set_metadata(uri, WriteRequest::new().meta("qc", "passed").message("quality check")).await?;
-    report_outcome(ctx, &meta)?;
+    say(
+        ctx,
+        "record the quality check in the metadata (a version with the same rows)",
+    );
+    let meta = lake
+        .set_metadata(
+            uri,
+            WriteRequest::new()
+                .meta("qc", "passed")
+                .message("quality check"),
+        )
+        .await?;
+    report(ctx, &meta)?;
     steps.push(meta);
 
     say(ctx, "delete a faulty half hour on 2016-06-15");
     let del = lake
-        .delete_range(uri, "2016-06-15T06:00:00Z", "2016-06-15T06:30:00Z", Some("remove maintenance window".into()))
+        .delete_range(
+            uri,
+            "2016-06-15T06:00:00Z",
+            "2016-06-15T06:30:00Z",
+            Some("remove maintenance window".into()),
+        )
         .await?;
-    report_outcome(ctx, &del)?;
+    report(ctx, &del)?;
     steps.push(del);
 
     for (name, bytes, source) in HOURLY {
-        say(ctx, &format!("load a typical meteorological year into {name} (one row group per month)"));
+        say(
+            ctx,
+            &format!("load a typical meteorological year into {name} (one row group per month)"),
+        );
         let batch = csv(bytes).with_context(|| format!("embedded data for {name}"))?;
         let outcome = lake
             .write(
@@ -101,7 +163,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
                     .message("typical meteorological year (year set to 1990)"),
             )
             .await?;
-        report_outcome(ctx, &outcome)?;
+        report(ctx, &outcome)?;
         steps.push(outcome);
     }
 
@@ -114,7 +176,11 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
         }));
     }
     if !ctx.quiet {
-        println!("\nbuilt {} in {:.1}s. Try:", path.display(), started.elapsed().as_secs_f64());
+        println!(
+            "\nbuilt {} in {:.1}s. Try:",
+            path.display(),
+            started.elapsed().as_secs_f64()
+        );
         for cmd in [
             "ls".to_string(),
             "log weather/payerne/1min".to_string(),

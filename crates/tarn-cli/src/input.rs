@@ -34,22 +34,31 @@ impl InputFormat {
 }
 
 /// Reads every input into one batch (one write makes one version).
-pub fn read_inputs(paths: &[String], format: Option<InputFormat>, dataset: Option<&SchemaRef>) -> Result<RecordBatch> {
+pub fn read_inputs(
+    paths: &[String],
+    format: Option<InputFormat>,
+    dataset: Option<&SchemaRef>,
+) -> Result<RecordBatch> {
     let mut batches = Vec::new();
     for path in paths {
         let format = match format.or_else(|| InputFormat::from_path(path)) {
             Some(f) => f,
             None if path == "-" => bail!("reading stdin needs --format parquet|csv|arrow|jsonl"),
-            None => bail!("cannot tell the format of {path:?} from its extension; pass --format parquet|csv|arrow|jsonl"),
+            None => bail!(
+                "cannot tell the format of {path:?} from its extension; pass --format parquet|csv|arrow|jsonl"
+            ),
         };
         let bytes = if path == "-" {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("reading stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("reading stdin")?;
             buf
         } else {
             std::fs::read(path).with_context(|| format!("cannot read input {path:?}"))?
         };
-        let batch = read_bytes(bytes, format, dataset).with_context(|| format!("input {path:?} is not valid {format:?}"))?;
+        let batch = read_bytes(bytes, format, dataset)
+            .with_context(|| format!("input {path:?} is not valid {format:?}"))?;
         batches.push(batch);
     }
     let Some(first) = batches.first() else {
@@ -59,8 +68,10 @@ pub fn read_inputs(paths: &[String], format: Option<InputFormat>, dataset: Optio
     let mut aligned = Vec::with_capacity(batches.len());
     for (i, b) in batches.iter().enumerate() {
         if b.schema().fields() != schema.fields() {
-            let (a, _) = tarn::store::schema::align_batch(b, &schema, false)
-                .with_context(|| format!("input {:?} does not match input {:?}", paths[i], paths[0]))?;
+            let (a, _) =
+                tarn::store::schema::align_batch(b, &schema, false).with_context(|| {
+                    format!("input {:?} does not match input {:?}", paths[i], paths[0])
+                })?;
             aligned.push(a);
         } else {
             aligned.push(b.clone());
@@ -69,12 +80,18 @@ pub fn read_inputs(paths: &[String], format: Option<InputFormat>, dataset: Optio
     Ok(concat_batches(&schema, &aligned)?)
 }
 
-pub fn read_bytes(bytes: Vec<u8>, format: InputFormat, dataset: Option<&SchemaRef>) -> Result<RecordBatch> {
+pub fn read_bytes(
+    bytes: Vec<u8>,
+    format: InputFormat,
+    dataset: Option<&SchemaRef>,
+) -> Result<RecordBatch> {
     match format {
         InputFormat::Parquet => {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?
-                .with_batch_size(65_536)
-                .build()?;
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes::Bytes::from(bytes),
+            )?
+            .with_batch_size(65_536)
+            .build()?;
             let schema = reader.schema();
             let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
             Ok(concat_batches(&schema, &batches)?)
@@ -107,7 +124,8 @@ pub fn read_bytes(bytes: Vec<u8>, format: InputFormat, dataset: Option<&SchemaRe
         }
         InputFormat::Jsonl => {
             let mut cursor = BufReader::new(Cursor::new(bytes));
-            let (inferred, _) = arrow::json::reader::infer_json_schema_from_seekable(&mut cursor, Some(10_000))?;
+            let (inferred, _) =
+                arrow::json::reader::infer_json_schema_from_seekable(&mut cursor, Some(10_000))?;
             let inferred = json_timestamps(inferred, cursor.get_mut().get_ref());
             let schema = text_schema(&inferred, dataset);
             let reader = arrow::json::ReaderBuilder::new(schema.clone())
@@ -130,7 +148,9 @@ fn text_schema(inferred: &Schema, dataset: Option<&SchemaRef>) -> SchemaRef {
                 return Field::new(f.name(), d.data_type().clone(), true);
             }
             let data_type = match f.data_type() {
-                DataType::Timestamp(_, _) => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                DataType::Timestamp(_, _) => {
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+                }
                 other => other.clone(),
             };
             Field::new(f.name(), data_type, true)
@@ -141,8 +161,12 @@ fn text_schema(inferred: &Schema, dataset: Option<&SchemaRef>) -> SchemaRef {
 
 /// JSON has no timestamp type: a string column whose first value is a date-time becomes one.
 fn json_timestamps(inferred: Schema, bytes: &[u8]) -> Schema {
-    let first_line = bytes.split(|b| *b == b'\n').find(|l| !l.iter().all(u8::is_ascii_whitespace));
-    let Some(Ok(serde_json::Value::Object(row))) = first_line.map(serde_json::from_slice::<serde_json::Value>) else {
+    let first_line = bytes
+        .split(|b| *b == b'\n')
+        .find(|l| !l.iter().all(u8::is_ascii_whitespace));
+    let Some(Ok(serde_json::Value::Object(row))) =
+        first_line.map(serde_json::from_slice::<serde_json::Value>)
+    else {
         return inferred;
     };
     let fields: Vec<Field> = inferred
@@ -150,11 +174,16 @@ fn json_timestamps(inferred: Schema, bytes: &[u8]) -> Schema {
         .iter()
         .map(|f| {
             let is_time = matches!(f.data_type(), DataType::Utf8)
-                && row.get(f.name()).and_then(|v| v.as_str()).is_some_and(|s| {
-                    s.len() >= 16 && tarn::core::time::parse_instant(s).is_some()
-                });
+                && row
+                    .get(f.name())
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|s| s.len() >= 16 && tarn::core::time::parse_instant(s).is_some());
             if is_time {
-                Field::new(f.name(), DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())), true)
+                Field::new(
+                    f.name(),
+                    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                    true,
+                )
             } else {
                 f.as_ref().clone()
             }

@@ -15,10 +15,17 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
-use tarn::{DuplicatesOn, Lake, ReadRequest, RowGroupTarget, TarnUri, VacuumRequest, WriteOutcome, WriteRequest};
+use tarn::{
+    DuplicatesOn, Lake, ReadRequest, RowGroupTarget, TarnUri, VacuumRequest, WriteOutcome,
+    WriteRequest,
+};
 
 #[derive(Debug, Parser)]
-#[command(name = "tarn", version, about = "A versioned data lake for ordered (time-series) tables")]
+#[command(
+    name = "tarn",
+    version,
+    about = "A versioned data lake for ordered (time-series) tables"
+)]
 struct Cli {
     /// The lake directory (else TARN_LAKE, else the nearest tarn.toml).
     #[arg(long, global = true, env = "TARN_LAKE")]
@@ -33,7 +40,12 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     /// `durable` (default): a write returns once on disk; `relaxed`: skip fsyncs.
-    #[arg(long, global = true, env = "TARN_DURABILITY", default_value = "durable")]
+    #[arg(
+        long,
+        global = true,
+        env = "TARN_DURABILITY",
+        default_value = "durable"
+    )]
     durability: Durability,
     #[command(subcommand)]
     command: Command,
@@ -169,7 +181,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (n, unit) = t.split_at(split);
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}: expected e.g. 30d, 12h, 90min"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30d, 12h, 90min"))?;
     let secs = match unit {
         "s" => 1,
         "m" | "min" => 60,
@@ -200,7 +214,10 @@ impl Ctx {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::new_spinner();
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_message(message.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
@@ -227,10 +244,16 @@ fn main() {
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| filter.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -267,22 +290,39 @@ fn format_error(e: &anyhow::Error) -> String {
 
 async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
-        Command::Init { path, catalog, storage } => init(ctx, path, catalog, storage).await,
+        Command::Init {
+            path,
+            catalog,
+            storage,
+        } => init(ctx, path, catalog, storage).await,
         Command::Write(args) => write(ctx, args).await,
-        Command::Read { uri, start, end, columns, format, output } => {
+        Command::Read {
+            uri,
+            start,
+            end,
+            columns,
+            format,
+            output,
+        } => {
             let lake = ctx.lake().await?;
             let snapshot = lake.snapshot(&uri).await?;
             let request = ReadRequest::parse(&snapshot, start.as_deref(), end.as_deref(), columns)?;
             let schema = lake.read_schema(&snapshot, &request)?;
-            let format = format.unwrap_or(if ctx.json {
-                OutputFormat::Json
-            } else if output.is_some() {
-                bail!("--output needs --format (csv, json, jsonl, parquet or arrow)");
-            } else {
-                OutputFormat::Table
-            });
-            if output.is_none() && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow) && std::io::stdout().is_terminal() {
-                bail!("refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout");
+            let format = match format {
+                Some(f) => f,
+                None if ctx.json => OutputFormat::Json,
+                None if output.is_some() => {
+                    bail!("--output needs --format (csv, json, jsonl, parquet or arrow)")
+                }
+                None => OutputFormat::Table,
+            };
+            if output.is_none()
+                && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
+                && std::io::stdout().is_terminal()
+            {
+                bail!(
+                    "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
+                );
             }
             let stream = lake.read_stream(&snapshot, &request).await?;
             output::write_stream(stream, &schema, format, output.as_deref()).await?;
@@ -304,7 +344,14 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             }
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(["dataset", "version", "rows", "row groups", "bytes", "updated"]);
+            table.set_header([
+                "dataset",
+                "version",
+                "rows",
+                "row groups",
+                "bytes",
+                "updated",
+            ]);
             for d in &datasets {
                 table.add_row([
                     d.name.to_string(),
@@ -312,7 +359,8 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     d.rows.to_string(),
                     d.row_groups.to_string(),
                     d.bytes.to_string(),
-                    d.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    d.timestamp
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ]);
             }
             println!("{table}");
@@ -324,12 +372,22 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             if ctx.json {
                 return ctx.print_json(&info);
             }
-            println!("{} @{} v{} (commit {}, {})", info.name, info.branch, info.version, info.commit_id, info.timestamp);
+            println!(
+                "{} @{} v{} (commit {}, {})",
+                info.name, info.branch, info.version, info.commit_id, info.timestamp
+            );
             println!("ordered on:   {}", info.ordered_on);
             println!("duplicates:   {}", info.duplicates_on);
-            println!("row groups:   {} in {} files (target {})", info.row_groups, info.files, info.row_group_target);
+            println!(
+                "row groups:   {} in {} files (target {})",
+                info.row_groups, info.files, info.row_group_target
+            );
             println!("rows:         {}  ({} bytes)", info.rows, info.bytes);
-            let show = |v: &Option<serde_json::Value>| v.as_ref().map_or("-".to_string(), |v| v.as_str().map_or(v.to_string(), str::to_string));
+            let show = |v: &Option<serde_json::Value>| {
+                v.as_ref().map_or("-".to_string(), |v| {
+                    v.as_str().map_or(v.to_string(), str::to_string)
+                })
+            };
             println!("range:        {} .. {}", show(&info.min), show(&info.max));
             println!("schema:");
             for (name, ty) in &info.schema {
@@ -351,7 +409,14 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             }
             let mut table = comfy_table::Table::new();
             table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-            table.set_header(["version", "commit", "time (UTC)", "operation", "rows", "message"]);
+            table.set_header([
+                "version",
+                "commit",
+                "time (UTC)",
+                "operation",
+                "rows",
+                "message",
+            ]);
             for v in &log {
                 table.add_row([
                     format!("v{}", v.version),
@@ -365,7 +430,12 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             println!("{table}");
             Ok(())
         }
-        Command::DeleteRange { uri, start, end, message } => {
+        Command::DeleteRange {
+            uri,
+            start,
+            end,
+            message,
+        } => {
             let lake = ctx.lake().await?;
             let outcome = lake.delete_range(&uri, &start, &end, message).await?;
             report_outcome(ctx, &outcome)
@@ -377,10 +447,22 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             bar.finish_and_clear();
             report_outcome(ctx, &outcome)
         }
-        Command::Vacuum { keep_last, older_than, grace, dry_run } => {
+        Command::Vacuum {
+            keep_last,
+            older_than,
+            grace,
+            dry_run,
+        } => {
             let lake = ctx.lake().await?;
             let bar = ctx.progress("vacuuming");
-            let report = lake.vacuum(&VacuumRequest { keep_last, older_than, grace, dry_run }).await?;
+            let report = lake
+                .vacuum(&VacuumRequest {
+                    keep_last,
+                    older_than,
+                    grace,
+                    dry_run,
+                })
+                .await?;
             bar.finish_and_clear();
             if ctx.json {
                 return ctx.print_json(&report);
@@ -407,7 +489,12 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     }
 }
 
-async fn init(ctx: &Ctx, path: Option<PathBuf>, catalog: Option<String>, storage: Option<String>) -> Result<()> {
+async fn init(
+    ctx: &Ctx,
+    path: Option<PathBuf>,
+    catalog: Option<String>,
+    storage: Option<String>,
+) -> Result<()> {
     let dir = path.unwrap_or_else(|| PathBuf::from("."));
     let existed = dir.join(tarn::CONFIG_FILE).exists();
     if !existed && (catalog.is_some() || storage.is_some()) {
@@ -420,7 +507,8 @@ async fn init(ctx: &Ctx, path: Option<PathBuf>, catalog: Option<String>, storage
         }
         config.catalog_path(&dir)?;
         config.storage_path(&dir)?;
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         std::fs::write(dir.join(tarn::CONFIG_FILE), toml_text(&config)?)?;
     }
     Lake::init(&dir).await?;
@@ -448,7 +536,10 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
     let lake = ctx.lake().await?;
     let uri = TarnUri::parse_lenient(&args.uri)?;
     // Text inputs are parsed in the dataset's types when it exists.
-    let dataset_schema = match lake.snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string()).await {
+    let dataset_schema = match lake
+        .snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string())
+        .await
+    {
         Ok(s) => Some(s.schema),
         Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
@@ -456,7 +547,10 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
     let bar = ctx.progress("reading input");
     let inputs = args.inputs.clone();
     let format = args.format;
-    let batch = tokio::task::spawn_blocking(move || input::read_inputs(&inputs, format, dataset_schema.as_ref())).await??;
+    let batch = tokio::task::spawn_blocking(move || {
+        input::read_inputs(&inputs, format, dataset_schema.as_ref())
+    })
+    .await??;
     bar.set_message(format!("writing {} rows", batch.num_rows()));
     let mut request = WriteRequest {
         ordered_on: args.ordered_on,
@@ -489,9 +583,17 @@ fn report_outcome(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
     match outcome.version {
         Some(v) => println!(
             "{} {uri}: v{v} ({} rows in, {} rows now; {} row groups written, {} replaced, {} existing rows rewritten)",
-            outcome.operation, outcome.rows_in, outcome.rows, outcome.row_groups_written, outcome.row_groups_removed, outcome.rows_rewritten
+            outcome.operation,
+            outcome.rows_in,
+            outcome.rows,
+            outcome.row_groups_written,
+            outcome.row_groups_removed,
+            outcome.rows_rewritten
         ),
-        None => println!("{} {uri}: nothing changed, no version created", outcome.operation),
+        None => println!(
+            "{} {uri}: nothing changed, no version created",
+            outcome.operation
+        ),
     }
     Ok(())
 }

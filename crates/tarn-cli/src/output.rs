@@ -34,11 +34,21 @@ impl<W: Write + Send> Sink<W> {
     fn new(format: OutputFormat, schema: &SchemaRef, out: W) -> Result<Self> {
         Ok(match format {
             OutputFormat::Table => Sink::Table(Vec::new(), out),
-            OutputFormat::Csv => Sink::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
+            OutputFormat::Csv => Sink::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
+            ),
             OutputFormat::Json => Sink::Json(arrow::json::ArrayWriter::new(out)),
             OutputFormat::Jsonl => Sink::Jsonl(arrow::json::LineDelimitedWriter::new(out)),
-            OutputFormat::Parquet => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema.clone(), None)?),
-            OutputFormat::Arrow => Sink::Arrow(arrow::ipc::writer::FileWriter::try_new(out, schema)?),
+            OutputFormat::Parquet => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(
+                out,
+                schema.clone(),
+                None,
+            )?),
+            OutputFormat::Arrow => {
+                Sink::Arrow(arrow::ipc::writer::FileWriter::try_new(out, schema)?)
+            }
         })
     }
 
@@ -86,9 +96,13 @@ pub async fn write_stream(
 ) -> Result<u64> {
     let writer: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create output file {path:?}"))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create output file {path:?}"))?,
         )),
-        None => Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout())),
+        None => Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        )),
     };
     let mut sink = Sink::new(format, schema, writer)?;
     let mut rows = 0u64;

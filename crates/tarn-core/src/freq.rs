@@ -56,7 +56,9 @@ impl Frequency {
             reason,
         };
         let text = input.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (digits, alias) = text.split_at(split);
         let count = if digits.is_empty() {
             1
@@ -111,7 +113,11 @@ impl Frequency {
                 input: self.to_string(),
                 reason: format!(
                     "ordered_on column {column:?} is not a timestamp{}: use a row count instead",
-                    if kind == OrderedKind::Date { " (a date column takes D, W, MS or YS)" } else { "" }
+                    if kind == OrderedKind::Date {
+                        " (a date column takes D, W, MS or YS)"
+                    } else {
+                        ""
+                    }
                 ),
             })
         }
@@ -122,7 +128,9 @@ impl Frequency {
     pub fn period_of(&self, value: &OrderedValue, kind: OrderedKind) -> Option<i64> {
         let (v, unit) = match (value, kind) {
             (OrderedValue::Timestamp(v), OrderedKind::Timestamp(unit)) => (*v, unit),
-            (OrderedValue::Date(d), OrderedKind::Date) => (*d as i64 * DAY_SECONDS, TimeUnit::Second),
+            (OrderedValue::Date(d), OrderedKind::Date) => {
+                (*d as i64 * DAY_SECONDS, TimeUnit::Second)
+            }
             _ => return None,
         };
         let per = time::units_per_second(unit) as i128;
@@ -207,10 +215,22 @@ mod tests {
 
     #[test]
     fn parses_aliases() {
-        assert_eq!(Frequency::parse("1D").map(|f| f.to_string()), Ok("1D".into()));
-        assert_eq!(Frequency::parse("15min").map(|f| f.to_string()), Ok("15min".into()));
-        assert_eq!(Frequency::parse("h").map(|f| f.to_string()), Ok("1h".into()));
-        assert_eq!(Frequency::parse("1MS").map(|f| f.to_string()), Ok("1MS".into()));
+        assert_eq!(
+            Frequency::parse("1D").map(|f| f.to_string()),
+            Ok("1D".into())
+        );
+        assert_eq!(
+            Frequency::parse("15min").map(|f| f.to_string()),
+            Ok("15min".into())
+        );
+        assert_eq!(
+            Frequency::parse("h").map(|f| f.to_string()),
+            Ok("1h".into())
+        );
+        assert_eq!(
+            Frequency::parse("1MS").map(|f| f.to_string()),
+            Ok("1MS".into())
+        );
         for bad in ["", "0D", "1x", "D1", "99999999999D"] {
             assert!(Frequency::parse(bad).is_err(), "{bad}");
         }
@@ -225,14 +245,20 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(b, c);
         let week = Frequency::parse("1W").expect("valid");
-        let mon = week.period_of(&ts("2024-03-04T00:00:00Z"), NS).expect("in range");
+        let mon = week
+            .period_of(&ts("2024-03-04T00:00:00Z"), NS)
+            .expect("in range");
         assert_eq!(week.period_of(&ts("2024-03-10T23:00:00Z"), NS), Some(mon));
         assert_eq!(week.period_start(mon, NS), Some(ts("2024-03-04")));
         let month = Frequency::parse("1MS").expect("valid");
-        let feb = month.period_of(&ts("2024-02-29T12:00:00Z"), NS).expect("in range");
+        let feb = month
+            .period_of(&ts("2024-02-29T12:00:00Z"), NS)
+            .expect("in range");
         assert_eq!(month.period_start(feb, NS), Some(ts("2024-02-01")));
         assert_eq!(month.period_start(feb + 1, NS), Some(ts("2024-03-01")));
-        let before_epoch = day.period_of(&ts("1969-12-31T12:00:00Z"), NS).expect("in range");
+        let before_epoch = day
+            .period_of(&ts("1969-12-31T12:00:00Z"), NS)
+            .expect("in range");
         assert_eq!(day.period_start(before_epoch, NS), Some(ts("1969-12-31")));
     }
 
@@ -240,9 +266,19 @@ mod tests {
     fn date_columns_take_day_multiples() {
         let day = Frequency::parse("1D").expect("valid");
         assert!(day.check_kind("d", OrderedKind::Date).is_ok());
-        assert!(Frequency::parse("1h").expect("valid").check_kind("d", OrderedKind::Date).is_err());
+        assert!(
+            Frequency::parse("1h")
+                .expect("valid")
+                .check_kind("d", OrderedKind::Date)
+                .is_err()
+        );
         assert!(day.check_kind("i", OrderedKind::Int).is_err());
-        let p = day.period_of(&OrderedValue::Date(10), OrderedKind::Date).expect("in range");
-        assert_eq!(day.period_start(p, OrderedKind::Date), Some(OrderedValue::Date(10)));
+        let p = day
+            .period_of(&OrderedValue::Date(10), OrderedKind::Date)
+            .expect("in range");
+        assert_eq!(
+            day.period_start(p, OrderedKind::Date),
+            Some(OrderedValue::Date(10))
+        );
     }
 }

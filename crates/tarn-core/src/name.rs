@@ -6,7 +6,9 @@ use crate::error::{CoreError, Result};
 use std::fmt;
 
 /// A validated dataset name such as `weather/berlin/1D`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct DatasetName(String);
 
@@ -43,7 +45,10 @@ impl DatasetName {
             return Err(invalid("it is empty".into()));
         }
         if name.len() > Self::MAX_LEN {
-            return Err(invalid(format!("it is longer than {} bytes", Self::MAX_LEN)));
+            return Err(invalid(format!(
+                "it is longer than {} bytes",
+                Self::MAX_LEN
+            )));
         }
         if name.starts_with('/') {
             return Err(invalid("absolute paths are not dataset names".into()));
@@ -94,7 +99,9 @@ impl std::str::FromStr for DatasetName {
 }
 
 /// A validated branch name: one segment (no `/`), same characters as a dataset segment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct BranchName(String);
 
@@ -151,7 +158,10 @@ mod tests {
     #[test]
     fn accepts_good_names() {
         for n in ["a", "weather/berlin/1D", "x=1/y-2/z_3.parquet", "A.b"] {
-            assert_eq!(DatasetName::new(n).map(|d| d.to_string()), Ok(n.to_string()));
+            assert_eq!(
+                DatasetName::new(n).map(|d| d.to_string()),
+                Ok(n.to_string())
+            );
         }
     }
 

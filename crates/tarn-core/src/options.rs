@@ -70,7 +70,9 @@ impl RowGroupTarget {
                     "row-group size must be at least 1 row".into(),
                 )),
                 Ok(n) => Ok(Self::Rows(n)),
-                Err(_) => Err(CoreError::InvalidOption(format!("row-group size {text} is too large"))),
+                Err(_) => Err(CoreError::InvalidOption(format!(
+                    "row-group size {text} is too large"
+                ))),
             };
         }
         Frequency::parse(text).map(Self::Frequency)
@@ -118,7 +120,10 @@ mod tests {
     #[test]
     fn parses_targets() {
         assert_eq!(RowGroupTarget::parse("500"), Ok(RowGroupTarget::Rows(500)));
-        assert!(matches!(RowGroupTarget::parse("1D"), Ok(RowGroupTarget::Frequency(_))));
+        assert!(matches!(
+            RowGroupTarget::parse("1D"),
+            Ok(RowGroupTarget::Frequency(_))
+        ));
         assert!(RowGroupTarget::parse("0").is_err());
         assert!(RowGroupTarget::parse("1Q").is_err());
     }

@@ -45,7 +45,12 @@ pub fn parse_instant(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return d.and_hms_opt(0, 0, 0).map(|n| n.and_utc());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(n.and_utc());
         }
@@ -59,7 +64,12 @@ mod tests {
 
     #[test]
     fn round_trip_negative_and_positive() {
-        for unit in [TimeUnit::Second, TimeUnit::Millisecond, TimeUnit::Microsecond, TimeUnit::Nanosecond] {
+        for unit in [
+            TimeUnit::Second,
+            TimeUnit::Millisecond,
+            TimeUnit::Microsecond,
+            TimeUnit::Nanosecond,
+        ] {
             for v in [-1_500_000_001i64, -1, 0, 1, 1_700_000_000_123] {
                 let t = to_datetime(v, unit).expect("in range");
                 assert_eq!(from_datetime(&t, unit), Some(v), "{unit:?} {v}");

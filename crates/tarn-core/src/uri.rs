@@ -83,7 +83,9 @@ fn looks_like_date(text: &str) -> bool {
 }
 
 fn looks_like_timestamp(text: &str) -> bool {
-    text.len() > 10 && looks_like_date(&text[..10]) && matches!(text.as_bytes()[10], b'T' | b't' | b' ')
+    text.len() > 10
+        && looks_like_date(&text[..10])
+        && matches!(text.as_bytes()[10], b'T' | b't' | b' ')
 }
 
 /// A tag name: one segment of `[A-Za-z0-9_.=-]`, not starting with `.`, and not parseable as
@@ -120,7 +122,11 @@ impl fmt::Display for Ref {
             Ref::Version(n) => write!(f, "v{n}"),
             Ref::Index(i) => write!(f, "{i}"),
             Ref::Date(d) => write!(f, "{}", d.format("%Y-%m-%d")),
-            Ref::Timestamp(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
+            Ref::Timestamp(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            ),
             Ref::Tag(t) => f.write_str(t),
         }
     }
@@ -188,13 +194,17 @@ impl TarnUri {
             None => None,
             Some("") => return Err(invalid(uri, "the branch after '@' is empty".into())),
             Some(b) => Some(BranchName::new(b).map_err(|e| match e {
-                CoreError::InvalidBranch { reason, .. } => invalid(uri, format!("branch {b:?}: {reason}")),
+                CoreError::InvalidBranch { reason, .. } => {
+                    invalid(uri, format!("branch {b:?}: {reason}"))
+                }
                 other => other,
             })?),
         };
         let reference = match reference {
             None => Ref::Live,
-            Some(r) => Ref::parse(r).map_err(|reason| invalid(uri, format!("ref {r:?}: {reason}")))?,
+            Some(r) => {
+                Ref::parse(r).map_err(|reason| invalid(uri, format!("ref {r:?}: {reason}")))?
+            }
         };
         Ok(Self {
             dataset,
@@ -266,9 +276,16 @@ mod tests {
         assert_eq!(t.branch.as_ref().map(|b| b.as_str()), Some("dev"));
         assert_eq!(
             t.reference,
-            Ref::Timestamp(DateTime::parse_from_rfc3339("2023-01-05T08:00:00Z").expect("ts").with_timezone(&Utc))
+            Ref::Timestamp(
+                DateTime::parse_from_rfc3339("2023-01-05T08:00:00Z")
+                    .expect("ts")
+                    .with_timezone(&Utc)
+            )
         );
-        assert_eq!(p("tarn://a:release-1.2").reference, Ref::Tag("release-1.2".into()));
+        assert_eq!(
+            p("tarn://a:release-1.2").reference,
+            Ref::Tag("release-1.2".into())
+        );
         assert_eq!(p("tarn://a:v1.2").reference, Ref::Tag("v1.2".into()));
     }
 
@@ -289,7 +306,10 @@ mod tests {
         ] {
             let err = TarnUri::parse(uri).expect_err(uri).to_string();
             assert!(err.contains(needle), "{uri}: {err}");
-            assert!(err.contains(&format!("{uri:?}")), "{uri}: error must quote the URI: {err}");
+            assert!(
+                err.contains(&format!("{uri:?}")),
+                "{uri}: error must quote the URI: {err}"
+            );
         }
     }
 
@@ -302,7 +322,14 @@ mod tests {
 
     #[test]
     fn tags_cannot_look_like_other_forms() {
-        for t in ["v1", "1", "-2", "latest", "2023-01-01", "2023-01-01T00:00:00Z"] {
+        for t in [
+            "v1",
+            "1",
+            "-2",
+            "latest",
+            "2023-01-01",
+            "2023-01-01T00:00:00Z",
+        ] {
             assert!(!is_tag_like(t), "{t}");
         }
         assert!(is_tag_like("gold"));

@@ -42,8 +42,9 @@ impl OrderedKind {
                 return Err(CoreError::UnsupportedOrderedOn {
                     column: column.to_string(),
                     data_type: other.to_string(),
-                    reason: "ordered_on must be an integer, float, string, date32 or timestamp column"
-                        .into(),
+                    reason:
+                        "ordered_on must be an integer, float, string, date32 or timestamp column"
+                            .into(),
                 });
             }
         })
@@ -155,8 +156,8 @@ impl OrderedValue {
             DataType::Timestamp(_, _) => {
                 let a = array.as_any();
                 use arrow::array::{
-                    TimestampMicrosecondArray, TimestampMillisecondArray,
-                    TimestampNanosecondArray, TimestampSecondArray,
+                    TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+                    TimestampSecondArray,
                 };
                 if let Some(a) = a.downcast_ref::<TimestampNanosecondArray>() {
                     Self::Timestamp(a.value(index))
@@ -177,18 +178,34 @@ impl OrderedValue {
     pub fn to_array(&self, data_type: &DataType) -> Option<ArrayRef> {
         use arrow::array::*;
         let array: ArrayRef = match (self, data_type) {
-            (Self::Int(v), DataType::Int8) => Arc::new(Int8Array::from(vec![i8::try_from(*v).ok()?])),
-            (Self::Int(v), DataType::Int16) => Arc::new(Int16Array::from(vec![i16::try_from(*v).ok()?])),
-            (Self::Int(v), DataType::Int32) => Arc::new(Int32Array::from(vec![i32::try_from(*v).ok()?])),
+            (Self::Int(v), DataType::Int8) => {
+                Arc::new(Int8Array::from(vec![i8::try_from(*v).ok()?]))
+            }
+            (Self::Int(v), DataType::Int16) => {
+                Arc::new(Int16Array::from(vec![i16::try_from(*v).ok()?]))
+            }
+            (Self::Int(v), DataType::Int32) => {
+                Arc::new(Int32Array::from(vec![i32::try_from(*v).ok()?]))
+            }
             (Self::Int(v), DataType::Int64) => Arc::new(Int64Array::from(vec![*v])),
-            (Self::Int(v), DataType::UInt8) => Arc::new(UInt8Array::from(vec![u8::try_from(*v).ok()?])),
-            (Self::Int(v), DataType::UInt16) => Arc::new(UInt16Array::from(vec![u16::try_from(*v).ok()?])),
-            (Self::Int(v), DataType::UInt32) => Arc::new(UInt32Array::from(vec![u32::try_from(*v).ok()?])),
-            (Self::Int(v), DataType::UInt64) => Arc::new(UInt64Array::from(vec![u64::try_from(*v).ok()?])),
+            (Self::Int(v), DataType::UInt8) => {
+                Arc::new(UInt8Array::from(vec![u8::try_from(*v).ok()?]))
+            }
+            (Self::Int(v), DataType::UInt16) => {
+                Arc::new(UInt16Array::from(vec![u16::try_from(*v).ok()?]))
+            }
+            (Self::Int(v), DataType::UInt32) => {
+                Arc::new(UInt32Array::from(vec![u32::try_from(*v).ok()?]))
+            }
+            (Self::Int(v), DataType::UInt64) => {
+                Arc::new(UInt64Array::from(vec![u64::try_from(*v).ok()?]))
+            }
             (Self::Float(v), DataType::Float32) => Arc::new(Float32Array::from(vec![*v as f32])),
             (Self::Float(v), DataType::Float64) => Arc::new(Float64Array::from(vec![*v])),
             (Self::Str(v), DataType::Utf8) => Arc::new(StringArray::from(vec![v.as_str()])),
-            (Self::Str(v), DataType::LargeUtf8) => Arc::new(LargeStringArray::from(vec![v.as_str()])),
+            (Self::Str(v), DataType::LargeUtf8) => {
+                Arc::new(LargeStringArray::from(vec![v.as_str()]))
+            }
             (Self::Str(v), DataType::Utf8View) => Arc::new(StringViewArray::from(vec![v.as_str()])),
             (Self::Timestamp(v), DataType::Timestamp(unit, tz)) => {
                 let a: ArrayRef = match unit {
@@ -226,7 +243,9 @@ impl OrderedValue {
     pub fn to_json(&self, kind: OrderedKind) -> serde_json::Value {
         match self {
             Self::Int(v) => (*v).into(),
-            Self::Float(v) => serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into),
+            Self::Float(v) => {
+                serde_json::Number::from_f64(*v).map_or(serde_json::Value::Null, Into::into)
+            }
             Self::Str(v) => v.clone().into(),
             Self::Timestamp(_) | Self::Date(_) => self.display(kind).into(),
         }
@@ -299,25 +318,40 @@ mod tests {
     #[test]
     fn parses_bounds_in_the_column_type() {
         let ts = OrderedKind::Timestamp(TimeUnit::Millisecond);
-        assert_eq!(ts.parse("ts", "1970-01-02"), Ok(OrderedValue::Timestamp(86_400_000)));
+        assert_eq!(
+            ts.parse("ts", "1970-01-02"),
+            Ok(OrderedValue::Timestamp(86_400_000))
+        );
         assert_eq!(
             ts.parse("ts", "1970-01-01T00:00:01Z"),
             Ok(OrderedValue::Timestamp(1000))
         );
         assert!(ts.parse("ts", "soon").is_err());
-        assert_eq!(OrderedKind::Date.parse("d", "1970-01-03"), Ok(OrderedValue::Date(2)));
+        assert_eq!(
+            OrderedKind::Date.parse("d", "1970-01-03"),
+            Ok(OrderedValue::Date(2))
+        );
         assert_eq!(OrderedKind::Int.parse("i", "-5"), Ok(OrderedValue::Int(-5)));
         assert!(OrderedKind::Int.parse("i", "5.5").is_err());
         assert!(OrderedKind::Float.parse("f", "NaN").is_err());
-        let err = OrderedKind::Int.parse("i", "x").expect_err("bad").to_string();
+        let err = OrderedKind::Int
+            .parse("i", "x")
+            .expect_err("bad")
+            .to_string();
         assert!(err.contains("\"x\"") && err.contains("i"), "{err}");
     }
 
     #[test]
     fn displays_timestamps_in_utc() {
         let kind = OrderedKind::Timestamp(TimeUnit::Second);
-        assert_eq!(OrderedValue::Timestamp(86_400).display(kind), "1970-01-02T00:00:00Z");
-        assert_eq!(OrderedValue::Date(31).display(OrderedKind::Date), "1970-02-01");
+        assert_eq!(
+            OrderedValue::Timestamp(86_400).display(kind),
+            "1970-01-02T00:00:00Z"
+        );
+        assert_eq!(
+            OrderedValue::Date(31).display(OrderedKind::Date),
+            "1970-02-01"
+        );
     }
 
     #[test]

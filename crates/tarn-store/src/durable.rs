@@ -8,8 +8,17 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// A file found in the store.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub path: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
 
 /// The lake's data files: an object store plus, for a local root, the directory to fsync.
 #[derive(Debug, Clone)]
@@ -17,6 +26,31 @@ pub struct DataStore {
     inner: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
     durable: bool,
+    footers: Arc<FooterCache>,
+}
+
+/// Parsed footers (with page indexes) of recently read files. Files are immutable, so an
+/// entry never goes stale; the cache is cleared when it grows past its capacity.
+#[derive(Debug, Default)]
+pub struct FooterCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (u64, ArrowReaderMetadata)>>,
+}
+
+impl FooterCache {
+    const CAPACITY: usize = 4096;
+
+    pub fn get(&self, path: &str) -> Option<(u64, ArrowReaderMetadata)> {
+        self.entries.lock().ok()?.get(path).cloned()
+    }
+
+    pub fn insert(&self, path: &str, size: u64, meta: ArrowReaderMetadata) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::CAPACITY {
+                entries.clear();
+            }
+            entries.insert(path.to_string(), (size, meta));
+        }
+    }
 }
 
 impl DataStore {
@@ -25,6 +59,7 @@ impl DataStore {
             inner,
             local_root,
             durable,
+            footers: Arc::default(),
         }
     }
 
@@ -35,13 +70,18 @@ impl DataStore {
             path: root.display().to_string(),
             source,
         })?;
-        let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|source| {
-            StoreError::ObjectStore {
-                path: root.display().to_string(),
-                source,
-            }
-        })?;
+        let fs =
+            object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|source| {
+                StoreError::ObjectStore {
+                    path: root.display().to_string(),
+                    source,
+                }
+            })?;
         Ok(Self::new(Arc::new(fs), Some(root), durable))
+    }
+
+    pub fn footers(&self) -> &FooterCache {
+        &self.footers
     }
 
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
@@ -103,6 +143,75 @@ impl DataStore {
         }
     }
 
+    /// Every file of the store, with size and modification time. For a local root this walks
+    /// the directory itself: object_store's listing hides the `NAME#n` temporary files that a
+    /// writer killed during a put leaves behind, and vacuum must see those.
+    pub async fn list_files(&self) -> Result<Vec<StoredFile>> {
+        let Some(root) = self.local_root.clone() else {
+            return Ok(self
+                .list("")
+                .await?
+                .into_iter()
+                .map(|m| StoredFile {
+                    path: m.location.to_string(),
+                    size: m.size,
+                    last_modified: m.last_modified,
+                })
+                .collect());
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let io = |source| StoreError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                };
+                for entry in std::fs::read_dir(&dir).map_err(io)? {
+                    let entry = entry.map_err(io)?;
+                    let meta = entry.metadata().map_err(io)?;
+                    if meta.is_dir() {
+                        stack.push(entry.path());
+                    } else if meta.is_file() {
+                        let relative = entry
+                            .path()
+                            .strip_prefix(&root)
+                            .map(|p| p.to_path_buf())
+                            .unwrap_or_default();
+                        let modified = meta.modified().map_err(io)?;
+                        out.push(StoredFile {
+                            path: relative.to_string_lossy().into_owned(),
+                            size: meta.len(),
+                            last_modified: modified.into(),
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Deletes a file found by [`Self::list_files`], including temporary files that
+    /// object_store cannot address.
+    pub async fn delete_file(&self, path: &str) -> Result<()> {
+        match &self.local_root {
+            Some(root) => {
+                let full = root.join(path);
+                match std::fs::remove_file(&full) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(source) => Err(StoreError::Io {
+                        path: full.display().to_string(),
+                        source,
+                    }),
+                }
+            }
+            None => self.delete(path).await,
+        }
+    }
+
     /// Every object under `prefix`.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>> {
         let prefix_path = ObjectPath::from(prefix);
@@ -119,9 +228,13 @@ fn fsync_file_and_dir(file: &std::path::Path) -> Result<()> {
         path: file.display().to_string(),
         source,
     };
-    std::fs::File::open(file).and_then(|f| f.sync_all()).map_err(io)?;
+    std::fs::File::open(file)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     if let Some(dir) = file.parent() {
-        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
     }
     Ok(())
 }

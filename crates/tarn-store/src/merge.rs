@@ -3,11 +3,13 @@
 //! on ties, dropping duplicates (the last written wins), and cutting rows into row groups.
 
 use crate::error::{Result, StoreError};
+use arrow::array::make_comparator;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use arrow::array::make_comparator;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use tarn_core::{DuplicatesOn, OrderedKind, OrderedValue, RowGroupTarget};
@@ -61,7 +63,8 @@ pub fn sort_stable(batch: &RecordBatch, ordered_on: &str) -> Result<RecordBatch>
     if is_sorted(col)? {
         return Ok(batch.clone());
     }
-    let positions: ArrayRef = std::sync::Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32));
+    let positions: ArrayRef =
+        std::sync::Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32));
     let indices = lexsort_to_indices(
         &[
             SortColumn {
@@ -116,7 +119,11 @@ pub fn merge_sorted(old: &RecordBatch, new: &RecordBatch, ordered_on: &str) -> R
 }
 
 /// The columns that make the deduplication key, `ordered_on` first.
-pub fn key_columns(schema: &SchemaRef, ordered_on: &str, duplicates_on: &DuplicatesOn) -> Result<Option<Vec<String>>> {
+pub fn key_columns(
+    schema: &SchemaRef,
+    ordered_on: &str,
+    duplicates_on: &DuplicatesOn,
+) -> Result<Option<Vec<String>>> {
     Ok(match duplicates_on {
         DuplicatesOn::None => None,
         DuplicatesOn::All => Some(schema.fields().iter().map(|f| f.name().clone()).collect()),
@@ -126,7 +133,12 @@ pub fn key_columns(schema: &SchemaRef, ordered_on: &str, duplicates_on: &Duplica
                 if schema.index_of(c).is_err() {
                     return Err(StoreError::InvalidInput(format!(
                         "duplicates_on column {c:?} is not in the dataset (columns: {})",
-                        schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                        schema
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )));
                 }
                 if c != ordered_on && !key.contains(c) {
@@ -140,7 +152,11 @@ pub fn key_columns(schema: &SchemaRef, ordered_on: &str, duplicates_on: &Duplica
 
 /// Drops every row that has a later row equal on `key` (keeps the last occurrence), among
 /// the rows for which `in_scope` is true (or all rows when `None`).
-pub fn dedup_keep_last(batch: &RecordBatch, key: &[String], in_scope: Option<&BooleanArray>) -> Result<RecordBatch> {
+pub fn dedup_keep_last(
+    batch: &RecordBatch,
+    key: &[String],
+    in_scope: Option<&BooleanArray>,
+) -> Result<RecordBatch> {
     if batch.num_rows() < 2 {
         return Ok(batch.clone());
     }
@@ -148,7 +164,12 @@ pub fn dedup_keep_last(batch: &RecordBatch, key: &[String], in_scope: Option<&Bo
         .iter()
         .map(|k| column(batch, k).cloned())
         .collect::<Result<Vec<_>>>()?;
-    let converter = RowConverter::new(arrays.iter().map(|a| SortField::new(a.data_type().clone())).collect())?;
+    let converter = RowConverter::new(
+        arrays
+            .iter()
+            .map(|a| SortField::new(a.data_type().clone()))
+            .collect(),
+    )?;
     let rows = converter.convert_columns(&arrays)?;
     let mut seen = HashSet::with_capacity(batch.num_rows());
     let mut keep = vec![true; batch.num_rows()];
@@ -169,10 +190,16 @@ pub fn dedup_keep_last(batch: &RecordBatch, key: &[String], in_scope: Option<&Bo
 }
 
 /// Rows with `lo <= ordered_on <= hi`.
-pub fn in_closed_range(col: &ArrayRef, lo: &OrderedValue, hi: &OrderedValue) -> Result<BooleanArray> {
+pub fn in_closed_range(
+    col: &ArrayRef,
+    lo: &OrderedValue,
+    hi: &OrderedValue,
+) -> Result<BooleanArray> {
     let dt = col.data_type();
     let (Some(lo), Some(hi)) = (lo.to_array(dt), hi.to_array(dt)) else {
-        return Err(StoreError::InvalidInput(format!("range bound does not fit type {dt}")));
+        return Err(StoreError::InvalidInput(format!(
+            "range bound does not fit type {dt}"
+        )));
     };
     let ge = cmp::gt_eq(col, &arrow::array::Scalar::new(lo))?;
     let le = cmp::lt_eq(col, &arrow::array::Scalar::new(hi))?;
@@ -189,10 +216,16 @@ pub fn in_half_open_range(
     let bound = |v: &OrderedValue| {
         v.to_array(dt)
             .map(arrow::array::Scalar::new)
-            .ok_or_else(|| StoreError::InvalidInput(format!("range bound {v} does not fit type {dt}")))
+            .ok_or_else(|| {
+                StoreError::InvalidInput(format!("range bound {v} does not fit type {dt}"))
+            })
     };
-    let lower = start.map(|s| bound(s).and_then(|b| Ok(cmp::gt_eq(col, &b)?))).transpose()?;
-    let upper = end.map(|e| bound(e).and_then(|b| Ok(cmp::lt(col, &b)?))).transpose()?;
+    let lower = start
+        .map(|s| bound(s).and_then(|b| Ok(cmp::gt_eq(col, &b)?)))
+        .transpose()?;
+    let upper = end
+        .map(|e| bound(e).and_then(|b| Ok(cmp::lt(col, &b)?)))
+        .transpose()?;
     Ok(match (lower, upper) {
         (Some(l), Some(u)) => Some(arrow::compute::and(&l, &u)?),
         (Some(x), None) | (None, Some(x)) => Some(x),
@@ -215,14 +248,21 @@ pub fn cut_row_groups(
     match target {
         RowGroupTarget::Rows(size) => {
             let size = (*size).max(1) as usize;
-            Ok((0..n).step_by(size).map(|s| batch.slice(s, size.min(n - s))).collect())
+            Ok((0..n)
+                .step_by(size)
+                .map(|s| batch.slice(s, size.min(n - s)))
+                .collect())
         }
         RowGroupTarget::Frequency(freq) => {
             let col = column(batch, ordered_on)?;
             let period = |i: usize| {
                 OrderedValue::from_array(col.as_ref(), i)
                     .and_then(|v| freq.period_of(&v, kind))
-                    .ok_or_else(|| StoreError::InvalidInput(format!("value at row {i} cannot be cut by {freq}")))
+                    .ok_or_else(|| {
+                        StoreError::InvalidInput(format!(
+                            "value at row {i} cannot be cut by {freq}"
+                        ))
+                    })
             };
             let mut out = Vec::new();
             let mut start = 0;
@@ -267,7 +307,11 @@ mod tests {
     }
 
     fn values(b: &RecordBatch, c: &str) -> Vec<i64> {
-        b.column_by_name(c).expect("col").as_primitive::<Int64Type>().values().to_vec()
+        b.column_by_name(c)
+            .expect("col")
+            .as_primitive::<Int64Type>()
+            .values()
+            .to_vec()
     }
 
     #[test]
@@ -279,7 +323,12 @@ mod tests {
 
     #[test]
     fn merge_puts_old_first_on_ties() {
-        let m = merge_sorted(&batch(&[1, 2, 2], &[10, 20, 21]), &batch(&[2, 3], &[30, 31]), "k").expect("merges");
+        let m = merge_sorted(
+            &batch(&[1, 2, 2], &[10, 20, 21]),
+            &batch(&[2, 3], &[30, 31]),
+            "k",
+        )
+        .expect("merges");
         assert_eq!(values(&m, "k"), vec![1, 2, 2, 2, 3]);
         assert_eq!(values(&m, "v"), vec![10, 20, 21, 30, 31]);
     }
@@ -294,14 +343,21 @@ mod tests {
     #[test]
     fn cuts_by_rows() {
         let b = batch(&[1, 2, 3, 4, 5], &[0; 5]);
-        let parts = cut_row_groups(&b, "k", OrderedKind::Int, &RowGroupTarget::Rows(2)).expect("cuts");
-        assert_eq!(parts.iter().map(|p| p.num_rows()).collect::<Vec<_>>(), vec![2, 2, 1]);
+        let parts =
+            cut_row_groups(&b, "k", OrderedKind::Int, &RowGroupTarget::Rows(2)).expect("cuts");
+        assert_eq!(
+            parts.iter().map(|p| p.num_rows()).collect::<Vec<_>>(),
+            vec![2, 2, 1]
+        );
     }
 
     #[test]
     fn rejects_null_ordered_on() {
-        let b = RecordBatch::try_from_iter(vec![("k", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef)])
-            .expect("batch");
+        let b = RecordBatch::try_from_iter(vec![(
+            "k",
+            Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+        )])
+        .expect("batch");
         let err = check_ordered_column(&b, "k").expect_err("null").to_string();
         assert!(err.contains("1 of 2 rows have a null"), "{err}");
     }

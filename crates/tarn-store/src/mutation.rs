@@ -10,7 +10,9 @@
 
 use crate::durable::DataStore;
 use crate::error::{Result, StoreError};
-use crate::merge::{self, bounds, cut_row_groups, dedup_keep_last, in_closed_range, key_columns, merge_sorted};
+use crate::merge::{
+    self, bounds, cut_row_groups, dedup_keep_last, in_closed_range, key_columns, merge_sorted,
+};
 use crate::parquet_io::read_row_groups;
 use crate::schema::conform_read;
 use arrow::array::{BooleanArray, RecordBatch};
@@ -45,7 +47,10 @@ pub enum Mutation {
     /// Replace every row.
     Overwrite(RecordBatch),
     /// Remove the rows with `start <= ordered_on < end`.
-    DeleteRange { start: OrderedValue, end: OrderedValue },
+    DeleteRange {
+        start: OrderedValue,
+        end: OrderedValue,
+    },
     /// Rewrite to the target without changing rows.
     Compact,
 }
@@ -75,7 +80,11 @@ pub async fn execute(
     layout: &DatasetLayout,
     mutation: Mutation,
 ) -> Result<MutationOutput> {
-    let ctx = Ctx { store, existing, layout };
+    let ctx = Ctx {
+        store,
+        existing,
+        layout,
+    };
     match mutation {
         Mutation::Write(batch) => ctx.write(batch).await,
         Mutation::Overwrite(batch) => {
@@ -129,7 +138,9 @@ impl Ctx<'_> {
         for i in indices {
             let rg = &self.existing[i];
             if run_path.is_some_and(|p| p != rg.path) {
-                batches.extend(read_row_groups(self.store, run_path.unwrap_or_default(), &run, None).await?);
+                batches.extend(
+                    read_row_groups(self.store, run_path.unwrap_or_default(), &run, None).await?,
+                );
                 run.clear();
             }
             run_path = Some(&rg.path);
@@ -146,7 +157,11 @@ impl Ctx<'_> {
     }
 
     fn key(&self) -> Result<Option<Vec<String>>> {
-        key_columns(&self.layout.schema, self.ordered_on(), &self.layout.options.duplicates_on)
+        key_columns(
+            &self.layout.schema,
+            self.ordered_on(),
+            &self.layout.options.duplicates_on,
+        )
     }
 
     /// Checks, sorts and de-duplicates an input batch. Returns it and its row count.
@@ -192,8 +207,9 @@ impl Ctx<'_> {
                 RowGroupTarget::Frequency(f) => {
                     let kind = self.layout.kind;
                     let period = |v: &OrderedValue| {
-                        f.period_of(v, kind)
-                            .ok_or_else(|| StoreError::InvalidInput(format!("{v} cannot be cut by {f}")))
+                        f.period_of(v, kind).ok_or_else(|| {
+                            StoreError::InvalidInput(format!("{v} cannot be cut by {f}"))
+                        })
                     };
                     period(&rg.max)? >= period(&new_min)? && period(&rg.min)? <= period(&new_max)?
                 }
@@ -216,7 +232,9 @@ impl Ctx<'_> {
                 if let Some(key) = self.key()? {
                     let col = merged
                         .column_by_name(self.ordered_on())
-                        .ok_or_else(|| StoreError::InvalidInput("ordered_on column missing".into()))?
+                        .ok_or_else(|| {
+                            StoreError::InvalidInput("ordered_on column missing".into())
+                        })?
                         .clone();
                     let scope = in_closed_range(&col, &new_min, &new_max)?;
                     merged = dedup_keep_last(&merged, &key, Some(&scope))?;
@@ -243,7 +261,11 @@ impl Ctx<'_> {
         Ok(out)
     }
 
-    async fn delete_range(&self, start: &OrderedValue, end: &OrderedValue) -> Result<MutationOutput> {
+    async fn delete_range(
+        &self,
+        start: &OrderedValue,
+        end: &OrderedValue,
+    ) -> Result<MutationOutput> {
         let touched: Vec<usize> = (0..self.existing.len())
             .filter(|&i| {
                 let rg = &self.existing[i];
@@ -269,16 +291,25 @@ impl Ctx<'_> {
             Some(filter_record_batch(&old, &not(&inside)?)?)
         };
         let rows_read = to_read.iter().map(|&i| self.existing[i].rows).sum();
-        self.finish(Edit { a, b, rows, rows_read }).await
+        self.finish(Edit {
+            a,
+            b,
+            rows,
+            rows_read,
+        })
+        .await
     }
 
     fn on_target(&self) -> Result<bool> {
         let rgs = self.existing;
         Ok(match &self.layout.options.row_group_target {
-            RowGroupTarget::Rows(n) => rgs
-                .iter()
-                .enumerate()
-                .all(|(i, rg)| if i + 1 == rgs.len() { rg.rows <= *n } else { rg.rows == *n }),
+            RowGroupTarget::Rows(n) => rgs.iter().enumerate().all(|(i, rg)| {
+                if i + 1 == rgs.len() {
+                    rg.rows <= *n
+                } else {
+                    rg.rows == *n
+                }
+            }),
             RowGroupTarget::Frequency(f) => {
                 let kind = self.layout.kind;
                 let mut previous = None;
@@ -317,7 +348,10 @@ impl Ctx<'_> {
             Some(rows) => cut_row_groups(rows, &layout.ordered_on, layout.kind, target)?,
             None => Vec::new(),
         };
-        let mut removed: Vec<i64> = self.existing[edit.a..edit.b].iter().map(|rg| rg.id).collect();
+        let mut removed: Vec<i64> = self.existing[edit.a..edit.b]
+            .iter()
+            .map(|rg| rg.id)
+            .collect();
         let mut rows_rewritten = edit.rows_read;
         let mut slots: Vec<Slot> = (0..edit.a).map(Slot::Kept).collect();
         slots.extend(new_groups.into_iter().map(Slot::New));
@@ -335,7 +369,11 @@ impl Ctx<'_> {
                 let bound = |s: &Slot, first: bool| -> Result<OrderedValue> {
                     Ok(match s {
                         Slot::Kept(i) => {
-                            if first { self.existing[*i].min.clone() } else { self.existing[*i].max.clone() }
+                            if first {
+                                self.existing[*i].min.clone()
+                            } else {
+                                self.existing[*i].max.clone()
+                            }
                         }
                         Slot::New(b) => {
                             let (lo, hi) = bounds(b, &layout.ordered_on)?;

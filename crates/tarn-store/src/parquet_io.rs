@@ -3,20 +3,29 @@
 
 use crate::durable::DataStore;
 use crate::error::{Result, StoreError};
+use arrow::array::BooleanArray;
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
 use bytes::Bytes;
 use futures::TryStreamExt;
+use futures::future::{BoxFuture, FutureExt};
 use object_store::path::Path as ObjectPath;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
-#[allow(deprecated)]
-use parquet::arrow::async_reader::ParquetObjectReader;
-use parquet::file::metadata::PageIndexPolicy;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::{
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, RowFilter,
+};
+use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::basic::Compression;
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use std::ops::Range;
+use std::sync::Arc;
+use tarn_core::OrderedValue;
 
 /// Rows and compressed bytes of one written row group.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +38,8 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
+        // Pages of 8,192 rows let a range read skip the pages it does not need.
+        .set_data_page_row_count_limit(8_192)
         // Row groups are cut by tarn (one `write` + `flush` each), never by the writer.
         .set_max_row_group_row_count(None)
         .set_max_row_group_bytes(None)
@@ -40,21 +51,34 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             field.data_type(),
             DataType::Float16 | DataType::Float32 | DataType::Float64 | DataType::Timestamp(_, _)
         ) {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
     }
     builder.build()
 }
 
 /// Encodes each batch as one row group of a single Parquet file.
-pub fn encode(schema: &SchemaRef, row_groups: &[RecordBatch]) -> Result<(Bytes, Vec<EncodedRowGroup>)> {
+pub fn encode(
+    schema: &SchemaRef,
+    row_groups: &[RecordBatch],
+) -> Result<(Bytes, Vec<EncodedRowGroup>)> {
     let wrap = |source| StoreError::Parquet {
         path: "<new file>".into(),
         source,
     };
-    let capacity: usize = row_groups.iter().map(|b| b.get_array_memory_size()).sum::<usize>() / 2 + 4096;
-    let mut writer = ArrowWriter::try_new(Vec::with_capacity(capacity), schema.clone(), Some(writer_properties(schema)))
-        .map_err(wrap)?;
+    let capacity: usize = row_groups
+        .iter()
+        .map(|b| b.get_array_memory_size())
+        .sum::<usize>()
+        / 2
+        + 4096;
+    let mut writer = ArrowWriter::try_new(
+        Vec::with_capacity(capacity),
+        schema.clone(),
+        Some(writer_properties(schema)),
+    )
+    .map_err(wrap)?;
     for batch in row_groups.iter().filter(|b| b.num_rows() > 0) {
         writer.write(batch).map_err(wrap)?;
         writer.flush().map_err(wrap)?;
@@ -71,14 +95,103 @@ pub fn encode(schema: &SchemaRef, row_groups: &[RecordBatch]) -> Result<(Bytes, 
     Ok((Bytes::from(bytes), stats))
 }
 
+/// Bounds on the ordered column applied while decoding: `start <= column < end`.
+#[derive(Debug, Clone)]
+pub struct RangeFilter {
+    pub column: String,
+    pub start: Option<OrderedValue>,
+    pub end: Option<OrderedValue>,
+}
+
+/// Reads one immutable file of the store for the Parquet decoder: byte ranges through
+/// object_store, and the footer with its page index (so range reads can skip pages).
+struct StoreFileReader {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    size: u64,
+}
+
+impl AsyncFileReader for StoreFileReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .with_prefetch_hint(Some(64 * 1024))
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// Opens a file for reading, with its footer and page index from the cache when a previous
+/// read loaded them (files are immutable, so a cached footer never goes stale).
+async fn open(store: &DataStore, path: &str) -> Result<(StoreFileReader, ArrowReaderMetadata)> {
+    let wrap = |source| StoreError::Parquet {
+        path: path.to_string(),
+        source,
+    };
+    let location = ObjectPath::from(path);
+    if let Some((size, meta)) = store.footers().get(path) {
+        let reader = StoreFileReader {
+            store: store.object_store().clone(),
+            path: location,
+            size,
+        };
+        return Ok((reader, meta));
+    }
+    let size = store.head(path).await?.size;
+    let mut reader = StoreFileReader {
+        store: store.object_store().clone(),
+        path: location,
+        size,
+    };
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    let meta = ArrowReaderMetadata::load_async(&mut reader, options)
+        .await
+        .map_err(wrap)?;
+    store.footers().insert(path, size, meta.clone());
+    Ok((reader, meta))
+}
+
 /// Decodes row groups `indices` (in that order) of the file at `path`, with only `columns`
-/// when given (names absent from the file are skipped: the caller fills them with nulls).
-/// Returns one batch per row group.
-pub async fn read_row_groups(
+/// when given (names absent from the file are skipped: the caller fills them with nulls),
+/// and only the rows `filter` keeps. With a filter, the ordered column is decoded first and
+/// the pages of other columns that hold no selected row are skipped (via the page index).
+pub async fn read_filtered(
     store: &DataStore,
     path: &str,
     indices: &[u32],
     columns: Option<&[String]>,
+    filter: Option<&RangeFilter>,
 ) -> Result<Vec<RecordBatch>> {
     let wrap = |source| StoreError::Parquet {
         path: path.to_string(),
@@ -87,50 +200,80 @@ pub async fn read_row_groups(
     if indices.is_empty() {
         return Ok(Vec::new());
     }
-    #[allow(deprecated)]
-    let reader = ParquetObjectReader::new(store.object_store().clone(), ObjectPath::from(path));
-    let builder = ParquetRecordBatchStreamBuilder::new_with_options(reader, ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Skip))
-        .await
-        .map_err(wrap)?;
-    let metadata = builder.metadata().clone();
-    let n = metadata.num_row_groups();
+    let (reader, meta) = open(store, path).await?;
+    let n = meta.metadata().num_row_groups();
     if let Some(bad) = indices.iter().find(|i| **i as usize >= n) {
         return Err(StoreError::InvalidInput(format!(
             "{path} has {n} row groups, the catalog asks for row group {bad}: the file does not match the catalog"
         )));
     }
-    let file_schema = builder.schema().clone();
+    let file_schema = meta.schema().clone();
+    let parquet_schema = meta.metadata().file_metadata().schema_descr_ptr();
     let mask = match columns {
         Some(cols) => {
-            let roots: Vec<usize> = cols.iter().filter_map(|c| file_schema.index_of(c).ok()).collect();
-            ProjectionMask::roots(builder.parquet_schema(), roots)
+            let roots: Vec<usize> = cols
+                .iter()
+                .filter_map(|c| file_schema.index_of(c).ok())
+                .collect();
+            ProjectionMask::roots(&parquet_schema, roots)
         }
         None => ProjectionMask::all(),
     };
-    let sizes: Vec<usize> = indices
+    let largest = indices
         .iter()
-        .map(|i| metadata.row_group(*i as usize).num_rows() as usize)
-        .collect();
-    let largest = sizes.iter().copied().max().unwrap_or(1).max(1);
-    let stream = builder
+        .map(|i| meta.metadata().row_group(*i as usize).num_rows() as usize)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(indices.iter().map(|i| *i as usize).collect())
         .with_projection(mask)
-        .with_batch_size(largest)
-        .build()
-        .map_err(wrap)?;
-    let batches: Vec<RecordBatch> = stream.try_collect().await.map_err(wrap)?;
+        .with_batch_size(largest);
+    if let Some(f) = filter {
+        let index = file_schema.index_of(&f.column).map_err(|_| {
+            StoreError::InvalidInput(format!("{path} has no column {:?}", f.column))
+        })?;
+        let (start, end) = (f.start.clone(), f.end.clone());
+        let predicate = ArrowPredicateFn::new(
+            ProjectionMask::roots(&parquet_schema, [index]),
+            move |batch: RecordBatch| {
+                let keep =
+                    crate::merge::in_half_open_range(batch.column(0), start.as_ref(), end.as_ref())
+                        .map_err(|e| ArrowError::ComputeError(e.to_string()))?;
+                Ok(keep.unwrap_or_else(|| BooleanArray::from(vec![true; batch.num_rows()])))
+            },
+        );
+        builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
+    }
+    let stream = builder.build().map_err(wrap)?;
+    stream.try_collect().await.map_err(wrap)
+}
+
+/// Decodes row groups `indices` of the file at `path` whole, one batch per row group.
+pub async fn read_row_groups(
+    store: &DataStore,
+    path: &str,
+    indices: &[u32],
+    columns: Option<&[String]>,
+) -> Result<Vec<RecordBatch>> {
+    let batches = read_filtered(store, path, indices, columns, None).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
     let schema = first.schema();
     let all = if batches.len() == 1 {
-        batches.into_iter().next().unwrap_or_else(|| RecordBatch::new_empty(schema.clone()))
+        batches
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| RecordBatch::new_empty(schema.clone()))
     } else {
         concat_batches(&schema, &batches)?
     };
-    let mut out = Vec::with_capacity(sizes.len());
+    let (_, meta) = open(store, path).await?;
+    let mut out = Vec::with_capacity(indices.len());
     let mut offset = 0;
-    for size in sizes {
+    for i in indices {
+        let size = meta.metadata().row_group(*i as usize).num_rows() as usize;
         out.push(all.slice(offset, size));
         offset += size;
     }

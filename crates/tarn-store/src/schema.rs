@@ -41,7 +41,11 @@ pub fn normalize_schema(schema: &Schema) -> SchemaRef {
 }
 
 /// Casts `array` to the dataset's `target` type, refusing casts that would lose information.
-fn conform_column(name: &str, array: &ArrayRef, target: &DataType) -> std::result::Result<ArrayRef, String> {
+fn conform_column(
+    name: &str,
+    array: &ArrayRef,
+    target: &DataType,
+) -> std::result::Result<ArrayRef, String> {
     let source = array.data_type();
     if source == target {
         return Ok(array.clone());
@@ -62,7 +66,9 @@ fn conform_column(name: &str, array: &ArrayRef, target: &DataType) -> std::resul
             }
             _ => "",
         };
-        return Err(format!("column {name:?}: type {source} does not match the dataset's {target}{hint}"));
+        return Err(format!(
+            "column {name:?}: type {source} does not match the dataset's {target}{hint}"
+        ));
     }
     let casted = cast(array, target).map_err(|e| format!("column {name:?}: {e}"))?;
     if let (DataType::Timestamp(from, _), DataType::Timestamp(to, _)) = (source, target)
@@ -120,7 +126,11 @@ pub fn align_batch(
             continue;
         }
         if evolve {
-            evolved.push(Field::new(field.name(), normalize_type(field.data_type()), true));
+            evolved.push(Field::new(
+                field.name(),
+                normalize_type(field.data_type()),
+                true,
+            ));
             columns.push(cast(batch.column(i), &normalize_type(field.data_type()))?);
         } else {
             problems.push(format!(
@@ -139,7 +149,11 @@ pub fn align_batch(
     let schema = if evolved.is_empty() {
         dataset.clone()
     } else {
-        let mut fields: Vec<Field> = dataset.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = dataset
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.extend(evolved);
         Arc::new(Schema::new(fields))
     };
@@ -170,7 +184,11 @@ pub fn conform_read(batch: &RecordBatch, target: &SchemaRef) -> Result<RecordBat
         })
         .collect::<Result<Vec<_>>>()?;
     let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-    Ok(RecordBatch::try_new_with_options(target.clone(), columns, &options)?)
+    Ok(RecordBatch::try_new_with_options(
+        target.clone(),
+        columns,
+        &options,
+    )?)
 }
 
 #[cfg(test)]
@@ -181,7 +199,11 @@ mod tests {
 
     fn dataset() -> SchemaRef {
         normalize_schema(&Schema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())), false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
+                false,
+            ),
             Field::new("v", DataType::Int64, false),
         ]))
     }
@@ -192,14 +214,19 @@ mod tests {
             ("v", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
             (
                 "ts",
-                Arc::new(TimestampNanosecondArray::from(vec![5_000_000]).with_timezone("UTC")) as ArrayRef,
+                Arc::new(TimestampNanosecondArray::from(vec![5_000_000]).with_timezone("UTC"))
+                    as ArrayRef,
             ),
         ])
         .expect("batch");
         let (out, evolved) = align_batch(&input, &dataset(), false).expect("aligns");
         assert!(evolved.is_none());
         assert_eq!(out.schema(), dataset());
-        let ts = out.column(0).as_any().downcast_ref::<TimestampMillisecondArray>().expect("ms");
+        let ts = out
+            .column(0)
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("ms");
         assert_eq!(ts.value(0), 5);
     }
 
@@ -208,12 +235,15 @@ mod tests {
         let input = RecordBatch::try_from_iter(vec![
             (
                 "ts",
-                Arc::new(TimestampNanosecondArray::from(vec![5_000_001]).with_timezone("UTC")) as ArrayRef,
+                Arc::new(TimestampNanosecondArray::from(vec![5_000_001]).with_timezone("UTC"))
+                    as ArrayRef,
             ),
             ("w", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
         ])
         .expect("batch");
-        let err = align_batch(&input, &dataset(), false).expect_err("mismatch").to_string();
+        let err = align_batch(&input, &dataset(), false)
+            .expect_err("mismatch")
+            .to_string();
         assert!(err.contains("lose precision"), "{err}");
         assert!(err.contains("\"v\" (Int64) is missing"), "{err}");
         assert!(err.contains("\"w\" (Int64) is not in the dataset"), "{err}");
@@ -222,18 +252,26 @@ mod tests {
     #[test]
     fn naive_timestamps_do_not_match_utc() {
         let input = RecordBatch::try_from_iter(vec![
-            ("ts", Arc::new(TimestampMillisecondArray::from(vec![1])) as ArrayRef),
+            (
+                "ts",
+                Arc::new(TimestampMillisecondArray::from(vec![1])) as ArrayRef,
+            ),
             ("v", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
         ])
         .expect("batch");
-        let err = align_batch(&input, &dataset(), false).expect_err("mismatch").to_string();
+        let err = align_batch(&input, &dataset(), false)
+            .expect_err("mismatch")
+            .to_string();
         assert!(err.contains("no time zone"), "{err}");
     }
 
     #[test]
     fn evolve_adds_nullable_columns() {
         let input = RecordBatch::try_from_iter(vec![
-            ("ts", Arc::new(TimestampMillisecondArray::from(vec![1]).with_timezone("UTC")) as ArrayRef),
+            (
+                "ts",
+                Arc::new(TimestampMillisecondArray::from(vec![1]).with_timezone("UTC")) as ArrayRef,
+            ),
             ("v", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
             ("w", Arc::new(Int64Array::from(vec![2])) as ArrayRef),
         ])
@@ -242,7 +280,11 @@ mod tests {
         let evolved = evolved.expect("schema changed");
         assert_eq!(evolved.fields().len(), 3);
         assert!(evolved.field(2).is_nullable());
-        let old = RecordBatch::try_new(dataset(), vec![out.column(0).clone(), out.column(1).clone()]).expect("old");
+        let old = RecordBatch::try_new(
+            dataset(),
+            vec![out.column(0).clone(), out.column(1).clone()],
+        )
+        .expect("old");
         let read = conform_read(&old, &evolved).expect("conforms");
         assert_eq!(read.column(2).null_count(), 1);
     }

@@ -36,7 +36,12 @@ impl LakeConfig {
             path: path.display().to_string(),
             source,
         })?;
-        toml::from_str(&text).map_err(|e| Error::Config(format!("{} is not a valid lake configuration: {e}", path.display())))
+        toml::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{} is not a valid lake configuration: {e}",
+                path.display()
+            ))
+        })
     }
 
     pub fn catalog_path(&self, dir: &Path) -> Result<PathBuf> {

@@ -19,7 +19,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     InvalidInput(String),
-    #[error("{what}: gave up after {attempts} attempts because other writers kept committing first; retry later")]
+    #[error(
+        "{what}: gave up after {attempts} attempts because other writers kept committing first; retry later"
+    )]
     TooManyConflicts { what: String, attempts: u32 },
     #[error("{0}")]
     Config(String),
@@ -48,14 +50,16 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Core(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
-            Error::Store(StoreError::Schema(_) | StoreError::InvalidInput(_) | StoreError::Core(_)) => {
-                ErrorKind::InvalidInput
-            }
+            Error::Store(
+                StoreError::Schema(_) | StoreError::InvalidInput(_) | StoreError::Core(_),
+            ) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::Catalog(CatalogError::DatasetNotFound(_) | CatalogError::BranchNotFound { .. }) => {
-                ErrorKind::NotFound
+            Error::Catalog(
+                CatalogError::DatasetNotFound(_) | CatalogError::BranchNotFound { .. },
+            ) => ErrorKind::NotFound,
+            Error::TooManyConflicts { .. } | Error::Catalog(CatalogError::Conflict { .. }) => {
+                ErrorKind::Conflict
             }
-            Error::TooManyConflicts { .. } | Error::Catalog(CatalogError::Conflict { .. }) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
     }

@@ -49,8 +49,10 @@ impl Lake {
         std::fs::create_dir_all(dir).map_err(io)?;
         let config_path = dir.join(CONFIG_FILE);
         if !config_path.exists() {
-            let text = toml::to_string(&LakeConfig::default()).map_err(|e| Error::Config(e.to_string()))?;
-            std::fs::write(&config_path, format!("# tarn lake configuration\n{text}")).map_err(io)?;
+            let text = toml::to_string(&LakeConfig::default())
+                .map_err(|e| Error::Config(e.to_string()))?;
+            std::fs::write(&config_path, format!("# tarn lake configuration\n{text}"))
+                .map_err(io)?;
         }
         Self::open_with(dir, Durability::from_env()).await
     }
@@ -73,9 +75,10 @@ impl Lake {
         let durable = durability == Durability::Durable;
         let catalog_path = config.catalog_path(&dir)?;
         let storage_path = config.storage_path(&dir)?;
-        let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(catalog_path, durable))
-            .await
-            .map_err(|e| Error::Config(e.to_string()))??;
+        let catalog =
+            tokio::task::spawn_blocking(move || SqliteCatalog::open(catalog_path, durable))
+                .await
+                .map_err(|e| Error::Config(e.to_string()))??;
         let store = DataStore::local(storage_path, durable)?;
         Ok(Self {
             catalog: Arc::new(catalog),
@@ -114,29 +117,47 @@ impl Lake {
     /// Resolves a parsed URI to an immutable snapshot. Errors quote the URI and say which
     /// part does not resolve.
     pub async fn resolve(&self, uri: &TarnUri) -> Result<Snapshot> {
-        let dataset = self
-            .catalog
-            .dataset(&uri.dataset)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{uri}: dataset {:?} does not exist", uri.dataset.as_str())))?;
+        let dataset = self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "{uri}: dataset {:?} does not exist",
+                uri.dataset.as_str()
+            ))
+        })?;
         let branch_name = uri.branch_name();
         let branch = self
             .catalog
             .branch(dataset.id, &branch_name)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("{uri}: branch {:?} does not exist", branch_name.as_str())))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: branch {:?} does not exist",
+                    branch_name.as_str()
+                ))
+            })?;
         let head = branch.head;
-        let range = || format!("{}@{} has versions v1 to v{head}", dataset.name, branch.name);
+        let range = || {
+            format!(
+                "{}@{} has versions v1 to v{head}",
+                dataset.name, branch.name
+            )
+        };
         let (branch_id, version) = match &uri.reference {
             Ref::Live | Ref::Latest => (branch.id, head),
             Ref::Version(n) => {
                 if *n > head {
-                    return Err(Error::NotFound(format!("{uri}: version v{n} does not exist; {}", range())));
+                    return Err(Error::NotFound(format!(
+                        "{uri}: version v{n} does not exist; {}",
+                        range()
+                    )));
                 }
                 (branch.id, *n)
             }
             Ref::Index(i) => {
-                let v = if *i >= 0 { i.checked_add(1) } else { (head as i64).checked_add(1 + i) };
+                let v = if *i >= 0 {
+                    i.checked_add(1)
+                } else {
+                    (head as i64).checked_add(1 + i)
+                };
                 match v {
                     Some(v) if v >= 1 && v as u64 <= head => (branch.id, v as u64),
                     _ => {
@@ -154,15 +175,20 @@ impl Lake {
                     .and_then(|n| n.and_hms_opt(0, 0, 0))
                     .map(|t| t.and_utc().timestamp_micros() - 1)
                     .ok_or_else(|| Error::InvalidInput(format!("{uri}: date out of range")))?;
-                (branch.id, self.version_at(uri, branch.id, end_of_day).await?)
+                (
+                    branch.id,
+                    self.version_at(uri, branch.id, end_of_day).await?,
+                )
             }
-            Ref::Timestamp(t) => (branch.id, self.version_at(uri, branch.id, t.timestamp_micros()).await?),
+            Ref::Timestamp(t) => (
+                branch.id,
+                self.version_at(uri, branch.id, t.timestamp_micros())
+                    .await?,
+            ),
             Ref::Tag(name) => {
-                let tag = self
-                    .catalog
-                    .tag(dataset.id, name)
-                    .await?
-                    .ok_or_else(|| Error::NotFound(format!("{uri}: tag {name:?} does not exist")))?;
+                let tag = self.catalog.tag(dataset.id, name).await?.ok_or_else(|| {
+                    Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
+                })?;
                 (tag.branch_id, tag.version)
             }
         };
@@ -170,7 +196,12 @@ impl Lake {
             .catalog
             .version(branch_id, version)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("{uri}: version v{version} does not exist; {}", range())))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: version v{version} does not exist; {}",
+                    range()
+                ))
+            })?;
         if record.expired {
             return Err(Error::NotFound(format!(
                 "{uri}: version v{version} was removed by `tarn vacuum`; {}",
@@ -190,7 +221,8 @@ impl Lake {
                     uri.reference,
                     first.map_or(String::new(), |f| format!(
                         "; the first version was committed at {}",
-                        f.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        f.timestamp
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     ))
                 )))
             }
@@ -199,11 +231,13 @@ impl Lake {
 
     /// The head snapshot of a branch, or `None` if the dataset does not exist yet.
     pub(crate) async fn head(&self, uri: &TarnUri) -> Result<Option<Snapshot>> {
-        let head_uri = uri.clone().with_ref(Ref::Live);
-        match self.resolve(&head_uri).await {
-            Ok(s) => Ok(Some(s)),
-            Err(Error::NotFound(_)) if self.catalog.dataset(&uri.dataset).await?.is_none() => Ok(None),
-            Err(e) => Err(e),
+        // Datasets are never deleted: once seen, resolving its head can only fail for a
+        // missing branch, which is an error worth reporting.
+        if self.catalog.dataset(&uri.dataset).await?.is_none() {
+            return Ok(None);
         }
+        self.resolve(&uri.clone().with_ref(Ref::Live))
+            .await
+            .map(Some)
     }
 }

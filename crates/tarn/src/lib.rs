@@ -6,14 +6,17 @@
 //!
 //! ```no_run
 //! # async fn demo() -> tarn::Result<()> {
-//! use tarn::{Lake, WriteRequest};
+//! use std::sync::Arc;
+//! use arrow::array::{ArrayRef, Float64Array, RecordBatch, TimestampSecondArray};
+//! use tarn::{Lake, ReadRequest, WriteRequest};
+//!
 //! let lake = Lake::init("./lake").await?;
-//! # let batch: arrow::array::RecordBatch = todo!();
-//! let outcome = lake
-//!     .write("tarn://weather/berlin", batch, WriteRequest::new().ordered_on("ts"))
-//!     .await?;
+//! let ts: ArrayRef = Arc::new(TimestampSecondArray::from(vec![0, 60, 120]).with_timezone("UTC"));
+//! let temp: ArrayRef = Arc::new(Float64Array::from(vec![3.5, 3.6, 3.4]));
+//! let batch = RecordBatch::try_from_iter([("ts", ts), ("temp", temp)])?;
+//! lake.write("tarn://weather/berlin", batch, WriteRequest::new().ordered_on("ts")).await?;
 //! let snapshot = lake.snapshot("tarn://weather/berlin:v1").await?;
-//! let rows = lake.read(&snapshot, &tarn::ReadRequest::default()).await?;
+//! let batches = lake.read(&snapshot, &ReadRequest::default()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -36,7 +39,7 @@ pub use writer::{WriteOutcome, WriteRequest};
 pub use tarn_catalog as catalog;
 pub use tarn_core as core;
 pub use tarn_core::{
-    BranchName, DatasetName, DuplicatesOn, Frequency, OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri,
-    WriteOptions,
+    BranchName, DatasetName, DuplicatesOn, Frequency, OrderedKind, OrderedValue, Ref,
+    RowGroupTarget, TarnUri, WriteOptions,
 };
 pub use tarn_store as store;

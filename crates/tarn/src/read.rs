@@ -10,7 +10,8 @@ use arrow::datatypes::{Schema, SchemaRef};
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use std::sync::Arc;
 use tarn_core::OrderedValue;
-use tarn_store::{merge, parquet_io, schema::conform_read, RowGroupRef};
+use tarn_store::parquet_io::{self, RangeFilter};
+use tarn_store::{RowGroupRef, schema::conform_read};
 
 /// `start <= ordered_on < end`, and the columns to return (all when `None`).
 #[derive(Debug, Clone, Default)]
@@ -22,7 +23,12 @@ pub struct ReadRequest {
 
 impl ReadRequest {
     /// Parses textual bounds (`--start`/`--end`) in the type of the snapshot's `ordered_on`.
-    pub fn parse(snapshot: &Snapshot, start: Option<&str>, end: Option<&str>, columns: Option<Vec<String>>) -> Result<Self> {
+    pub fn parse(
+        snapshot: &Snapshot,
+        start: Option<&str>,
+        end: Option<&str>,
+        columns: Option<Vec<String>>,
+    ) -> Result<Self> {
         let parse = |t: &str| snapshot.kind.parse(snapshot.ordered_on(), t);
         let request = Self {
             start: start.map(parse).transpose()?,
@@ -78,19 +84,15 @@ impl Lake {
         request: &ReadRequest,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
         let out_schema = self.read_schema(snapshot, request)?;
-        let rgs = snapshot.row_groups(self, request.start.as_ref(), request.end.as_ref()).await?;
-        // Decode the ordered column too when rows must be filtered by range.
+        let rgs = snapshot
+            .row_groups(self, request.start.as_ref(), request.end.as_ref())
+            .await?;
+        let decode: Vec<String> = out_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let ordered_on = snapshot.ordered_on().to_string();
-        let mut decode: Vec<String> = out_schema.fields().iter().map(|f| f.name().clone()).collect();
-        if (request.start.is_some() || request.end.is_some()) && !decode.contains(&ordered_on) {
-            decode.push(ordered_on.clone());
-        }
-        let decode_schema = Arc::new(Schema::new(
-            decode
-                .iter()
-                .filter_map(|c| snapshot.schema.field_with_name(c).ok().cloned())
-                .collect::<Vec<_>>(),
-        ));
         let runs = runs_by_file(rgs);
         let store = self.store.clone();
         let start = request.start.clone();
@@ -99,29 +101,33 @@ impl Lake {
             .map(move |run| {
                 let store = store.clone();
                 let decode = decode.clone();
-                let decode_schema = decode_schema.clone();
                 let out_schema = out_schema.clone();
                 let ordered_on = ordered_on.clone();
                 let (start, end) = (start.clone(), end.clone());
                 async move {
                     let indices: Vec<u32> = run.iter().map(|r| r.rg_index).collect();
-                    let batches = parquet_io::read_row_groups(&store, &run[0].path, &indices, Some(&decode)).await?;
+                    // Row groups entirely inside the range need no row filter.
+                    let inside = run.iter().all(|rg| {
+                        start.as_ref().is_none_or(|s| rg.min >= *s)
+                            && end.as_ref().is_none_or(|e| rg.max < *e)
+                    });
+                    let filter = (!inside).then(|| RangeFilter {
+                        column: ordered_on.clone(),
+                        start: start.clone(),
+                        end: end.clone(),
+                    });
+                    let batches = parquet_io::read_filtered(
+                        &store,
+                        &run[0].path,
+                        &indices,
+                        Some(&decode),
+                        filter.as_ref(),
+                    )
+                    .await?;
                     let mut out = Vec::with_capacity(batches.len());
-                    for (rg, batch) in run.iter().zip(batches) {
-                        let mut batch = conform_read(&batch, &decode_schema)?;
-                        let inside = start.as_ref().is_none_or(|s| rg.min >= *s) && end.as_ref().is_none_or(|e| rg.max < *e);
-                        if !inside {
-                            let col = batch
-                                .column_by_name(&ordered_on)
-                                .ok_or_else(|| Error::Config("ordered_on column missing from file".into()))?
-                                .clone();
-                            if let Some(mask) = merge::in_half_open_range(&col, start.as_ref(), end.as_ref())? {
-                                batch = arrow::compute::filter_record_batch(&batch, &mask)?;
-                            }
-                        }
+                    for batch in batches {
                         if batch.num_rows() > 0 {
-                            let keep: Vec<usize> = (0..out_schema.fields().len()).collect();
-                            out.push(batch.project(&keep)?.with_schema(out_schema.clone())?);
+                            out.push(conform_read(&batch, &out_schema)?);
                         }
                     }
                     Ok::<_, Error>(stream::iter(out.into_iter().map(Ok)))
@@ -134,8 +140,15 @@ impl Lake {
     }
 
     /// Reads the rows of `snapshot` in `request`'s range into memory.
-    pub async fn read(&self, snapshot: &Snapshot, request: &ReadRequest) -> Result<Vec<RecordBatch>> {
-        self.read_stream(snapshot, request).await?.try_collect().await
+    pub async fn read(
+        &self,
+        snapshot: &Snapshot,
+        request: &ReadRequest,
+    ) -> Result<Vec<RecordBatch>> {
+        self.read_stream(snapshot, request)
+            .await?
+            .try_collect()
+            .await
     }
 }
 

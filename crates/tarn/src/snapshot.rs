@@ -21,14 +21,29 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    pub(crate) fn new(dataset: DatasetRecord, branch: BranchRecord, version: VersionRecord) -> Result<Self> {
-        let schema: Schema = serde_json::from_str(&version.schema_json)
-            .map_err(|e| Error::Config(format!("catalog holds an unreadable schema for {}: {e}", dataset.name)))?;
-        let options: WriteOptions = serde_json::from_str(&version.options_json)
-            .map_err(|e| Error::Config(format!("catalog holds unreadable options for {}: {e}", dataset.name)))?;
-        let field = schema
-            .field_with_name(&dataset.ordered_on)
-            .map_err(|_| Error::Config(format!("ordered_on column {} missing from schema", dataset.ordered_on)))?;
+    pub(crate) fn new(
+        dataset: DatasetRecord,
+        branch: BranchRecord,
+        version: VersionRecord,
+    ) -> Result<Self> {
+        let schema: Schema = serde_json::from_str(&version.schema_json).map_err(|e| {
+            Error::Config(format!(
+                "catalog holds an unreadable schema for {}: {e}",
+                dataset.name
+            ))
+        })?;
+        let options: WriteOptions = serde_json::from_str(&version.options_json).map_err(|e| {
+            Error::Config(format!(
+                "catalog holds unreadable options for {}: {e}",
+                dataset.name
+            ))
+        })?;
+        let field = schema.field_with_name(&dataset.ordered_on).map_err(|_| {
+            Error::Config(format!(
+                "ordered_on column {} missing from schema",
+                dataset.ordered_on
+            ))
+        })?;
         let kind = OrderedKind::of(field.name(), field.data_type())?;
         Ok(Self {
             dataset,
@@ -111,7 +126,10 @@ impl Snapshot {
             max_off_target: self.options.max_off_target,
             version: self.version.version,
             commit_id: self.version.commit_id,
-            timestamp: self.version.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            timestamp: self
+                .version
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             rows: self.version.rows,
             files: files.len() as u64,
             row_groups: rgs.len() as u64,
@@ -163,7 +181,9 @@ impl From<&VersionRecord> for VersionInfo {
         Self {
             version: v.version,
             commit_id: v.commit_id,
-            timestamp: v.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            timestamp: v
+                .timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
             operation: v.operation.clone(),
             rows: v.rows,
             message: v.message.clone(),
@@ -175,13 +195,26 @@ impl From<&VersionRecord> for VersionInfo {
 impl Lake {
     /// The versions of the URI's branch, newest first.
     pub async fn log(&self, uri: &str, limit: Option<u64>) -> Result<Vec<VersionInfo>> {
-        let snapshot = self.snapshot(&TarnUri::parse_lenient(uri)?.with_ref(tarn_core::Ref::Live).to_string()).await?;
+        let snapshot = self
+            .snapshot(
+                &TarnUri::parse_lenient(uri)?
+                    .with_ref(tarn_core::Ref::Live)
+                    .to_string(),
+            )
+            .await?;
         let versions = self.catalog.versions(snapshot.branch.id, limit).await?;
-        Ok(versions.iter().filter(|v| !v.expired).map(VersionInfo::from).collect())
+        Ok(versions
+            .iter()
+            .filter(|v| !v.expired)
+            .map(VersionInfo::from)
+            .collect())
     }
 
     /// Datasets under `prefix` with their `main` head.
-    pub async fn datasets(&self, prefix: Option<&str>) -> Result<Vec<tarn_catalog::DatasetSummary>> {
+    pub async fn datasets(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<tarn_catalog::DatasetSummary>> {
         Ok(self.catalog.datasets(prefix.map(str::to_string)).await?)
     }
 }

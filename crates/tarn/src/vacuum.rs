@@ -52,9 +52,10 @@ impl Lake {
         };
         // List storage before reading the catalog: a file committed in between is then seen
         // as referenced, never as an orphan.
-        let listed = self.store.list("").await?;
+        let listed = self.store.list_files().await?;
         let outcome = self.catalog.expire(policy, request.dry_run).await?;
-        let referenced: HashSet<String> = self.catalog.referenced_files().await?.into_iter().collect();
+        let referenced: HashSet<String> =
+            self.catalog.referenced_files().await?.into_iter().collect();
         let unreferenced: HashSet<&String> = outcome.unreferenced_files.iter().collect();
         let mut report = VacuumReport {
             dry_run: request.dry_run,
@@ -68,12 +69,12 @@ impl Lake {
         };
         let grace = chrono::Duration::from_std(request.grace).unwrap_or(chrono::Duration::MAX);
         for meta in &listed {
-            let path = meta.location.to_string();
+            let path = meta.path.clone();
             if unreferenced.contains(&path) {
                 report.bytes_freed += meta.size;
                 continue;
             }
-            if referenced.contains(&path) || !path.ends_with(".parquet") {
+            if referenced.contains(&path) || !is_data_file(&path) {
                 continue;
             }
             if now - meta.last_modified >= grace {
@@ -84,9 +85,17 @@ impl Lake {
         report.orphan_files.sort();
         if !request.dry_run {
             for path in report.unreferenced_files.iter().chain(&report.orphan_files) {
-                self.store.delete(path).await?;
+                self.store.delete_file(path).await?;
             }
         }
         Ok(report)
     }
+}
+
+/// A data file or the temporary file (`NAME.parquet#N`) a killed put leaves behind.
+fn is_data_file(path: &str) -> bool {
+    path.ends_with(".parquet")
+        || path
+            .rsplit_once(".parquet#")
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

@@ -93,10 +93,22 @@ pub struct WriteOutcome {
 
 /// A mutation before it is planned on a head.
 enum Op {
-    Write { batch: RecordBatch, request: WriteRequest },
-    Overwrite { batch: RecordBatch, request: WriteRequest },
-    DeleteRange { start: String, end: String, message: Option<String> },
-    Compact { message: Option<String> },
+    Write {
+        batch: RecordBatch,
+        request: WriteRequest,
+    },
+    Overwrite {
+        batch: RecordBatch,
+        request: WriteRequest,
+    },
+    DeleteRange {
+        start: String,
+        end: String,
+        message: Option<String>,
+    },
+    Compact {
+        message: Option<String>,
+    },
 }
 
 impl Op {
@@ -133,7 +145,10 @@ fn writable_uri(uri: &str) -> Result<TarnUri> {
 
 fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> WriteOptions {
     WriteOptions {
-        duplicates_on: request.duplicates_on.clone().unwrap_or_else(|| base.duplicates_on.clone()),
+        duplicates_on: request
+            .duplicates_on
+            .clone()
+            .unwrap_or_else(|| base.duplicates_on.clone()),
         row_group_target: request.row_group_target.unwrap_or(base.row_group_target),
         max_off_target: request.max_off_target.unwrap_or(base.max_off_target),
     }
@@ -141,17 +156,33 @@ fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> WriteOptions 
 
 impl Lake {
     /// Merges `batch` into the dataset named by `uri` (SPEC §3), creating it on first write.
-    pub async fn write(&self, uri: &str, batch: RecordBatch, request: WriteRequest) -> Result<WriteOutcome> {
+    pub async fn write(
+        &self,
+        uri: &str,
+        batch: RecordBatch,
+        request: WriteRequest,
+    ) -> Result<WriteOutcome> {
         self.mutate(uri, Op::Write { batch, request }).await
     }
 
     /// Replaces every row of the dataset (creating it if needed).
-    pub async fn overwrite(&self, uri: &str, batch: RecordBatch, request: WriteRequest) -> Result<WriteOutcome> {
+    pub async fn overwrite(
+        &self,
+        uri: &str,
+        batch: RecordBatch,
+        request: WriteRequest,
+    ) -> Result<WriteOutcome> {
         self.mutate(uri, Op::Overwrite { batch, request }).await
     }
 
     /// Removes rows with `start <= ordered_on < end`; bounds are parsed in the column's type.
-    pub async fn delete_range(&self, uri: &str, start: &str, end: &str, message: Option<String>) -> Result<WriteOutcome> {
+    pub async fn delete_range(
+        &self,
+        uri: &str,
+        start: &str,
+        end: &str,
+        message: Option<String>,
+    ) -> Result<WriteOutcome> {
         self.mutate(
             uri,
             Op::DeleteRange {
@@ -171,7 +202,9 @@ impl Lake {
     /// Changes only metadata: creates a version with the same rows.
     pub async fn set_metadata(&self, uri: &str, request: WriteRequest) -> Result<WriteOutcome> {
         let head = self.head(&writable_uri(uri)?).await?.ok_or_else(|| {
-            Error::NotFound(format!("{uri}: dataset does not exist; metadata is set on an existing dataset"))
+            Error::NotFound(format!(
+                "{uri}: dataset does not exist; metadata is set on an existing dataset"
+            ))
         })?;
         let empty = RecordBatch::new_empty(head.schema.clone());
         self.write(uri, empty, request).await
@@ -214,7 +247,8 @@ impl Lake {
                 message: plan.message.clone(),
                 schema_json: serde_json::to_string(plan.layout.schema.as_ref())
                     .map_err(|e| Error::Config(e.to_string()))?,
-                options_json: serde_json::to_string(&plan.layout.options).map_err(|e| Error::Config(e.to_string()))?,
+                options_json: serde_json::to_string(&plan.layout.options)
+                    .map_err(|e| Error::Config(e.to_string()))?,
                 metadata: plan.metadata.clone(),
                 new_file,
                 removed_row_groups: plan.output.removed.clone(),
@@ -250,7 +284,9 @@ impl Lake {
                     if let Some(p) = &path {
                         let _ = self.store.delete(p).await;
                     }
-                    return Err(Error::NotFound(format!("{uri}: dataset {d:?} does not exist")));
+                    return Err(Error::NotFound(format!(
+                        "{uri}: dataset {d:?} does not exist"
+                    )));
                 }
                 // Unknown outcome: keep the file; vacuum removes it if nothing references it.
                 Err(e) => return Err(e.into()),
@@ -287,7 +323,8 @@ impl Lake {
                     || (head.is_none() && matches!(op, Op::Overwrite { .. }))
                     || (matches!(op, Op::Overwrite { .. }) && !existing.is_empty());
                 // The dataset keeps the options of its first write; overrides apply per write.
-                let stored_options = head.map_or_else(|| layout.options.clone(), |h| h.options.clone());
+                let stored_options =
+                    head.map_or_else(|| layout.options.clone(), |h| h.options.clone());
                 Ok(Plan {
                     layout: DatasetLayout {
                         options: stored_options,
@@ -299,8 +336,13 @@ impl Lake {
                     force_version,
                 })
             }
-            Op::DeleteRange { start, end, message } => {
-                let head = head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
+            Op::DeleteRange {
+                start,
+                end,
+                message,
+            } => {
+                let head =
+                    head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
                 let s = head.kind.parse(head.ordered_on(), start)?;
                 let e = head.kind.parse(head.ordered_on(), end)?;
                 if s >= e {
@@ -309,8 +351,13 @@ impl Lake {
                     )));
                 }
                 let layout = layout_of(head);
-                let output =
-                    mutation::execute(&self.store, &existing, &layout, Mutation::DeleteRange { start: s, end: e }).await?;
+                let output = mutation::execute(
+                    &self.store,
+                    &existing,
+                    &layout,
+                    Mutation::DeleteRange { start: s, end: e },
+                )
+                .await?;
                 Ok(Plan {
                     layout,
                     metadata: base_metadata,
@@ -320,9 +367,11 @@ impl Lake {
                 })
             }
             Op::Compact { message } => {
-                let head = head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
+                let head =
+                    head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
                 let layout = layout_of(head);
-                let output = mutation::execute(&self.store, &existing, &layout, Mutation::Compact).await?;
+                let output =
+                    mutation::execute(&self.store, &existing, &layout, Mutation::Compact).await?;
                 Ok(Plan {
                     layout,
                     metadata: base_metadata,
@@ -404,7 +453,11 @@ fn input_layout(
             let (aligned, evolved) = schema::align_batch(batch, &h.schema, request.evolve)?;
             let changed = evolved.is_some();
             let schema: SchemaRef = evolved.unwrap_or_else(|| h.schema.clone());
-            let aligned = if changed { aligned } else { aligned.with_schema(schema.clone())? };
+            let aligned = if changed {
+                aligned
+            } else {
+                aligned.with_schema(schema.clone())?
+            };
             Ok((
                 DatasetLayout {
                     schema,
@@ -434,7 +487,12 @@ fn input_layout(
             let field = schema.field_with_name(&ordered_on).map_err(|_| {
                 Error::InvalidInput(format!(
                     "ordered_on column {ordered_on:?} is not in the input (columns: {})",
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             })?;
             let kind = OrderedKind::of(&ordered_on, field.data_type())?;

@@ -5,9 +5,9 @@
 
 mod migrations;
 
+use crate::Catalog;
 use crate::error::{CatalogError, Result};
 use crate::model::*;
-use crate::Catalog;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Value, ValueRef};
@@ -162,8 +162,17 @@ fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
-fn branch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64, String, i64, Option<i64>, Option<i64>)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+fn branch_from_row(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i64, i64, String, i64, Option<i64>, Option<i64>)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn load_branch(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<BranchRecord>> {
@@ -205,7 +214,11 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
         .optional()?;
     let now = {
         let last: Option<i64> = tx
-            .query_row("SELECT ts_micros FROM commits ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT ts_micros FROM commits ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         now_micros().max(last.unwrap_or(i64::MIN))
     };
@@ -333,7 +346,11 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
     })
 }
 
-fn expire_in(conn: &mut Connection, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome> {
+fn expire_in(
+    conn: &mut Connection,
+    policy: RetentionPolicy,
+    dry_run: bool,
+) -> Result<ExpireOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcome = ExpireOutcome::default();
     if policy.keep_last.is_some() || policy.keep_newer_than_micros.is_some() {
@@ -359,7 +376,9 @@ fn expire_in(conn: &mut Connection, policy: RetentionPolicy, dry_run: bool) -> R
                 version == head
                     || tagged.contains(&version)
                     || policy.keep_last.is_some_and(|n| version > head - n as i64)
-                    || policy.keep_newer_than_micros.is_some_and(|cutoff| ts > cutoff)
+                    || policy
+                        .keep_newer_than_micros
+                        .is_some_and(|cutoff| ts > cutoff)
             };
             let retained: Vec<i64> = versions
                 .iter()
@@ -368,7 +387,9 @@ fn expire_in(conn: &mut Connection, policy: RetentionPolicy, dry_run: bool) -> R
                 .collect();
             for (v, ts, expired) in &versions {
                 if !expired && !keeps(*v, *ts) {
-                    outcome.expired_versions.push((dataset.clone(), branch.clone(), *v as u64));
+                    outcome
+                        .expired_versions
+                        .push((dataset.clone(), branch.clone(), *v as u64));
                     tx.execute(
                         "UPDATE versions SET expired = 1 WHERE branch_id = ?1 AND version = ?2",
                         params![branch_id, v],
@@ -385,7 +406,9 @@ fn expire_in(conn: &mut Connection, policy: RetentionPolicy, dry_run: bool) -> R
                 .collect::<rusqlite::Result<_>>()?;
             for (rg, added, removed) in lifetimes {
                 let first_at_or_after = retained.partition_point(|v| *v < added);
-                let needed = retained.get(first_at_or_after).is_some_and(|v| *v < removed);
+                let needed = retained
+                    .get(first_at_or_after)
+                    .is_some_and(|v| *v < removed);
                 if !needed {
                     tx.execute(
                         "DELETE FROM branch_row_groups WHERE branch_id = ?1 AND row_group_id = ?2",
@@ -428,7 +451,13 @@ impl Catalog for SqliteCatalog {
                 .query_row(
                     "SELECT id, ordered_on, created_micros FROM datasets WHERE name = ?1",
                     [name.as_str()],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, i64>(2)?,
+                        ))
+                    },
                 )
                 .optional()?;
             Ok(row.map(|(id, ordered_on, created)| DatasetRecord {
@@ -443,7 +472,8 @@ impl Catalog for SqliteCatalog {
 
     async fn branch(&self, dataset_id: i64, name: &BranchName) -> Result<Option<BranchRecord>> {
         let name = name.clone();
-        self.with(move |conn| load_branch(conn, dataset_id, name.as_str())).await
+        self.with(move |conn| load_branch(conn, dataset_id, name.as_str()))
+            .await
     }
 
     async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
@@ -591,7 +621,8 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome> {
-        self.with(move |conn| expire_in(conn, policy, dry_run)).await
+        self.with(move |conn| expire_in(conn, policy, dry_run))
+            .await
     }
 }
 
@@ -602,7 +633,16 @@ pub fn table_counts(catalog: &SqliteCatalog) -> Result<HashMap<String, i64>> {
         .lock()
         .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
     let mut out = HashMap::new();
-    for table in ["datasets", "branches", "commits", "versions", "files", "row_groups", "branch_row_groups", "tags"] {
+    for table in [
+        "datasets",
+        "branches",
+        "commits",
+        "versions",
+        "files",
+        "row_groups",
+        "branch_row_groups",
+        "tags",
+    ] {
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         out.insert(table.to_string(), n);
     }

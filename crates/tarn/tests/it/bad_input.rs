@@ -33,20 +33,33 @@ async fn env() -> Env {
         .ordered_on("k")
         .row_group_target(RowGroupTarget::Rows(3))
         .meta("owner", "tests");
-    lake.write(URI, kiv_batch(&[(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4)]), req)
+    lake.write(
+        URI,
+        kiv_batch(&[(1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4)]),
+        req,
+    )
+    .await
+    .expect("v1");
+    lake.write(URI, kiv_batch(&[(5, 0, 5), (6, 0, 6)]), WriteRequest::new())
         .await
-        .expect("v1");
-    lake.write(URI, kiv_batch(&[(5, 0, 5), (6, 0, 6)]), WriteRequest::new()).await.expect("v2");
-    lake.write("tarn://bad/f", float_batch(&[0.5, 1.5]), WriteRequest::new().ordered_on("f"))
-        .await
-        .expect("float v1");
+        .expect("v2");
+    lake.write(
+        "tarn://bad/f",
+        float_batch(&[0.5, 1.5]),
+        WriteRequest::new().ordered_on("f"),
+    )
+    .await
+    .expect("float v1");
     Env { dir, lake }
 }
 
 fn float_batch(fs: &[f64]) -> RecordBatch {
     RecordBatch::try_from_iter(vec![
         ("f", Arc::new(Float64Array::from(fs.to_vec())) as ArrayRef),
-        ("v", Arc::new(Int64Array::from(vec![1; fs.len()])) as ArrayRef),
+        (
+            "v",
+            Arc::new(Int64Array::from(vec![1; fs.len()])) as ArrayRef,
+        ),
     ])
     .expect("batch")
 }
@@ -86,28 +99,75 @@ fn wrong_schemas_are_rejected_with_every_difference() {
         let env = env().await;
         let lake = &env.lake;
         let missing = batch(vec![("k", ints(&[7])), ("id", ints(&[0]))]);
-        let err = rejects(&env, "missing column", &["\"v\"", "missing from the input"], lake.write(URI, missing, WriteRequest::new())).await;
+        let err = rejects(
+            &env,
+            "missing column",
+            &["\"v\"", "missing from the input"],
+            lake.write(URI, missing, WriteRequest::new()),
+        )
+        .await;
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
 
-        let extra = batch(vec![("k", ints(&[7])), ("id", ints(&[0])), ("v", ints(&[0])), ("w", ints(&[0]))]);
-        rejects(&env, "extra column", &["\"w\"", "not in the dataset", "--evolve"], lake.write(URI, extra, WriteRequest::new())).await;
+        let extra = batch(vec![
+            ("k", ints(&[7])),
+            ("id", ints(&[0])),
+            ("v", ints(&[0])),
+            ("w", ints(&[0])),
+        ]);
+        rejects(
+            &env,
+            "extra column",
+            &["\"w\"", "not in the dataset", "--evolve"],
+            lake.write(URI, extra, WriteRequest::new()),
+        )
+        .await;
 
         let wrong_type = batch(vec![
             ("k", ints(&[7])),
             ("id", Arc::new(StringArray::from(vec!["zero"])) as ArrayRef),
             ("v", ints(&[0])),
         ]);
-        rejects(&env, "wrong type", &["\"id\"", "Utf8", "Int64"], lake.write(URI, wrong_type, WriteRequest::new())).await;
+        rejects(
+            &env,
+            "wrong type",
+            &["\"id\"", "Utf8", "Int64"],
+            lake.write(URI, wrong_type, WriteRequest::new()),
+        )
+        .await;
 
         // Every difference in one message.
-        let all = batch(vec![("k", ints(&[7])), ("id", Arc::new(StringArray::from(vec!["z"])) as ArrayRef), ("w", ints(&[0]))]);
-        rejects(&env, "several differences", &["\"id\"", "\"v\"", "\"w\""], lake.write(URI, all, WriteRequest::new())).await;
+        let all = batch(vec![
+            ("k", ints(&[7])),
+            ("id", Arc::new(StringArray::from(vec!["z"])) as ArrayRef),
+            ("w", ints(&[0])),
+        ]);
+        rejects(
+            &env,
+            "several differences",
+            &["\"id\"", "\"v\"", "\"w\""],
+            lake.write(URI, all, WriteRequest::new()),
+        )
+        .await;
 
         // Any column order is fine, and --evolve adds a nullable column.
-        let reordered = batch(vec![("v", ints(&[7])), ("k", ints(&[7])), ("id", ints(&[0]))]);
-        lake.write(URI, reordered, WriteRequest::new()).await.expect("columns in another order");
-        let evolved = batch(vec![("k", ints(&[8])), ("id", ints(&[0])), ("v", ints(&[8])), ("w", ints(&[1]))]);
-        let out = lake.write(URI, evolved, WriteRequest::new().evolve(true)).await.expect("evolve");
+        let reordered = batch(vec![
+            ("v", ints(&[7])),
+            ("k", ints(&[7])),
+            ("id", ints(&[0])),
+        ]);
+        lake.write(URI, reordered, WriteRequest::new())
+            .await
+            .expect("columns in another order");
+        let evolved = batch(vec![
+            ("k", ints(&[8])),
+            ("id", ints(&[0])),
+            ("v", ints(&[8])),
+            ("w", ints(&[1])),
+        ]);
+        let out = lake
+            .write(URI, evolved, WriteRequest::new().evolve(true))
+            .await
+            .expect("evolve");
         assert_eq!(out.version, Some(4));
         let snap = lake.snapshot(URI).await.expect("head");
         assert!(snap.schema.field_with_name("w").expect("w").is_nullable());
@@ -131,13 +191,28 @@ fn null_and_nan_ordered_on_reject_the_whole_write() {
         let env = env().await;
         let lake = &env.lake;
         let with_null = batch(vec![
-            ("k", Arc::new(Int64Array::from(vec![Some(9), None, Some(10)])) as ArrayRef),
+            (
+                "k",
+                Arc::new(Int64Array::from(vec![Some(9), None, Some(10)])) as ArrayRef,
+            ),
             ("id", ints(&[0, 0, 0])),
             ("v", ints(&[0, 0, 0])),
         ]);
-        rejects(&env, "null ordered_on", &["1 of 3 rows", "null", "\"k\""], lake.write(URI, with_null, WriteRequest::new())).await;
+        rejects(
+            &env,
+            "null ordered_on",
+            &["1 of 3 rows", "null", "\"k\""],
+            lake.write(URI, with_null, WriteRequest::new()),
+        )
+        .await;
         let nan = float_batch(&[2.5, f64::NAN, 3.5]);
-        rejects(&env, "NaN ordered_on", &["NaN", "\"f\""], lake.write("tarn://bad/f", nan.clone(), WriteRequest::new())).await;
+        rejects(
+            &env,
+            "NaN ordered_on",
+            &["NaN", "\"f\""],
+            lake.write("tarn://bad/f", nan.clone(), WriteRequest::new()),
+        )
+        .await;
         rejects(
             &env,
             "NaN ordered_on at creation",
@@ -145,7 +220,13 @@ fn null_and_nan_ordered_on_reject_the_whole_write() {
             lake.write("tarn://bad/g", nan, WriteRequest::new().ordered_on("f")),
         )
         .await;
-        rejects(&env, "NaN bound", &["NaN"], lake.delete_range("tarn://bad/f", "NaN", "1", None)).await;
+        rejects(
+            &env,
+            "NaN bound",
+            &["NaN"],
+            lake.delete_range("tarn://bad/f", "NaN", "1", None),
+        )
+        .await;
     });
 }
 
@@ -155,35 +236,82 @@ fn unknown_datasets_versions_and_refs_say_what_is_missing() {
         let env = env().await;
         let lake = &env.lake;
         for (uri, needles) in [
-            ("tarn://bad/nope", vec!["tarn://bad/nope", "dataset \"bad/nope\" does not exist"]),
-            ("tarn://bad/x:v3", vec!["version v3 does not exist", "v1 to v2"]),
+            (
+                "tarn://bad/nope",
+                vec!["tarn://bad/nope", "dataset \"bad/nope\" does not exist"],
+            ),
+            (
+                "tarn://bad/x:v3",
+                vec!["version v3 does not exist", "v1 to v2"],
+            ),
             ("tarn://bad/x:v99", vec!["v99", "v1 to v2"]),
             ("tarn://bad/x:2", vec!["index 2 is out of range"]),
             ("tarn://bad/x:-3", vec!["index -3 is out of range"]),
             ("tarn://bad/x@dev", vec!["branch \"dev\" does not exist"]),
             ("tarn://bad/x:gold", vec!["tag \"gold\" does not exist"]),
-            ("tarn://bad/x:2000-01-01", vec!["no version was committed at or before 2000-01-01", "first version"]),
-            ("tarn://bad/x:2000-01-01T00:00:00Z", vec!["no version was committed at or before"]),
+            (
+                "tarn://bad/x:2000-01-01",
+                vec![
+                    "no version was committed at or before 2000-01-01",
+                    "first version",
+                ],
+            ),
+            (
+                "tarn://bad/x:2000-01-01T00:00:00Z",
+                vec!["no version was committed at or before"],
+            ),
         ] {
             let err = rejects(&env, uri, &needles, lake.snapshot(uri)).await;
             assert_eq!(err.kind(), ErrorKind::NotFound, "{uri}: {err}");
         }
-        rejects(&env, "log of a missing dataset", &["does not exist"], lake.log("tarn://bad/nope", None)).await;
-        rejects(&env, "delete on a missing dataset", &["does not exist"], lake.delete_range("tarn://bad/nope", "1", "2", None)).await;
-        rejects(&env, "compact a missing dataset", &["does not exist"], lake.compact("tarn://bad/nope", None)).await;
-        rejects(&env, "metadata on a missing dataset", &["does not exist"], lake.set_metadata("tarn://bad/nope", WriteRequest::new().meta("a", "b"))).await;
+        rejects(
+            &env,
+            "log of a missing dataset",
+            &["does not exist"],
+            lake.log("tarn://bad/nope", None),
+        )
+        .await;
+        rejects(
+            &env,
+            "delete on a missing dataset",
+            &["does not exist"],
+            lake.delete_range("tarn://bad/nope", "1", "2", None),
+        )
+        .await;
+        rejects(
+            &env,
+            "compact a missing dataset",
+            &["does not exist"],
+            lake.compact("tarn://bad/nope", None),
+        )
+        .await;
+        rejects(
+            &env,
+            "metadata on a missing dataset",
+            &["does not exist"],
+            lake.set_metadata("tarn://bad/nope", WriteRequest::new().meta("a", "b")),
+        )
+        .await;
         rejects(
             &env,
             "write to a missing branch",
             &["branch \"dev\""],
-            lake.write("tarn://bad/x@dev", kiv_batch(&[(9, 0, 0)]), WriteRequest::new()),
+            lake.write(
+                "tarn://bad/x@dev",
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new(),
+            ),
         )
         .await;
         rejects(
             &env,
             "first write without ordered_on",
             &["bad/new", "ordered-on"],
-            lake.write("tarn://bad/new", kiv_batch(&[(9, 0, 0)]), WriteRequest::new()),
+            lake.write(
+                "tarn://bad/new",
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new(),
+            ),
         )
         .await;
     });
@@ -220,7 +348,11 @@ fn malformed_uris_and_traversal_names_are_rejected() {
                 &env,
                 &format!("write to {uri}"),
                 &[needle],
-                lake.write(uri, kiv_batch(&[(1, 0, 0)]), WriteRequest::new().ordered_on("k")),
+                lake.write(
+                    uri,
+                    kiv_batch(&[(1, 0, 0)]),
+                    WriteRequest::new().ordered_on("k"),
+                ),
             )
             .await;
         }
@@ -239,16 +371,49 @@ fn writes_name_a_branch_head_not_a_version() {
     runtime().block_on(async {
         let env = env().await;
         let lake = &env.lake;
-        for uri in ["tarn://bad/x:v1", "tarn://bad/x:-1", "tarn://bad/x:2024-01-01", "tarn://bad/x:gold"] {
-            rejects(&env, uri, &["writes go to the head of a branch", "drop the"], lake.write(uri, kiv_batch(&[(9, 0, 0)]), WriteRequest::new())).await;
-            rejects(&env, uri, &["head of a branch"], lake.delete_range(uri, "1", "2", None)).await;
+        for uri in [
+            "tarn://bad/x:v1",
+            "tarn://bad/x:-1",
+            "tarn://bad/x:2024-01-01",
+            "tarn://bad/x:gold",
+        ] {
+            rejects(
+                &env,
+                uri,
+                &["writes go to the head of a branch", "drop the"],
+                lake.write(uri, kiv_batch(&[(9, 0, 0)]), WriteRequest::new()),
+            )
+            .await;
+            rejects(
+                &env,
+                uri,
+                &["head of a branch"],
+                lake.delete_range(uri, "1", "2", None),
+            )
+            .await;
             rejects(&env, uri, &["head of a branch"], lake.compact(uri, None)).await;
-            rejects(&env, uri, &["head of a branch"], lake.set_metadata(uri, WriteRequest::new().meta("a", "b"))).await;
-            rejects(&env, uri, &["head of a branch"], lake.overwrite(uri, kiv_batch(&[(9, 0, 0)]), WriteRequest::new())).await;
+            rejects(
+                &env,
+                uri,
+                &["head of a branch"],
+                lake.set_metadata(uri, WriteRequest::new().meta("a", "b")),
+            )
+            .await;
+            rejects(
+                &env,
+                uri,
+                &["head of a branch"],
+                lake.overwrite(uri, kiv_batch(&[(9, 0, 0)]), WriteRequest::new()),
+            )
+            .await;
         }
         // `latest` is the head.
         let out = lake
-            .write("tarn://bad/x:latest", kiv_batch(&[(9, 0, 0)]), WriteRequest::new())
+            .write(
+                "tarn://bad/x:latest",
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new(),
+            )
             .await
             .expect("latest is writable");
         assert_eq!(out.version, Some(3));
@@ -262,23 +427,72 @@ fn bad_ranges_are_rejected() {
         let lake = &env.lake;
         let snap = lake.snapshot(URI).await.expect("head");
         for (s, e) in [("5", "5"), ("5", "3")] {
-            let err = ReadRequest::parse(&snap, Some(s), Some(e), None).expect_err("bad range").to_string();
-            assert!(err.contains("bad range") && err.contains(s) && err.contains(e), "{err}");
-            rejects(&env, &format!("delete [{s}, {e})"), &["bad range"], lake.delete_range(URI, s, e, None)).await;
+            let err = ReadRequest::parse(&snap, Some(s), Some(e), None)
+                .expect_err("bad range")
+                .to_string();
+            assert!(
+                err.contains("bad range") && err.contains(s) && err.contains(e),
+                "{err}"
+            );
+            rejects(
+                &env,
+                &format!("delete [{s}, {e})"),
+                &["bad range"],
+                lake.delete_range(URI, s, e, None),
+            )
+            .await;
         }
         for (s, e, needle) in [("x", "5", "\"x\""), ("1", "2.5", "expected an integer")] {
             assert!(ReadRequest::parse(&snap, Some(s), Some(e), None).is_err());
-            rejects(&env, &format!("delete [{s}, {e})"), &[needle], lake.delete_range(URI, s, e, None)).await;
+            rejects(
+                &env,
+                &format!("delete [{s}, {e})"),
+                &[needle],
+                lake.delete_range(URI, s, e, None),
+            )
+            .await;
         }
-        rejects(&env, "unknown column", &["\"nope\"", "columns: k, id, v"], lake.read(&snap, &ReadRequest::parse(&snap, None, None, Some(vec!["nope".into()])).expect("parses"))).await;
-        // A range built by hand reaches `read` unchecked: it must be rejected there too,
-        // not silently read as empty.
-        let inverted = ReadRequest {
-            start: Some(OrderedValue::Int(5)),
-            end: Some(OrderedValue::Int(3)),
-            columns: None,
-        };
-        rejects(&env, "read [5, 3)", &["bad range"], lake.read(&snap, &inverted)).await;
+        rejects(
+            &env,
+            "unknown column",
+            &["\"nope\"", "columns: k, id, v"],
+            lake.read(
+                &snap,
+                &ReadRequest::parse(&snap, None, None, Some(vec!["nope".into()])).expect("parses"),
+            ),
+        )
+        .await;
+    });
+}
+
+/// `ReadRequest`'s fields are public, so a range built by hand (as the HTTP server or the SQL
+/// layer will) reaches `Lake::read` without `ReadRequest::parse`'s check. SPEC §12: a bad
+/// range is an error, not a silently empty result.
+#[test]
+fn read_rejects_an_inverted_range_built_by_hand() {
+    runtime().block_on(async {
+        let env = env().await;
+        let lake = &env.lake;
+        let snap = lake.snapshot(URI).await.expect("head");
+        for (s, e) in [(5, 3), (4, 4)] {
+            let inverted = ReadRequest {
+                start: Some(OrderedValue::Int(s)),
+                end: Some(OrderedValue::Int(e)),
+                columns: None,
+            };
+            rejects(
+                &env,
+                &format!("read [{s}, {e})"),
+                &["bad range"],
+                lake.read(&snap, &inverted),
+            )
+            .await;
+            let err = match lake.read_stream(&snap, &inverted).await {
+                Ok(_) => panic!("read_stream [{s}, {e}) accepted"),
+                Err(err) => err,
+            };
+            assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        }
     });
 }
 
@@ -288,7 +502,10 @@ fn bad_options_are_rejected() {
         let env = env().await;
         let lake = &env.lake;
         let err = RowGroupTarget::parse("1Q").expect_err("1Q").to_string();
-        assert!(err.contains("\"1Q\"") && err.contains("unknown unit"), "{err}");
+        assert!(
+            err.contains("\"1Q\"") && err.contains("unknown unit"),
+            "{err}"
+        );
         for bad in ["0", "0D", "D1", "-5", "", "1.5D"] {
             assert!(RowGroupTarget::parse(bad).is_err(), "{bad:?} parsed");
         }
@@ -298,23 +515,47 @@ fn bad_options_are_rejected() {
             &env,
             "frequency on an int column",
             &["1D", "\"k\"", "not a timestamp"],
-            lake.write("tarn://bad/new", kiv_batch(&[(1, 0, 0)]), WriteRequest::new().ordered_on("k").row_group_target(day)),
+            lake.write(
+                "tarn://bad/new",
+                kiv_batch(&[(1, 0, 0)]),
+                WriteRequest::new().ordered_on("k").row_group_target(day),
+            ),
         )
         .await;
-        rejects(&env, "frequency override on an int column", &["not a timestamp"], lake.write(URI, kiv_batch(&[(9, 0, 0)]), WriteRequest::new().row_group_target(day))).await;
+        rejects(
+            &env,
+            "frequency override on an int column",
+            &["not a timestamp"],
+            lake.write(
+                URI,
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new().row_group_target(day),
+            ),
+        )
+        .await;
         // duplicates_on must name columns of the dataset.
         rejects(
             &env,
             "duplicates_on at creation",
             &["duplicates_on", "\"nope\""],
-            lake.write("tarn://bad/new", kiv_batch(&[(1, 0, 0)]), WriteRequest::new().ordered_on("k").duplicates_on(tarn::DuplicatesOn::parse("id,nope"))),
+            lake.write(
+                "tarn://bad/new",
+                kiv_batch(&[(1, 0, 0)]),
+                WriteRequest::new()
+                    .ordered_on("k")
+                    .duplicates_on(tarn::DuplicatesOn::parse("id,nope")),
+            ),
         )
         .await;
         rejects(
             &env,
             "duplicates_on override",
             &["duplicates_on", "\"nope\""],
-            lake.write(URI, kiv_batch(&[(9, 0, 0)]), WriteRequest::new().duplicates_on(tarn::DuplicatesOn::parse("nope"))),
+            lake.write(
+                URI,
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new().duplicates_on(tarn::DuplicatesOn::parse("nope")),
+            ),
         )
         .await;
         // ordered_on must be in the input, orderable, and the dataset's own.
@@ -322,12 +563,35 @@ fn bad_options_are_rejected() {
             &env,
             "ordered_on not in the input",
             &["\"ts\"", "not in the input", "k, id, v"],
-            lake.write("tarn://bad/new", kiv_batch(&[(1, 0, 0)]), WriteRequest::new().ordered_on("ts")),
+            lake.write(
+                "tarn://bad/new",
+                kiv_batch(&[(1, 0, 0)]),
+                WriteRequest::new().ordered_on("ts"),
+            ),
         )
         .await;
-        rejects(&env, "another ordered_on", &["ordered on \"k\"", "\"v\""], lake.write(URI, kiv_batch(&[(9, 0, 0)]), WriteRequest::new().ordered_on("v"))).await;
-        let bools = batch(vec![("b", Arc::new(arrow::array::BooleanArray::from(vec![true])) as ArrayRef)]);
-        rejects(&env, "boolean ordered_on", &["\"b\"", "Boolean"], lake.write("tarn://bad/new", bools, WriteRequest::new().ordered_on("b"))).await;
+        rejects(
+            &env,
+            "another ordered_on",
+            &["ordered on \"k\"", "\"v\""],
+            lake.write(
+                URI,
+                kiv_batch(&[(9, 0, 0)]),
+                WriteRequest::new().ordered_on("v"),
+            ),
+        )
+        .await;
+        let bools = batch(vec![(
+            "b",
+            Arc::new(arrow::array::BooleanArray::from(vec![true])) as ArrayRef,
+        )]);
+        rejects(
+            &env,
+            "boolean ordered_on",
+            &["\"b\"", "Boolean"],
+            lake.write("tarn://bad/new", bools, WriteRequest::new().ordered_on("b")),
+        )
+        .await;
     });
 }
 
@@ -343,8 +607,15 @@ fn timestamps_are_cast_exactly_or_rejected() {
         let uri = "tarn://bad/ts";
         // Created with a "+00:00" zone: stored as UTC.
         let ms = [1_700_000_000_000i64, 1_700_000_000_001];
-        let first = Arc::new(TimestampMillisecondArray::from(ms.to_vec()).with_timezone("+00:00")) as ArrayRef;
-        lake.write(uri, ts_batch(first, &[1, 2]), WriteRequest::new().ordered_on("ts")).await.expect("v1");
+        let first = Arc::new(TimestampMillisecondArray::from(ms.to_vec()).with_timezone("+00:00"))
+            as ArrayRef;
+        lake.write(
+            uri,
+            ts_batch(first, &[1, 2]),
+            WriteRequest::new().ordered_on("ts"),
+        )
+        .await
+        .expect("v1");
         let snap = lake.snapshot(uri).await.expect("v1");
         assert_eq!(
             snap.schema.field_with_name("ts").expect("ts").data_type(),
@@ -352,17 +623,31 @@ fn timestamps_are_cast_exactly_or_rejected() {
         );
 
         // ns, us and s inputs that are exact in ms are cast.
-        let ns = Arc::new(TimestampNanosecondArray::from(vec![1_700_000_000_002_000_000]).with_timezone("UTC")) as ArrayRef;
-        lake.write(uri, ts_batch(ns, &[3]), WriteRequest::new()).await.expect("exact ns");
-        let us = Arc::new(TimestampMicrosecondArray::from(vec![1_700_000_000_003_000]).with_timezone("UTC")) as ArrayRef;
-        lake.write(uri, ts_batch(us, &[4]), WriteRequest::new()).await.expect("exact us");
-        let s = Arc::new(TimestampSecondArray::from(vec![1_700_000_001]).with_timezone("+00:00")) as ArrayRef;
-        lake.write(uri, ts_batch(s, &[5]), WriteRequest::new()).await.expect("s, +00:00");
+        let ns = Arc::new(
+            TimestampNanosecondArray::from(vec![1_700_000_000_002_000_000]).with_timezone("UTC"),
+        ) as ArrayRef;
+        lake.write(uri, ts_batch(ns, &[3]), WriteRequest::new())
+            .await
+            .expect("exact ns");
+        let us = Arc::new(
+            TimestampMicrosecondArray::from(vec![1_700_000_000_003_000]).with_timezone("UTC"),
+        ) as ArrayRef;
+        lake.write(uri, ts_batch(us, &[4]), WriteRequest::new())
+            .await
+            .expect("exact us");
+        let s = Arc::new(TimestampSecondArray::from(vec![1_700_000_001]).with_timezone("+00:00"))
+            as ArrayRef;
+        lake.write(uri, ts_batch(s, &[5]), WriteRequest::new())
+            .await
+            .expect("s, +00:00");
         let got = read_all(lake, uri).await;
         let values: Vec<i64> = got
             .iter()
             .flat_map(|b| {
-                assert_eq!(b.column(0).data_type(), &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
+                assert_eq!(
+                    b.column(0).data_type(),
+                    &DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+                );
                 b.column(0)
                     .as_any()
                     .downcast_ref::<TimestampMillisecondArray>()
@@ -373,32 +658,127 @@ fn timestamps_are_cast_exactly_or_rejected() {
             .collect();
         assert_eq!(
             values,
-            vec![1_700_000_000_000, 1_700_000_000_001, 1_700_000_000_002, 1_700_000_000_003, 1_700_000_001_000]
+            vec![
+                1_700_000_000_000,
+                1_700_000_000_001,
+                1_700_000_000_002,
+                1_700_000_000_003,
+                1_700_000_001_000
+            ]
         );
 
         // Lossy ns -> ms is rejected.
-        let lossy = Arc::new(TimestampNanosecondArray::from(vec![1_700_000_000_002_000_001]).with_timezone("UTC")) as ArrayRef;
-        rejects(&env, "lossy ns", &["\"ts\"", "lose precision"], lake.write(uri, ts_batch(lossy, &[6]), WriteRequest::new())).await;
+        let lossy = Arc::new(
+            TimestampNanosecondArray::from(vec![1_700_000_000_002_000_001]).with_timezone("UTC"),
+        ) as ArrayRef;
+        rejects(
+            &env,
+            "lossy ns",
+            &["\"ts\"", "lose precision"],
+            lake.write(uri, ts_batch(lossy, &[6]), WriteRequest::new()),
+        )
+        .await;
         // Naive timestamps into a UTC dataset: rejected with a hint.
         let naive = Arc::new(TimestampMillisecondArray::from(vec![1_700_000_000_005])) as ArrayRef;
-        rejects(&env, "naive into UTC", &["\"ts\"", "no time zone", "convert it to UTC"], lake.write(uri, ts_batch(naive, &[6]), WriteRequest::new())).await;
+        rejects(
+            &env,
+            "naive into UTC",
+            &["\"ts\"", "no time zone", "convert it to UTC"],
+            lake.write(uri, ts_batch(naive, &[6]), WriteRequest::new()),
+        )
+        .await;
         // Another zone is not UTC.
-        let paris = Arc::new(TimestampMillisecondArray::from(vec![1_700_000_000_005]).with_timezone("Europe/Paris")) as ArrayRef;
-        rejects(&env, "Europe/Paris into UTC", &["\"ts\"", "Europe/Paris"], lake.write(uri, ts_batch(paris, &[6]), WriteRequest::new())).await;
+        let paris = Arc::new(
+            TimestampMillisecondArray::from(vec![1_700_000_000_005]).with_timezone("Europe/Paris"),
+        ) as ArrayRef;
+        rejects(
+            &env,
+            "Europe/Paris into UTC",
+            &["\"ts\"", "Europe/Paris"],
+            lake.write(uri, ts_batch(paris, &[6]), WriteRequest::new()),
+        )
+        .await;
 
         // A naive dataset takes naive input only, with the reverse hint.
         let naive_uri = "tarn://bad/naive";
         let naive = Arc::new(TimestampMillisecondArray::from(vec![1_000])) as ArrayRef;
-        lake.write(naive_uri, ts_batch(naive, &[1]), WriteRequest::new().ordered_on("ts")).await.expect("naive v1");
-        let utc = Arc::new(TimestampMillisecondArray::from(vec![2_000]).with_timezone("UTC")) as ArrayRef;
-        rejects(&env, "UTC into naive", &["drop the zone"], lake.write(naive_uri, ts_batch(utc, &[2]), WriteRequest::new())).await;
+        lake.write(
+            naive_uri,
+            ts_batch(naive, &[1]),
+            WriteRequest::new().ordered_on("ts"),
+        )
+        .await
+        .expect("naive v1");
+        let utc =
+            Arc::new(TimestampMillisecondArray::from(vec![2_000]).with_timezone("UTC")) as ArrayRef;
+        rejects(
+            &env,
+            "UTC into naive",
+            &["drop the zone"],
+            lake.write(naive_uri, ts_batch(utc, &[2]), WriteRequest::new()),
+        )
+        .await;
 
         // Range bounds are parsed in the column's type.
         let snap = lake.snapshot(uri).await.expect("head");
-        let r = ReadRequest::parse(&snap, Some("2023-11-14T22:13:20.001Z"), Some("2023-11-14T22:13:20.003+00:00"), None)
-            .expect("bounds");
-        let rows: usize = lake.read(&snap, &r).await.expect("read").iter().map(|b| b.num_rows()).sum();
+        let r = ReadRequest::parse(
+            &snap,
+            Some("2023-11-14T22:13:20.001Z"),
+            Some("2023-11-14T22:13:20.003+00:00"),
+            None,
+        )
+        .expect("bounds");
+        let rows: usize = lake
+            .read(&snap, &r)
+            .await
+            .expect("read")
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
         assert_eq!(rows, 2);
-        rejects(&env, "unparsable time bound", &["\"soon\"", "RFC 3339"], lake.delete_range(uri, "soon", "2030-01-01", None)).await;
+        rejects(
+            &env,
+            "unparsable time bound",
+            &["\"soon\"", "RFC 3339"],
+            lake.delete_range(uri, "soon", "2030-01-01", None),
+        )
+        .await;
+    });
+}
+
+/// A `UInt64` ordered_on is an integer column, but values above i64::MAX cannot be kept in the
+/// catalog's min/max: the write must be refused with a message that names the column and the
+/// limit, and the lake left as it was.
+#[test]
+fn u64_ordered_on_beyond_i64_is_rejected_clearly() {
+    runtime().block_on(async {
+        let env = env().await;
+        let big = batch(vec![
+            (
+                "u",
+                Arc::new(arrow::array::UInt64Array::from(vec![1, u64::MAX])) as ArrayRef,
+            ),
+            ("v", ints(&[1, 2])),
+        ]);
+        rejects(
+            &env,
+            "u64 above i64::MAX",
+            &["\"u\"", "9223372036854775807"],
+            env.lake
+                .write("tarn://bad/u64", big, WriteRequest::new().ordered_on("u")),
+        )
+        .await;
+        // Values that fit are fine.
+        let small = batch(vec![
+            (
+                "u",
+                Arc::new(arrow::array::UInt64Array::from(vec![3, 1])) as ArrayRef,
+            ),
+            ("v", ints(&[1, 2])),
+        ]);
+        env.lake
+            .write("tarn://bad/u64", small, WriteRequest::new().ordered_on("u"))
+            .await
+            .expect("small u64");
     });
 }

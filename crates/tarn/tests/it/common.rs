@@ -23,15 +23,24 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// A fresh lake in `dir`, without fsyncs (fast; durability is not what these tests check).
 pub async fn relaxed_lake(dir: &Path) -> Lake {
     Lake::init(dir).await.expect("init lake");
-    Lake::open_with(dir, Durability::Relaxed).await.expect("open lake")
+    Lake::open_with(dir, Durability::Relaxed)
+        .await
+        .expect("open lake")
 }
 
 /// One row of the `k` (ordered_on), `id`, `v` datasets.
 pub type Row = (i64, i64, i64);
 
 pub fn kiv_batch(rows: &[Row]) -> RecordBatch {
-    let col = |f: fn(&Row) -> i64| Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef;
-    RecordBatch::try_from_iter(vec![("k", col(|r| r.0)), ("id", col(|r| r.1)), ("v", col(|r| r.2))]).expect("batch")
+    let col = |f: fn(&Row) -> i64| {
+        Arc::new(Int64Array::from(rows.iter().map(f).collect::<Vec<_>>())) as ArrayRef
+    };
+    RecordBatch::try_from_iter(vec![
+        ("k", col(|r| r.0)),
+        ("id", col(|r| r.1)),
+        ("v", col(|r| r.2)),
+    ])
+    .expect("batch")
 }
 
 /// The values of an Int64 column (panics on nulls: these datasets have none).
@@ -72,7 +81,10 @@ pub fn named_rows(batches: &[RecordBatch]) -> Vec<Vec<(String, i64)>> {
 }
 
 pub async fn read_all(lake: &Lake, uri: &str) -> Vec<RecordBatch> {
-    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    let snap = lake
+        .snapshot(uri)
+        .await
+        .unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
     lake.read(&snap, &ReadRequest::default())
         .await
         .unwrap_or_else(|e| panic!("read {uri}: {e}"))
@@ -129,7 +141,10 @@ fn keep_last(rows: Vec<Row>, dup: Dup, lo: i64, hi: i64) -> Vec<Row> {
             keep[i] = false;
         }
     }
-    rows.into_iter().zip(keep).filter_map(|(r, k)| k.then_some(r)).collect()
+    rows.into_iter()
+        .zip(keep)
+        .filter_map(|(r, k)| k.then_some(r))
+        .collect()
 }
 
 /// SPEC §3 `write`, on a plain vector: stable sort of the input by `k`, merge with existing
@@ -153,19 +168,30 @@ pub fn model_overwrite(input: &[Row], dup: Dup) -> Vec<Row> {
 }
 
 pub fn model_delete(existing: &[Row], start: i64, end: i64) -> Vec<Row> {
-    existing.iter().copied().filter(|r| r.0 < start || r.0 >= end).collect()
+    existing
+        .iter()
+        .copied()
+        .filter(|r| r.0 < start || r.0 >= end)
+        .collect()
 }
 
 /// Every file under `dir`, as paths relative to it.
 pub fn files_under(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap_or(&p).to_string_lossy().replace('\\', "/"));
+                out.insert(
+                    p.strip_prefix(root)
+                        .unwrap_or(&p)
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
             }
         }
     }
@@ -190,7 +216,10 @@ pub async fn log_of(lake: &Lake, uri: &str) -> Vec<(u64, i64, String, String, u6
 
 /// Paths of the files the row groups of `uri` live in.
 pub async fn files_of(lake: &Lake, uri: &str) -> BTreeSet<String> {
-    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    let snap = lake
+        .snapshot(uri)
+        .await
+        .unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
     snap.row_groups(lake, None, None)
         .await
         .unwrap_or_else(|e| panic!("row groups {uri}: {e}"))
@@ -201,7 +230,10 @@ pub async fn files_of(lake: &Lake, uri: &str) -> BTreeSet<String> {
 
 /// `(id, path, rg_index, rows)` of each row group of `uri`, in row order.
 pub async fn row_group_ids(lake: &Lake, uri: &str) -> Vec<(i64, String, u32, u64)> {
-    let snap = lake.snapshot(uri).await.unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
+    let snap = lake
+        .snapshot(uri)
+        .await
+        .unwrap_or_else(|e| panic!("snapshot {uri}: {e}"));
     snap.row_groups(lake, None, None)
         .await
         .unwrap_or_else(|e| panic!("row groups {uri}: {e}"))
@@ -230,7 +262,10 @@ pub async fn fingerprint(lake: &Lake, lake_dir: &Path) -> Fingerprint {
         metadata.insert(d.name.to_string(), snap.metadata().clone());
     }
     Fingerprint {
-        datasets: datasets.iter().map(|d| (d.name.to_string(), d.version, d.rows)).collect(),
+        datasets: datasets
+            .iter()
+            .map(|d| (d.name.to_string(), d.version, d.rows))
+            .collect(),
         logs,
         metadata,
         files: files_under(&data_dir(lake_dir)),

@@ -1,3 +1,13 @@
-//! Integration tests of the tarn library (one binary: `cargo test -p tarn --test it`).
+//! Integration tests of the tarn library, in one binary: `cargo test -p tarn --test it`.
+//!
+//! - `model`: random mutation sequences against a plain-vector model of SPEC §3.
+//! - `failpoints`: failures injected at each I/O step of a write (SPEC §2, §12).
+//! - `bad_input`: every wrong input is rejected clearly and leaves the lake unchanged (§12).
+//! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
+
+mod bad_input;
+mod failpoints;
+mod model;
+mod versions;

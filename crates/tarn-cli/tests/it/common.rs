@@ -1,0 +1,417 @@
+//! Helpers shared by the process-level tests: a lake in a temporary directory driven through
+//! the real `tarn` binary, `ts,id,v` rows rendered exactly as `tarn read --format csv` prints
+//! them, and fingerprints of a lake's visible state (its log and the files under `data/`).
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The binary under test.
+pub const TARN: &str = env!("CARGO_BIN_EXE_tarn");
+
+/// A `tarn` command with a clean environment: no lake, durability or log level inherited
+/// from the developer's shell, and a working directory that is no lake.
+pub fn tarn_cmd(cwd: &Path) -> Command {
+    let mut cmd = Command::new(TARN);
+    cmd.current_dir(cwd)
+        .env_remove("TARN_LAKE")
+        .env_remove("TARN_DURABILITY")
+        .env_remove("TARN_LOG")
+        .env_remove("TARN_JOB")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// What one `tarn` process did.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub args: Vec<OsString>,
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn from_output(args: Vec<OsString>, out: Output) -> Self {
+        Self {
+            args,
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8(self.stdout.clone())
+            .unwrap_or_else(|e| panic!("{}: stdout is not UTF-8: {e}", self.describe()))
+    }
+
+    pub fn describe(&self) -> String {
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        format!(
+            "`tarn {}` exited {:?}\n--- stderr ---\n{}\n--- stdout (first 2000 bytes) ---\n{}",
+            args.join(" "),
+            self.code,
+            self.stderr,
+            String::from_utf8_lossy(&self.stdout[..self.stdout.len().min(2000)])
+        )
+    }
+
+    /// Panics unless the process exited 0.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, Some(0), "{}", self.describe());
+        self
+    }
+
+    /// Panics unless stdout is exactly one JSON value.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}): {}", self.describe()))
+    }
+
+    /// Panics unless the process failed with `code`, an `error: ` line on stderr, and a
+    /// message that contains every one of `needles` (case-insensitive).
+    #[track_caller]
+    pub fn fails(&self, code: i32, needles: &[&str]) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "wrong exit code: {}",
+            self.describe()
+        );
+        assert!(
+            self.stderr.starts_with("error: "),
+            "stderr must start with `error: `: {}",
+            self.describe()
+        );
+        let lower = self.stderr.to_lowercase();
+        for n in needles {
+            assert!(
+                lower.contains(&n.to_lowercase()),
+                "stderr must mention {n:?}: {}",
+                self.describe()
+            );
+        }
+    }
+}
+
+/// A lake made by `tarn init` in a fresh temporary directory. `dir` holds the lake at
+/// `dir/lake` and room for input files beside it.
+pub struct TestLake {
+    pub tmp: tempfile::TempDir,
+    pub lake: PathBuf,
+}
+
+impl TestLake {
+    pub fn new() -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix("tarn-cli-it-")
+            .tempdir()
+            .expect("tempdir");
+        let lake = tmp.path().join("lake");
+        let t = Self { tmp, lake };
+        let init = t.raw(["init".as_ref(), t.lake.as_os_str()]).ok();
+        assert!(t.lake.join("tarn.toml").is_file(), "{}", init.describe());
+        t
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A path beside the lake (for inputs and outputs).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, contents).expect("write input file");
+        p
+    }
+
+    /// `tarn ARGS` with no `--lake`, run in the temporary directory.
+    pub fn raw<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        let out = tarn_cmd(self.tmp.path())
+            .args(&args)
+            .output()
+            .expect("run tarn");
+        Run::from_output(args, out)
+    }
+
+    /// The arguments of `tarn --lake LAKE ARGS`.
+    pub fn args<I, S>(&self, args: I) -> Vec<OsString>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<OsString> = vec!["--lake".into(), self.lake.clone().into_os_string()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        all
+    }
+
+    /// `tarn --lake LAKE ARGS`.
+    pub fn run<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.raw(self.args(args))
+    }
+
+    /// Starts `tarn --lake LAKE ARGS` with piped output.
+    pub fn spawn<I, S>(&self, args: I) -> (Vec<OsString>, Child)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args = self.args(args);
+        let child = tarn_cmd(self.tmp.path())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tarn");
+        (args, child)
+    }
+
+    /// `tarn --json log URI`, newest first.
+    pub fn log(&self, uri: &str) -> Vec<Value> {
+        let run = self.run(["--json", "log", uri]).ok();
+        match run.json() {
+            Value::Array(a) => a,
+            other => panic!("log --json is not an array: {other}"),
+        }
+    }
+
+    /// `tarn read URI --format csv` (plus extra arguments), as text.
+    pub fn read_csv(&self, uri: &str, extra: &[&str]) -> String {
+        let mut args = vec!["read", uri, "--format", "csv"];
+        args.extend_from_slice(extra);
+        self.run(args).ok().stdout()
+    }
+
+    /// Relative paths of every file under `lake/data`, sorted.
+    pub fn data_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        walk(&self.lake.join("data"), &self.lake.join("data"), &mut out);
+        out.sort();
+        out
+    }
+
+    /// The lake's visible state: `ls --json`, `log --json` of each dataset, and the data files.
+    pub fn fingerprint(&self, datasets: &[&str]) -> String {
+        let mut s = self.run(["--json", "ls"]).ok().stdout();
+        for d in datasets {
+            s.push_str(&self.run(["--json", "log", d]).ok().stdout());
+        }
+        s.push_str(&self.data_files().join("\n"));
+        s
+    }
+}
+
+pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(root, &p, out);
+        } else {
+            out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+        }
+    }
+}
+
+/// Every file and directory under `dir`, relative, sorted (to show nothing appeared).
+pub fn tree(dir: &Path) -> Vec<String> {
+    fn go(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+            if p.is_dir() {
+                go(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// One `ts,id,v` row. `ts` is milliseconds since the Unix epoch; `v` is `id + 0.5` unless
+/// set otherwise (never integral, so text inputs always infer a float column).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Row {
+    pub ts_ms: i64,
+    pub id: i64,
+    pub v: f64,
+}
+
+impl Row {
+    pub fn new(ts_ms: i64, id: i64) -> Self {
+        Self {
+            ts_ms,
+            id,
+            v: id as f64 + 0.5,
+        }
+    }
+
+    /// The CSV line `tarn read --format csv` prints for this row.
+    pub fn csv(&self) -> String {
+        format!("{},{},{}", rfc3339_ms(self.ts_ms), self.id, self.v)
+    }
+
+    pub fn json(&self) -> String {
+        format!(
+            r#"{{"ts":"{}","id":{},"v":{}}}"#,
+            rfc3339_ms(self.ts_ms),
+            self.id,
+            self.v
+        )
+    }
+}
+
+/// 2024-01-01T00:00:00Z in milliseconds.
+pub const BASE_MS: i64 = 1_704_067_200_000;
+
+/// A CSV file with the `ts,id,v` header, rows in the given order.
+pub fn csv_text(rows: &[Row]) -> String {
+    let mut s = String::with_capacity(rows.len() * 40 + 8);
+    s.push_str("ts,id,v\n");
+    for r in rows {
+        s.push_str(&r.csv());
+        s.push('\n');
+    }
+    s
+}
+
+/// JSON lines, rows in the given order.
+pub fn jsonl_text(rows: &[Row]) -> String {
+    let mut s = String::new();
+    for r in rows {
+        s.push_str(&r.json());
+        s.push('\n');
+    }
+    s
+}
+
+/// `tarn read --format csv --columns id` for these rows.
+pub fn id_csv(rows: &[Row]) -> String {
+    let mut s = String::from("id\n");
+    for r in rows {
+        s.push_str(&r.id.to_string());
+        s.push('\n');
+    }
+    s
+}
+
+/// The ordered merge of SPEC §3 without duplicates_on: the new rows, stably sorted by `ts`,
+/// go after every existing row with an equal `ts`.
+pub fn merge(existing: &mut Vec<Row>, new: &[Row]) {
+    existing.extend_from_slice(new);
+    existing.sort_by_key(|r| r.ts_ms); // stable
+}
+
+/// RFC 3339 in UTC the way arrow prints `timestamp[ns, UTC]`: seconds, then `.fff` only
+/// when the milliseconds are not zero, then `Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let base = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    );
+    if milli == 0 {
+        format!("{base}Z")
+    } else {
+        format!("{base}.{milli:03}Z")
+    }
+}
+
+/// Howard Hinnant's days-from-civil inverse.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A small deterministic RNG (xorshift64*), so failures replay with the same seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `[0, n)`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+}
+
+/// The `version` fields of a `log --json` answer, in its order.
+pub fn versions(log: &[Value]) -> Vec<u64> {
+    log.iter()
+        .map(|e| {
+            e["version"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("log entry without a version: {e}"))
+        })
+        .collect()
+}
+
+#[test]
+fn rfc3339_matches_known_instants() {
+    assert_eq!(rfc3339_ms(BASE_MS), "2024-01-01T00:00:00Z");
+    assert_eq!(
+        rfc3339_ms(BASE_MS + 59 * 86_400_000 + 5_007),
+        "2024-02-29T00:00:05.007Z"
+    );
+    assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_ms(951_782_400_000 + 1), "2000-02-29T00:00:00.001Z");
+}

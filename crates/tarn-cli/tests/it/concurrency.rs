@@ -1,0 +1,355 @@
+//! Several `tarn write` processes on one dataset at once (SPEC §2 optimistic concurrency,
+//! §12 "two writers at once", docs/design/0001-commit.md): each either commits exactly one
+//! version or fails with a conflict that says to retry; versions stay gap-free; the rows are
+//! the ordered merge of the winners' rows in commit order; a reader running meanwhile only
+//! ever sees whole versions.
+
+use crate::common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const WRITERS: usize = 6;
+const ROWS: i64 = 240;
+const DS: &str = "tarn://sensors/concurrent";
+
+/// Writer `i`'s rows, in its input order: `ROWS` rows spread over the same 24 hours as every
+/// other writer (so every write overlaps every other and merges into its row groups), given
+/// in reverse order (the write must sort them), plus two rows at one instant shared by all
+/// writers and the seed, in this input order (ties keep commit order, then input order).
+fn writer_rows(i: usize) -> Vec<Row> {
+    let id0 = (i as i64 + 1) * 10_000;
+    let mut rows: Vec<Row> = (0..ROWS)
+        .rev()
+        .map(|k| {
+            Row::new(
+                BASE_MS + (k * WRITERS as i64 + i as i64) * 60_000 + 1_000,
+                id0 + k,
+            )
+        })
+        .collect();
+    let shared = BASE_MS + 3_600_000 + 30_000;
+    rows.insert(ROWS as usize / 2, Row::new(shared, id0 + ROWS));
+    rows.insert(ROWS as usize / 2 + 1, Row::new(shared, id0 + ROWS + 1));
+    rows
+}
+
+fn seed_rows() -> Vec<Row> {
+    let mut rows: Vec<Row> = (0..50)
+        .map(|k| Row::new(BASE_MS + k * 1_800_000, k))
+        .collect();
+    rows.push(Row::new(BASE_MS + 3_600_000 + 30_000, 50)); // the shared instant
+    rows
+}
+
+struct Outcome {
+    /// Writer index -> rows, for the writers that exited 0.
+    committed: BTreeMap<usize, Vec<Row>>,
+    conflicts: usize,
+}
+
+fn run_writers(lake: &TestLake, relaxed: bool) -> Outcome {
+    let inputs: Vec<_> = (0..WRITERS)
+        .map(|i| lake.file(&format!("writer{i}.csv"), csv_text(&writer_rows(i))))
+        .collect();
+    let children: Vec<_> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, input)| {
+            let mut args: Vec<String> = Vec::new();
+            if relaxed {
+                args.extend(["--durability".into(), "relaxed".into()]);
+            }
+            args.extend([
+                "write".into(),
+                DS.into(),
+                input.display().to_string(),
+                "--ordered-on".into(),
+                "ts".into(),
+                "--row-group-size".into(),
+                "64".into(),
+                "--message".into(),
+                format!("writer-{i}"),
+            ]);
+            lake.spawn(&args)
+        })
+        .collect();
+    let mut outcome = Outcome {
+        committed: BTreeMap::new(),
+        conflicts: 0,
+    };
+    for (i, (args, child)) in children.into_iter().enumerate() {
+        let run = Run::from_output(args, child.wait_with_output().expect("wait for writer"));
+        match run.code {
+            Some(0) => {
+                outcome.committed.insert(i, writer_rows(i));
+            }
+            Some(1) if run.stderr.contains("retry") => {
+                assert!(run.stderr.starts_with("error: "), "{}", run.describe());
+                outcome.conflicts += 1;
+            }
+            _ => panic!(
+                "writer {i} neither committed nor reported a conflict: {}",
+                run.describe()
+            ),
+        }
+    }
+    outcome
+}
+
+/// Checks the log against the writers' outcome and returns the CSV text of every version
+/// (index 0 = version 1), computed from the model in commit order.
+fn check_log_and_rows(lake: &TestLake, outcome: &Outcome, seed: Option<&[Row]>) -> Vec<String> {
+    let log = lake.log(DS);
+    let expected_versions = outcome.committed.len() + usize::from(seed.is_some());
+    let got = versions(&log);
+    let want: Vec<u64> = (1..=expected_versions as u64).rev().collect();
+    assert_eq!(
+        got, want,
+        "versions must be gap-free 1..={expected_versions}, newest first: {log:#?}"
+    );
+
+    // Commit ids strictly increase and timestamps never go back, in version order.
+    let oldest_first: Vec<&Value> = log.iter().rev().collect();
+    for w in oldest_first.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        assert!(
+            b["commit_id"].as_i64() > a["commit_id"].as_i64(),
+            "commit ids must increase: {a} then {b}"
+        );
+        assert!(
+            b["timestamp"].as_str() >= a["timestamp"].as_str(),
+            "commit timestamps must not go back: {a} then {b}"
+        );
+        assert!(
+            b["rows"].as_u64() >= a["rows"].as_u64(),
+            "pure inserts never lose rows: {a} then {b}"
+        );
+    }
+
+    // Replay the model in commit order (the message says which writer made each version).
+    let mut model: Vec<Row> = Vec::new();
+    let mut states = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in &oldest_first {
+        let message = entry["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("version without message: {entry}"));
+        assert_eq!(entry["operation"], "write", "{entry}");
+        let rows: Vec<Row> = if message == "seed" {
+            seed.expect("a seed version only when seeded").to_vec()
+        } else {
+            let i: usize = message
+                .strip_prefix("writer-")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected message {message:?}"));
+            assert!(seen.insert(i), "writer {i} committed twice: {log:#?}");
+            outcome
+                .committed
+                .get(&i)
+                .unwrap_or_else(|| {
+                    panic!("writer {i} failed but its version is in the log: {log:#?}")
+                })
+                .clone()
+        };
+        let mut sorted = rows;
+        sorted.sort_by_key(|r| r.ts_ms); // stable: equal instants keep input order
+        merge(&mut model, &sorted);
+        assert_eq!(
+            entry["rows"].as_u64(),
+            Some(model.len() as u64),
+            "row count of {entry}"
+        );
+        states.push(csv_text(&model));
+    }
+    assert_eq!(
+        seen.len(),
+        outcome.committed.len(),
+        "every writer that exited 0 has a version"
+    );
+
+    // The head and every version read back as the model says.
+    assert_eq!(
+        lake.read_csv(DS, &[]),
+        *states.last().expect("at least one version"),
+        "head rows"
+    );
+    for (i, state) in states.iter().enumerate() {
+        assert_eq!(
+            lake.read_csv(&format!("{DS}:v{}", i + 1), &[]),
+            *state,
+            "rows of v{}",
+            i + 1
+        );
+    }
+    // jsonl agrees with the CSV view of the head.
+    let jsonl = lake.run(["read", DS, "--format", "jsonl"]).ok().stdout();
+    assert_eq!(jsonl, jsonl_text(&model), "head rows as JSON lines");
+    states
+}
+
+#[test]
+fn six_durable_writers_on_a_seeded_dataset_and_a_reader() {
+    let lake = TestLake::new();
+    let seed = seed_rows();
+    let input = lake.file("seed.csv", csv_text(&seed));
+    lake.run([
+        "write",
+        DS,
+        input.to_str().expect("utf-8 path"),
+        "--ordered-on",
+        "ts",
+        "--row-group-size",
+        "64",
+        "--message",
+        "seed",
+    ])
+    .ok();
+
+    // A reader reads the head in a loop while the writers run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let stop = stop.clone();
+        let args = lake.args(["read", DS, "--format", "csv"]);
+        let cwd = lake.dir().to_path_buf();
+        std::thread::spawn(move || {
+            let mut reads = Vec::new();
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60) {
+                let out = tarn_cmd(&cwd).args(&args).output().expect("run reader");
+                reads.push(Run::from_output(args.clone(), out));
+            }
+            reads
+        })
+    };
+    let started = Instant::now();
+    let outcome = run_writers(&lake, false);
+    let elapsed = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let reads = reader.join().expect("reader thread");
+    eprintln!(
+        "durable: {} writers committed, {} conflicts, in {elapsed:?}; {} concurrent reads",
+        outcome.committed.len(),
+        outcome.conflicts,
+        reads.len()
+    );
+    assert!(
+        !outcome.committed.is_empty(),
+        "at least one writer must commit"
+    );
+    let states = check_log_and_rows(&lake, &outcome, Some(&seed));
+    let files = lake.data_files();
+    assert_eq!(
+        files.len(),
+        outcome.committed.len() + 1,
+        "one data file per version, no leftovers: {files:#?}"
+    );
+    assert!(!reads.is_empty());
+    for r in reads {
+        let r = r.ok();
+        let text = r.stdout();
+        assert!(
+            states.contains(&text),
+            "a concurrent read saw a state that is no version ({} lines): {}",
+            text.lines().count(),
+            r.describe()
+        );
+    }
+}
+
+#[test]
+fn six_relaxed_writers_race_to_create_the_dataset() {
+    let lake = TestLake::new();
+    let outcome = run_writers(&lake, true);
+    eprintln!(
+        "relaxed: {} writers committed, {} conflicts",
+        outcome.committed.len(),
+        outcome.conflicts
+    );
+    assert!(
+        !outcome.committed.is_empty(),
+        "at least one writer must commit"
+    );
+    check_log_and_rows(&lake, &outcome, None);
+    // The dataset keeps the options of its first write.
+    let info = lake.run(["--json", "info", DS]).ok().json();
+    assert_eq!(info["ordered_on"], "ts", "{info}");
+    assert_eq!(
+        info["version"].as_u64(),
+        Some(outcome.committed.len() as u64),
+        "{info}"
+    );
+    // Losers deleted the files of their failed attempts: each version added exactly one file
+    // and nothing else is left under data/.
+    let files = lake.data_files();
+    assert_eq!(
+        files.len(),
+        outcome.committed.len(),
+        "one data file per version, no leftovers of conflicting attempts: {files:#?}"
+    );
+}
+
+/// Writers that all find the dataset missing race to create it: exactly one creates it, the
+/// others must re-plan on the version it made (a merge), never report that the dataset they
+/// just saw appear "does not exist". Many short rounds, as the window is small.
+#[test]
+fn racing_creators_never_fail() {
+    const ROUNDS: usize = 20;
+    let lake = TestLake::new();
+    let mut problems = Vec::new();
+    let mut conflicts = 0;
+    for round in 0..ROUNDS {
+        let ds = format!("race/r{round}");
+        let inputs: Vec<_> = (0..WRITERS)
+            .map(|i| {
+                let rows: Vec<Row> = (0..3)
+                    .map(|k| Row::new(BASE_MS + k * 1000 + i as i64, (i * 10 + k as usize) as i64))
+                    .collect();
+                lake.file(&format!("race{round}-{i}.csv"), csv_text(&rows))
+            })
+            .collect();
+        let children: Vec<_> = inputs
+            .iter()
+            .map(|input| {
+                lake.spawn([
+                    "--durability",
+                    "relaxed",
+                    "write",
+                    ds.as_str(),
+                    input.to_str().expect("utf-8"),
+                    "--ordered-on",
+                    "ts",
+                ])
+            })
+            .collect();
+        let mut committed = 0u64;
+        for (args, child) in children {
+            let run = Run::from_output(args, child.wait_with_output().expect("wait"));
+            match run.code {
+                Some(0) => committed += 1,
+                Some(1) if run.stderr.contains("retry") => conflicts += 1,
+                _ => problems.push(format!("round {round}: {}", run.describe())),
+            }
+        }
+        let log = lake.log(&ds);
+        if versions(&log) != (1..=committed).rev().collect::<Vec<_>>() {
+            problems.push(format!(
+                "round {round}: {committed} writers exited 0 but the log is {log:#?}"
+            ));
+        }
+        if log.first().and_then(|e| e["rows"].as_u64()) != Some(3 * committed) {
+            problems.push(format!(
+                "round {round}: {committed} writers of 3 rows exited 0 but the log is {log:#?}"
+            ));
+        }
+    }
+    eprintln!("racing creators: {ROUNDS} rounds of {WRITERS}, {conflicts} gave up on conflicts");
+    assert!(
+        problems.is_empty(),
+        "{} writer(s) failed:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}

@@ -1,0 +1,8 @@
+//! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
+//! bad input (SPEC §12) and the input/output formats and `--json` contract (SPEC §11).
+
+mod bad_input;
+mod common;
+mod concurrency;
+mod crash;
+mod formats;
