@@ -162,36 +162,31 @@ fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
-fn branch_from_row(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i64, i64, String, i64, Option<i64>, Option<i64>)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
-}
-
 fn load_branch(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<BranchRecord>> {
     let row = conn
         .query_row(
             "SELECT id, dataset_id, name, head_version, parent_branch_id, fork_version \
              FROM branches WHERE dataset_id = ?1 AND name = ?2",
             params![dataset_id, name],
-            branch_from_row,
+            |r| {
+                Ok((
+                    BranchRecord {
+                        id: r.get(0)?,
+                        dataset_id: r.get(1)?,
+                        name: BranchName::main(),
+                        head: r.get::<_, i64>(3)? as u64,
+                        parent_branch_id: r.get(4)?,
+                        fork_version: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+                    },
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
-    row.map(|(id, dataset_id, name, head, parent, fork)| {
+    row.map(|(record, name)| {
         Ok(BranchRecord {
-            id,
-            dataset_id,
             name: BranchName::new(name)?,
-            head: head as u64,
-            parent_branch_id: parent,
-            fork_version: fork.map(|v| v as u64),
+            ..record
         })
     })
     .transpose()

@@ -1,0 +1,215 @@
+//! Conformance tests of the commit protocol, run against the SQLite catalog. Every future
+//! catalog backend runs the same suite through `conformance`.
+
+use std::collections::BTreeMap;
+use tarn_catalog::*;
+use tarn_core::value::SqlScalar;
+use tarn_core::{BranchName, DatasetName};
+
+fn request(base: u64, rgs: &[(i64, i64, u64)], removed: Vec<i64>, path: &str) -> CommitRequest {
+    CommitRequest {
+        dataset: DatasetName::new("a/b").expect("name"),
+        branch: BranchName::main(),
+        base_version: base,
+        ordered_on: "k".into(),
+        operation: "write".into(),
+        message: None,
+        schema_json: "{}".into(),
+        options_json: "{}".into(),
+        metadata: BTreeMap::new(),
+        new_file: (!rgs.is_empty()).then(|| NewFile {
+            path: path.into(),
+            bytes: 100,
+            row_groups: rgs
+                .iter()
+                .enumerate()
+                .map(|(i, (min, max, rows))| NewRowGroup {
+                    rg_index: i as u32,
+                    rows: *rows,
+                    bytes: 10,
+                    min: SqlScalar::Integer(*min),
+                    max: SqlScalar::Integer(*max),
+                })
+                .collect(),
+        }),
+        removed_row_groups: removed,
+    }
+}
+
+async fn conformance(catalog: &dyn Catalog) {
+    let name = DatasetName::new("a/b").expect("name");
+    // First commit creates the dataset and main at v1.
+    let v1 = catalog
+        .commit(request(0, &[(0, 9, 10), (10, 19, 10)], vec![], "f1"))
+        .await
+        .expect("v1");
+    assert_eq!((v1.version, v1.rows), (1, 20));
+    // A second writer that planned on "no dataset" conflicts.
+    let err = catalog
+        .commit(request(0, &[(5, 5, 1)], vec![], "f-lost"))
+        .await
+        .expect_err("conflict");
+    assert!(err.is_conflict(), "{err}");
+    assert!(
+        err.to_string()
+            .contains("planned on version 0, but the head is now 1"),
+        "{err}"
+    );
+
+    let ds = catalog
+        .dataset(&name)
+        .await
+        .expect("query")
+        .expect("exists");
+    let main = catalog
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("query")
+        .expect("main");
+    let rgs = catalog
+        .row_groups(main.id, 1, RowGroupRange::default())
+        .await
+        .expect("rgs");
+    assert_eq!(rgs.len(), 2);
+
+    // v2 replaces the second row group.
+    let v2 = catalog
+        .commit(request(1, &[(10, 25, 16)], vec![rgs[1].id], "f2"))
+        .await
+        .expect("v2");
+    assert_eq!((v2.version, v2.rows), (2, 26));
+    assert!(v2.commit_id > v1.commit_id && v2.timestamp >= v1.timestamp);
+    // A stale writer on v1 that removes the same row group loses, and changes nothing.
+    let stale = catalog
+        .commit(request(1, &[(10, 30, 3)], vec![rgs[1].id], "f3"))
+        .await;
+    assert!(stale.expect_err("conflict").is_conflict());
+    // Removing a row group that is no longer live is a conflict even at the right head.
+    let gone = catalog.commit(request(2, &[], vec![rgs[1].id], "f4")).await;
+    assert!(gone.expect_err("conflict").is_conflict());
+
+    // Every version keeps exactly its row groups.
+    let at1 = catalog
+        .row_groups(main.id, 1, RowGroupRange::default())
+        .await
+        .expect("rgs");
+    let at2 = catalog
+        .row_groups(main.id, 2, RowGroupRange::default())
+        .await
+        .expect("rgs");
+    assert_eq!(
+        at1.iter().map(|r| r.id).collect::<Vec<_>>(),
+        rgs.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    assert_eq!(at2.len(), 2);
+    assert_eq!(at2[1].path, "f2");
+    // Range pruning in SQL: [20, 30) only meets the new row group.
+    let pruned = catalog
+        .row_groups(
+            main.id,
+            2,
+            RowGroupRange {
+                start: Some(SqlScalar::Integer(20)),
+                end_excl: Some(SqlScalar::Integer(30)),
+            },
+        )
+        .await
+        .expect("rgs");
+    assert_eq!(
+        pruned.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        ["f2"]
+    );
+
+    let log = catalog.versions(main.id, None).await.expect("log");
+    assert_eq!(log.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
+    let limited = catalog.versions(main.id, Some(1)).await.expect("log");
+    assert_eq!(limited.len(), 1);
+    let micros = v1.timestamp.timestamp_micros();
+    assert_eq!(
+        catalog.version_at_time(main.id, micros).await.expect("q"),
+        Some(1)
+    );
+    assert_eq!(
+        catalog
+            .version_at_time(main.id, micros - 1)
+            .await
+            .expect("q"),
+        None
+    );
+
+    // Retention: keep the last version; v1 expires and the file only it needed is released.
+    let dry = catalog
+        .expire(
+            RetentionPolicy {
+                keep_last: Some(1),
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(
+        dry.expired_versions,
+        vec![("a/b".to_string(), "main".to_string(), 1)]
+    );
+    assert!(
+        dry.unreferenced_files.is_empty(),
+        "f1 still holds v2's first row group"
+    );
+    assert!(
+        !catalog
+            .version(main.id, 1)
+            .await
+            .expect("q")
+            .expect("v1")
+            .expired,
+        "dry run changed nothing"
+    );
+    catalog
+        .expire(
+            RetentionPolicy {
+                keep_last: Some(1),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .expect("expire");
+    assert!(
+        catalog
+            .version(main.id, 1)
+            .await
+            .expect("q")
+            .expect("v1")
+            .expired
+    );
+    let mut files = catalog.referenced_files().await.expect("files");
+    files.sort();
+    assert_eq!(files, ["f1", "f2"]);
+    // The head still reads whole.
+    assert_eq!(
+        catalog
+            .row_groups(main.id, 2, RowGroupRange::default())
+            .await
+            .expect("rgs")
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = SqliteCatalog::open(dir.path().join("catalog.db"), true).expect("open");
+    conformance(&catalog).await;
+}
+
+#[tokio::test]
+async fn reopening_applies_no_migration_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.db");
+    drop(SqliteCatalog::open(&path, true).expect("open"));
+    let again = SqliteCatalog::open(&path, false).expect("reopen");
+    let counts = tarn_catalog::sqlite::table_counts(&again).expect("counts");
+    assert_eq!(counts["datasets"], 0);
+}
