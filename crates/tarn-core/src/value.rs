@@ -65,7 +65,8 @@ impl OrderedKind {
                 .map_err(|_| bad("expected an integer")),
             Self::Float => match text.trim().parse::<f64>() {
                 Ok(v) if v.is_nan() => Err(bad("NaN is not an ordered value")),
-                Ok(v) => Ok(OrderedValue::Float(v)),
+                // -0.0 and 0.0 are one value of the order (as in the catalog).
+                Ok(v) => Ok(OrderedValue::Float(v + 0.0)),
                 Err(_) => Err(bad("expected a number")),
             },
             Self::Str => Ok(OrderedValue::Str(text.to_string())),
@@ -141,14 +142,14 @@ impl OrderedValue {
                 if v.is_nan() {
                     return None;
                 }
-                Self::Float(v)
+                Self::Float(v + 0.0)
             }
             DataType::Float64 => {
                 let v = array.as_primitive::<Float64Type>().value(index);
                 if v.is_nan() {
                     return None;
                 }
-                Self::Float(v)
+                Self::Float(v + 0.0)
             }
             DataType::Utf8 => Self::Str(array.as_string::<i32>().value(index).to_string()),
             DataType::LargeUtf8 => Self::Str(array.as_string::<i64>().value(index).to_string()),

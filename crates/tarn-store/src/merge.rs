@@ -46,7 +46,49 @@ pub fn check_ordered_column(batch: &RecordBatch, ordered_on: &str) -> Result<()>
             "{nan} rows have NaN in ordered_on column {ordered_on:?}; NaN has no place in the order"
         )));
     }
+    if let Some(u) = col.as_any().downcast_ref::<arrow::array::UInt64Array>() {
+        let too_large = u.values().iter().filter(|v| **v > i64::MAX as u64).count();
+        if too_large > 0 {
+            return Err(StoreError::InvalidInput(format!(
+                "{too_large} rows of ordered_on column {ordered_on:?} exceed {}, the largest value tarn can order on; \
+                 store the column as int64 or shift its values",
+                i64::MAX
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Makes equal values of `ordered_on` identical: `-0.0` becomes `0.0`, since the catalog
+/// (like SQL) holds them equal while a total order would not.
+pub fn normalize_ordered_column(batch: RecordBatch, ordered_on: &str) -> Result<RecordBatch> {
+    use arrow::array::{Float32Array, Float64Array};
+    let index = batch.schema().index_of(ordered_on)?;
+    let col = batch.column(index);
+    let normalized: ArrayRef = if let Some(a) = col.as_any().downcast_ref::<Float64Array>() {
+        if !a.values().iter().any(|v| *v == 0.0 && v.is_sign_negative()) {
+            return Ok(batch);
+        }
+        std::sync::Arc::new(arrow::compute::kernels::arity::unary::<
+            _,
+            _,
+            arrow::datatypes::Float64Type,
+        >(a, |v| v + 0.0))
+    } else if let Some(a) = col.as_any().downcast_ref::<Float32Array>() {
+        if !a.values().iter().any(|v| *v == 0.0 && v.is_sign_negative()) {
+            return Ok(batch);
+        }
+        std::sync::Arc::new(arrow::compute::kernels::arity::unary::<
+            _,
+            _,
+            arrow::datatypes::Float32Type,
+        >(a, |v| v + 0.0))
+    } else {
+        return Ok(batch);
+    };
+    let mut columns = batch.columns().to_vec();
+    columns[index] = normalized;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 fn is_sorted(col: &ArrayRef) -> Result<bool> {

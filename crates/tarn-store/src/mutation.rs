@@ -167,6 +167,7 @@ impl Ctx<'_> {
     /// Checks, sorts and de-duplicates an input batch. Returns it and its row count.
     fn prepare_input(&self, batch: RecordBatch) -> Result<(RecordBatch, u64)> {
         merge::check_ordered_column(&batch, self.ordered_on())?;
+        let batch = merge::normalize_ordered_column(batch, self.ordered_on())?;
         if let RowGroupTarget::Frequency(f) = &self.layout.options.row_group_target {
             f.check_kind(self.ordered_on(), self.layout.kind)?;
         }

@@ -83,6 +83,15 @@ impl Lake {
         snapshot: &Snapshot,
         request: &ReadRequest,
     ) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+        if let (Some(s), Some(e)) = (&request.start, &request.end)
+            && s >= e
+        {
+            return Err(Error::InvalidInput(format!(
+                "bad range: start {} must be before end {} (the range is [start, end))",
+                s.display(snapshot.kind),
+                e.display(snapshot.kind)
+            )));
+        }
         let out_schema = self.read_schema(snapshot, request)?;
         let rgs = snapshot
             .row_groups(self, request.start.as_ref(), request.end.as_ref())

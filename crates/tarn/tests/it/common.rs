@@ -205,7 +205,9 @@ pub fn data_dir(lake_dir: &Path) -> PathBuf {
 }
 
 /// `(version, commit_id, timestamp, operation, rows)` of each version, newest first.
-pub async fn log_of(lake: &Lake, uri: &str) -> Vec<(u64, i64, String, String, u64)> {
+pub type LogEntry = (u64, i64, String, String, u64);
+
+pub async fn log_of(lake: &Lake, uri: &str) -> Vec<LogEntry> {
     lake.log(uri, None)
         .await
         .unwrap_or_else(|e| panic!("log {uri}: {e}"))
@@ -246,7 +248,7 @@ pub async fn row_group_ids(lake: &Lake, uri: &str) -> Vec<(i64, String, u32, u64
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fingerprint {
     pub datasets: Vec<(String, u64, u64)>,
-    pub logs: BTreeMap<String, Vec<(u64, i64, String, String, u64)>>,
+    pub logs: BTreeMap<String, Vec<LogEntry>>,
     pub metadata: BTreeMap<String, BTreeMap<String, String>>,
     pub files: BTreeSet<String>,
 }

@@ -71,6 +71,13 @@ enum Op {
         start: i64,
         end: i64,
     },
+    /// A delete whose bounds are keys of the current rows (picked by index modulo the row
+    /// count, `end` nudged by -1, 0 or +1), so that bounds fall on row-group boundaries.
+    DeleteAtKeys {
+        start: usize,
+        end: usize,
+        nudge: i64,
+    },
     Compact,
     Meta(MetaChange),
 }
@@ -137,7 +144,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(rows, dup, meta, name_ordered_on)| Op::Write { rows, dup, meta: meta.unwrap_or_default(), name_ordered_on }),
         1 => (rows_strategy(0), prop::option::weighted(0.3, meta_strategy()))
             .prop_map(|(rows, meta)| Op::Overwrite { rows, meta: meta.unwrap_or_default() }),
-        2 => (-2i64..42, 1i64..20).prop_map(|(start, len)| Op::Delete { start, end: start + len }),
+        1 => (-2i64..42, 1i64..20).prop_map(|(start, len)| Op::Delete { start, end: start + len }),
+        2 => (any::<usize>(), any::<usize>(), -1i64..=1).prop_map(|(start, end, nudge)| Op::DeleteAtKeys { start, end, nudge }),
         1 => Just(Op::Compact),
         1 => meta_strategy().prop_map(Op::Meta),
     ]
@@ -464,13 +472,26 @@ async fn run(sc: Scenario) -> Result<(), String> {
                 let must = !before.rows.is_empty() || !rows.is_empty() || after.meta != before.meta;
                 (after, Some(must), out)
             }
-            Op::Delete { start, end } => {
+            Op::Delete { .. } | Op::DeleteAtKeys { .. } => {
+                let (start, end) = match *op {
+                    Op::Delete { start, end } => (start, end),
+                    Op::DeleteAtKeys { start, end, nudge } if !before.rows.is_empty() => {
+                        let n = before.rows.len();
+                        let (a, b) = (before.rows[start % n].0, before.rows[end % n].0 + nudge);
+                        if a < b {
+                            (a, b)
+                        } else {
+                            (b.min(a), a.max(b) + 1)
+                        }
+                    }
+                    _ => (0, 1),
+                };
                 let out = lake
                     .delete_range(URI, &start.to_string(), &end.to_string(), None)
                     .await
                     .map_err(|e| ctx(e.to_string()))?;
                 let after = State {
-                    rows: model_delete(&before.rows, *start, *end),
+                    rows: model_delete(&before.rows, start, end),
                     meta: before.meta.clone(),
                 };
                 let must = (after.rows != before.rows).then_some(true);
@@ -676,6 +697,34 @@ fn float_batch(rows: &[(f64, i64)]) -> arrow::array::RecordBatch {
         ),
     ])
     .expect("batch")
+}
+
+/// delete-range is half-open: a row group ending exactly at `end` keeps its last rows.
+#[test]
+fn delete_range_keeps_rows_at_its_end() {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lake = relaxed_lake(dir.path()).await;
+        let req = WriteRequest::new()
+            .ordered_on("k")
+            .row_group_target(RowGroupTarget::Rows(3));
+        let rows: Vec<Row> = [0, 1, 2, 3, 4, 5, 5, 6]
+            .iter()
+            .map(|&k| (k, 0, k))
+            .collect();
+        lake.write(URI, kiv_batch(&rows), req).await.expect("v1");
+        // Row groups [0 1 2] [3 4 5] [5 6]: [3, 5) covers none of them whole.
+        let out = lake.delete_range(URI, "3", "5", None).await.expect("v2");
+        assert_eq!(out.version, Some(2));
+        assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 3, 5));
+        let out = lake.delete_range(URI, "0", "3", None).await.expect("v3");
+        assert_eq!(out.version, Some(3));
+        assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 0, 5));
+        let out = lake.delete_range(URI, "5", "6", None).await.expect("v4");
+        assert_eq!(out.version, Some(4));
+        assert_eq!(read_kiv(&lake, URI).await, vec![(6, 0, 6)]);
+        assert_eq!(read_kiv(&lake, &format!("{URI}:v1")).await, rows);
+    });
 }
 
 /// A float `ordered_on` holding both -0.0 and 0.0: a range read and a delete-range of the
