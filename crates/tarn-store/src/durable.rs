@@ -26,6 +26,9 @@ pub struct DataStore {
     inner: Arc<dyn ObjectStore>,
     local_root: Option<PathBuf>,
     durable: bool,
+    /// Write new files straight to the local root: true only for [`DataStore::local`],
+    /// whose object store is the plain local file system (a wrapped store keeps its puts).
+    direct: bool,
     footers: Arc<FooterCache>,
 }
 
@@ -59,6 +62,7 @@ impl DataStore {
             inner,
             local_root,
             durable,
+            direct: false,
             footers: Arc::default(),
         }
     }
@@ -77,7 +81,10 @@ impl DataStore {
                     source,
                 }
             })?;
-        Ok(Self::new(Arc::new(fs), Some(root), durable))
+        Ok(Self {
+            direct: true,
+            ..Self::new(Arc::new(fs), Some(root), durable)
+        })
     }
 
     pub fn footers(&self) -> &FooterCache {
@@ -117,6 +124,84 @@ impl DataStore {
                 .map_err(|e| StoreError::Task(e.to_string()))??;
         }
         Ok(())
+    }
+
+    /// Writes a new file at `path` by streaming `write` into it, and returns once it is
+    /// durable (when the store is) with `write`'s result and the file's size. A local file
+    /// is written under a temporary name (`NAME#<digits>`, which vacuum recognises if the
+    /// process dies), fsynced, renamed into place and its directory fsynced; other stores
+    /// get one put of the encoded bytes.
+    pub async fn write_new<T, F>(&self, path: &str, write: F) -> Result<(T, u64)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut (dyn std::io::Write + Send)) -> Result<T> + Send + 'static,
+    {
+        let root = match (&self.local_root, self.direct) {
+            (Some(root), true) => root.clone(),
+            _ => return self.write_buffered(path, write).await,
+        };
+        let durable = self.durable;
+        let target = root.join(path);
+        tokio::task::spawn_blocking(move || {
+            let io = |source| StoreError::Io {
+                path: target.display().to_string(),
+                source,
+            };
+            let dir = target
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or(root);
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let temp = target.with_file_name(format!("{name}#{}", std::process::id()));
+            let written: Result<(T, u64)> = (|| {
+                let file = std::fs::File::create(&temp).map_err(io)?;
+                let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                let value = write(&mut out)?;
+                let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+                if durable {
+                    file.sync_all().map_err(io)?;
+                }
+                let size = file.metadata().map_err(io)?.len();
+                drop(file);
+                std::fs::rename(&temp, &target).map_err(io)?;
+                Ok((value, size))
+            })();
+            if written.is_err() {
+                // Nothing references the temporary file; if this removal fails too, the
+                // file is an orphan that vacuum recognises.
+                let _ = std::fs::remove_file(&temp);
+            }
+            let written = written?;
+            if durable {
+                std::fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io)?;
+            }
+            Ok(written)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    async fn write_buffered<T, F>(&self, path: &str, write: F) -> Result<(T, u64)>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut (dyn std::io::Write + Send)) -> Result<T> + Send + 'static,
+    {
+        let (value, bytes) = tokio::task::spawn_blocking(move || {
+            let mut buffer: Vec<u8> = Vec::new();
+            let value = write(&mut buffer)?;
+            Ok::<_, StoreError>((value, buffer))
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))??;
+        let size = bytes.len() as u64;
+        self.put(path, Bytes::from(bytes)).await?;
+        Ok((value, size))
     }
 
     pub async fn get_range(&self, path: &str, range: std::ops::Range<u64>) -> Result<Bytes> {

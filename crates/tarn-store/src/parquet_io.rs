@@ -38,6 +38,9 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_statistics_enabled(EnabledStatistics::Page)
+        // Past 128 KiB of distinct values a dictionary stops paying off: fall back early
+        // instead of interning every value of a high-cardinality column.
+        .set_dictionary_page_size_limit(128 * 1024)
         // Pages of 8,192 rows let a range read skip the pages it does not need.
         .set_data_page_row_count_limit(8_192)
         // Row groups are cut by tarn (one `write` + `flush` each), never by the writer.
@@ -58,38 +61,68 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
     builder.build()
 }
 
-/// Encodes each batch as one row group of a single Parquet file.
-pub fn encode(
+/// Encodes each batch as one row group of a single Parquet file written to `out`. The
+/// columns of a row group are encoded in parallel on the rayon pool, then appended in order.
+pub fn encode_to<W: std::io::Write + Send>(
+    out: W,
     schema: &SchemaRef,
     row_groups: &[RecordBatch],
-) -> Result<(Bytes, Vec<EncodedRowGroup>)> {
+) -> Result<(W, Vec<EncodedRowGroup>)> {
+    use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
+    use rayon::prelude::*;
     let wrap = |source| StoreError::Parquet {
         path: "<new file>".into(),
         source,
     };
-    // Sliced batches report the memory of the whole buffers they view, so size the output
-    // from row counts: about 8 bytes per value, capped.
-    let values: usize = row_groups.iter().map(|b| b.num_rows() * b.num_columns()).sum();
-    let capacity = (values * 8).min(1 << 30) + 4096;
-    let mut writer = ArrowWriter::try_new(
-        Vec::with_capacity(capacity),
-        schema.clone(),
-        Some(writer_properties(schema)),
-    )
-    .map_err(wrap)?;
-    for batch in row_groups.iter().filter(|b| b.num_rows() > 0) {
-        writer.write(batch).map_err(wrap)?;
-        writer.flush().map_err(wrap)?;
+    // ArrowWriter sets up the file (and embeds the Arrow schema, so that time zones and
+    // string types read back exactly); the lower-level writer then takes whole columns.
+    let writer =
+        ArrowWriter::try_new(out, schema.clone(), Some(writer_properties(schema))).map_err(wrap)?;
+    let (mut file, factory) = writer.into_serialized_writer().map_err(wrap)?;
+    let mut stats = Vec::with_capacity(row_groups.len());
+    for (index, batch) in row_groups.iter().filter(|b| b.num_rows() > 0).enumerate() {
+        let writers = factory.create_column_writers(index).map_err(wrap)?;
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column).map_err(wrap)?);
+        }
+        let chunks: Vec<ArrowColumnChunk> = writers
+            .into_par_iter()
+            .zip(leaves.into_par_iter())
+            .map(|(mut writer, leaf)| {
+                writer.write(&leaf)?;
+                writer.close()
+            })
+            .collect::<parquet::errors::Result<_>>()
+            .map_err(wrap)?;
+        let mut row_group = file.next_row_group().map_err(wrap)?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group).map_err(wrap)?;
+        }
+        let meta = row_group.close().map_err(wrap)?;
+        stats.push(EncodedRowGroup {
+            rows: meta.num_rows() as u64,
+            bytes: meta.compressed_size() as u64,
+        });
     }
-    let stats = writer
-        .flushed_row_groups()
+    let out = file.into_inner().map_err(wrap)?;
+    Ok((out, stats))
+}
+
+/// Encodes each batch as one row group of a single Parquet file in memory.
+pub fn encode(
+    schema: &SchemaRef,
+    row_groups: &[RecordBatch],
+) -> Result<(Bytes, Vec<EncodedRowGroup>)> {
+    let values: usize = row_groups
         .iter()
-        .map(|rg| EncodedRowGroup {
-            rows: rg.num_rows() as u64,
-            bytes: rg.compressed_size() as u64,
-        })
-        .collect();
-    let bytes = writer.into_inner().map_err(wrap)?;
+        .map(|b| b.num_rows() * b.num_columns())
+        .sum();
+    let (bytes, stats) = encode_to(
+        Vec::with_capacity((values * 8).min(1 << 30) + 4096),
+        schema,
+        row_groups,
+    )?;
     Ok((Bytes::from(bytes), stats))
 }
 

@@ -390,20 +390,17 @@ impl Lake {
         }
         let schema = plan.layout.schema.clone();
         let groups = plan.output.new_row_groups.clone();
-        let ordered_on = plan.layout.ordered_on.clone();
-        let (bytes, stats, bounds) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let bounds = groups
-                .iter()
-                .map(|g| merge::bounds(g, &ordered_on))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let (bytes, stats) = parquet_io::encode(&schema, &groups)?;
-            Ok((bytes, stats, bounds))
-        })
-        .await
-        .map_err(|e| Error::Config(format!("encoding task failed: {e}")))??;
+        let bounds = groups
+            .iter()
+            .map(|g| merge::bounds(g, &plan.layout.ordered_on))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let path = format!("{}/{}.parquet", uri.dataset, uuid::Uuid::new_v4().simple());
-        let size = bytes.len() as u64;
-        self.store.put(&path, bytes).await?;
+        let (stats, size) = self
+            .store
+            .write_new(&path, move |out| {
+                Ok(parquet_io::encode_to(out, &schema, &groups)?.1)
+            })
+            .await?;
         let row_groups = stats
             .iter()
             .zip(bounds)
