@@ -94,12 +94,46 @@ async fn write_steps(
         .filter(|r| out.removed.contains(&r.id))
         .collect();
     let t = Instant::now();
+    let mut old = Vec::new();
     for rg in &removed {
-        parquet_io::read_row_groups(lake.store(), &rg.path, &[rg.rg_index], None).await?;
+        old.extend(
+            parquet_io::read_row_groups(lake.store(), &rg.path, &[rg.rg_index], None).await?,
+        );
     }
     let decode_s = secs(t);
     steps.push(("plan+merge (execute)", merge_s));
     steps.push(("  of which decode old rgs (re-measured)", decode_s));
+    // The merge kernels on the same rows, one by one (re-measured; see mutation.rs).
+    let old = old
+        .iter()
+        .map(|b| schema::conform_read(b, &layout.schema))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let old = arrow::compute::concat_batches(&layout.schema, &old)?;
+    let (input, _) = schema::align_batch(batch, &layout.schema, false)?;
+    let t = Instant::now();
+    let sorted = merge::sort_stable(&input, &layout.ordered_on)?;
+    steps.push(("  sort input (re-measured)", secs(t)));
+    let t = Instant::now();
+    let merged = merge::merge_sorted(&old, &sorted, &layout.ordered_on)?;
+    steps.push(("  merge_sorted old + new (re-measured)", secs(t)));
+    let key = merge::key_columns(
+        &layout.schema,
+        &layout.ordered_on,
+        &layout.options.duplicates_on,
+    )?;
+    let t = Instant::now();
+    if let Some(key) = key
+        && sorted.num_rows() > 0
+    {
+        let (lo, hi) = merge::bounds(&sorted, &layout.ordered_on)?;
+        let col = merged
+            .column_by_name(&layout.ordered_on)
+            .ok_or_else(|| anyhow::anyhow!("no ordered_on column"))?
+            .clone();
+        let scope = merge::in_closed_range(&col, &lo, &hi)?;
+        merge::dedup_keep_last(&merged, &key, Some(&scope))?;
+    }
+    steps.push(("  dedup_keep_last (re-measured)", secs(t)));
 
     let t = Instant::now();
     let bounds = out
@@ -186,8 +220,10 @@ fn print(title: &str, api: f64, runs: &[Steps]) {
     );
 }
 
+/// Appends timed step by step (and as many again through the API).
+pub const APPENDS: usize = 40;
+
 pub async fn run(inp: &Inputs, dir: &Path, keep: bool) -> Result<()> {
-    const APPENDS: usize = 40;
     eprintln!("== breakdown (stderr only)");
     // W1, step by step into a fresh lake, then through the API into another.
     let lake = fresh_lake(&dir.join("steps")).await?;

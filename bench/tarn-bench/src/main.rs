@@ -15,7 +15,7 @@
 mod breakdown;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
 use clap::{Parser, ValueEnum};
@@ -39,6 +39,9 @@ const MINUTE_NS: i64 = 60_000_000_000;
 const INPROC: &str = "tarn (in-process)";
 const INPROC_1D: &str = "tarn (in-process, 1D row groups)";
 const CLI: &str = "tarn (CLI)";
+/// `--chunked-setup`: the W1 state is written in writes of this many days.
+const CHUNK_DAYS: usize = 30;
+const CHUNKED_NOTE: &str = "W1 state built untimed in 30-day writes, as the single W1 write failed";
 const DURABILITY: &str = "data file + dir fsynced, SQLite WAL commit with synchronous=FULL";
 
 #[derive(Debug, Parser)]
@@ -86,6 +89,13 @@ struct Args {
     /// steps with the library's building blocks. Untimed for the results.
     #[arg(long)]
     breakdown: bool,
+    /// Internal: run only this system (each system runs in a child process of its own).
+    #[arg(long, value_enum, hide = true)]
+    system: Option<System>,
+    /// Internal: build the W1 state in 30-day writes instead of timing W1 (used to still run
+    /// W4, W2 and W3 of an in-process system whose W1 write crashed).
+    #[arg(long, hide = true)]
+    chunked_setup: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -284,7 +294,7 @@ fn w2_extra(times: &[f64], extra: &mut Map<String, Value>) {
 fn rewrite_stats(prefix: &str, v: &[u64], extra: &mut Map<String, Value>) {
     let f: Vec<f64> = v.iter().map(|&x| x as f64).collect();
     extra.insert(format!("{prefix}_total"), json!(v.iter().sum::<u64>()));
-    extra.insert(format!("{prefix}_median"), json!(median(&f)));
+    extra.insert(format!("{prefix}_median"), json!(median(&f).round() as u64));
     extra.insert(
         format!("{prefix}_max"),
         json!(v.iter().max().copied().unwrap_or(0)),
@@ -314,6 +324,14 @@ fn base_extra(version: &str, rows: usize) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("version".into(), json!(version));
     m.insert("rows".into(), json!(rows));
+    // Other processes competing for the CPUs make every time longer: say how busy it was.
+    if let Some(load) = fs::read_to_string("/proc/loadavg").ok().and_then(|l| {
+        l.split_whitespace()
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+    }) {
+        m.insert("loadavg_1m".into(), json!(load));
+    }
     m
 }
 
@@ -494,7 +512,7 @@ impl InProc<'_> {
         }
         let (lake, dir, out) = last.ok_or_else(|| anyhow!("no W1 run"))?;
         let (min, max) = min_max(&times);
-        let mut extra = base_extra(&self.version, self.inp.rows);
+        let mut extra = self.extra();
         extra.insert("store_bytes".into(), json!(tree_bytes(&dir)));
         extra.insert("durability".into(), json!(DURABILITY));
         extra.insert("bytes".into(), json!(out.bytes_written));
@@ -531,7 +549,7 @@ impl InProc<'_> {
             .row_groups(lake, range.start.as_ref(), range.end.as_ref())
             .await?;
         let (min, max) = min_max(&times);
-        let mut extra = base_extra(&self.version, self.inp.rows);
+        let mut extra = self.extra();
         extra.insert("rows_returned".into(), json!(self.inp.w4_rows));
         extra.insert("row_groups_read".into(), json!(rgs.len()));
         extra.insert(
@@ -584,7 +602,7 @@ impl InProc<'_> {
         files.sort_unstable();
         files.dedup();
         let after = tree_bytes(dir);
-        let mut extra = base_extra(&self.version, self.inp.rows);
+        let mut extra = self.extra();
         extra.insert("appends".into(), json!(appends));
         extra.insert("rows_per_append".into(), json!(DAY_ROWS));
         extra.insert("bytes_added".into(), json!(after as i64 - before as i64));
@@ -616,10 +634,7 @@ impl InProc<'_> {
         let mut facts = Map::new();
         for i in 0..self.args.w3_runs.max(1) {
             let dir = self.dir.join(format!("w3-{i}"));
-            let lake = fresh_lake(&dir).await?;
-            lake.write(URI, inp.w1.clone(), w1_request(self.target))
-                .await
-                .context("W1 setup for W3")?;
+            let lake = self.w1_state(&dir).await.context("W1 setup for W3")?;
             // The row groups the upsert's range overlaps, before it: what a row-group
             // granular upsert has to rewrite at least.
             let snap = lake.snapshot(URI).await?;
@@ -652,19 +667,20 @@ impl InProc<'_> {
             facts.insert("touched_row_groups".into(), json!(touched.len()));
             facts.insert("touched_rows".into(), json!(touched_rows));
             facts.insert("touched_bytes".into(), json!(touched_bytes));
+            // Named without "bytes" so report.py does not format the ratios as sizes.
             facts.insert(
-                "rows_rewritten_per_touched_row".into(),
+                "rewritten_rows_vs_touched".into(),
                 json!(out.rows_rewritten as f64 / touched_rows.max(1) as f64),
             );
             facts.insert(
-                "bytes_written_per_touched_byte".into(),
+                "written_size_vs_touched".into(),
                 json!(out.bytes_written as f64 / touched_bytes.max(1) as f64),
             );
             drop(lake);
             cleanup(&dir, self.args.keep);
         }
         let (min, max) = min_max(&times);
-        let mut extra = base_extra(&self.version, inp.rows);
+        let mut extra = self.extra();
         extra.extend(facts);
         extra.insert("duplicates_on".into(), json!("ts (per-write override)"));
         extra.insert("min_s".into(), json!(min));
@@ -672,9 +688,47 @@ impl InProc<'_> {
         rec.ok(self.system, "W3", &times, extra)
     }
 
+    /// `base_extra`, plus how the W1 state was built when not by the W1 write.
+    fn extra(&self) -> Map<String, Value> {
+        let mut m = base_extra(&self.version, self.inp.rows);
+        if self.args.chunked_setup {
+            m.insert("setup".into(), json!(CHUNKED_NOTE));
+        }
+        m
+    }
+
+    /// An untimed W1 state in a fresh lake at `dir`: the W1 write, or with
+    /// `--chunked-setup` the same rows in writes of `CHUNK_DAYS` days.
+    async fn w1_state(&self, dir: &Path) -> Result<Lake> {
+        let lake = fresh_lake(dir).await?;
+        if self.args.chunked_setup {
+            let w1 = &self.inp.w1;
+            let chunk = CHUNK_DAYS * DAY_ROWS;
+            for start in (0..w1.num_rows()).step_by(chunk) {
+                let part = w1.slice(start, chunk.min(w1.num_rows() - start));
+                lake.write(URI, part, w1_request(self.target)).await?;
+            }
+        } else {
+            lake.write(URI, self.inp.w1.clone(), w1_request(self.target))
+                .await?;
+        }
+        Ok(lake)
+    }
+
     async fn run(&self, rec: &mut Recorder, appends: usize) {
         eprintln!("== {}", self.system);
-        let w1 = self.w1(rec).await;
+        let w1 = if self.args.chunked_setup {
+            // W1 itself already failed (in the process this one replaces): build its
+            // state another way, to still measure W4, W2 and W3.
+            eprintln!(
+                "[{}] building the W1 state in {CHUNK_DAYS}-day writes (untimed)",
+                self.system
+            );
+            let dir = self.dir.join("w1-chunked");
+            self.w1_state(&dir).await.map(|lake| (lake, dir))
+        } else {
+            self.w1(rec).await
+        };
         match w1 {
             Ok((lake, dir)) => {
                 let r = self.w4(rec, &lake).await;
@@ -686,7 +740,9 @@ impl InProc<'_> {
             }
             Err(e) => {
                 let msg = format!("{e:#}");
-                rec.error(self.system, "W1", &msg);
+                if !self.args.chunked_setup {
+                    rec.error(self.system, "W1", &msg);
+                }
                 for w in ["W4", "W2"] {
                     rec.error(
                         self.system,
@@ -1031,38 +1087,215 @@ async fn run(args: &Args) -> Result<usize> {
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
         .count();
-    let appends = args.appends.unwrap_or(n_days);
-    let appends_1d = args.appends_1d.unwrap_or(appends);
-    let cli_appends = args.cli_appends.unwrap_or(appends);
-    let inproc = matches!(args.mode, Mode::Inproc | Mode::Both);
-    let cli = matches!(args.mode, Mode::Cli | Mode::Both);
-    let tarn = match (&args.tarn, cli) {
-        (Some(p), _) => Some(p.clone()),
-        (None, true) => Some(default_tarn().ok_or_else(|| {
-            anyhow!("no `tarn` binary next to tarn-bench; build it (cargo build --release -p tarn-cli) or pass --tarn")
-        })?),
-        (None, false) => None,
+    let counts = Counts {
+        appends: args.appends.unwrap_or(n_days),
+        appends_1d: args.appends_1d.unwrap_or(args.appends.unwrap_or(n_days)),
+        cli_appends: args.cli_appends.unwrap_or(args.appends.unwrap_or(n_days)),
     };
-    // Only decode as many day files as some mode appends.
-    let mut decoded = 0;
-    if inproc {
-        decoded = appends.max(if args.no_1d { 0 } else { appends_1d });
+    for (what, n) in [
+        ("--appends", counts.appends),
+        ("--appends-1d", counts.appends_1d),
+        ("--cli-appends", counts.cli_appends),
+    ] {
+        ensure!(
+            n <= n_days,
+            "{what} {n} but only {n_days} day files in {}/w2",
+            args.data.display()
+        );
     }
+    match args.system {
+        Some(system) => child(args, system, &counts).await,
+        None => parent(args),
+    }
+}
+
+struct Counts {
+    appends: usize,
+    appends_1d: usize,
+    cli_appends: usize,
+}
+
+/// Runs each system in a child process of its own, so that one that crashes (an abort on
+/// a failed allocation cannot be caught) still leaves error lines, and the others run.
+fn parent(args: &Args) -> Result<usize> {
+    let mut systems = Vec::new();
+    if args.breakdown {
+        systems.push(System::Breakdown);
+    }
+    if matches!(args.mode, Mode::Inproc | Mode::Both) {
+        systems.push(System::Inproc);
+        if !args.no_1d {
+            systems.push(System::Inproc1d);
+        }
+    }
+    if matches!(args.mode, Mode::Cli | Mode::Both) {
+        if args.tarn.is_none() && default_tarn().is_none() {
+            bail!(
+                "no `tarn` binary next to tarn-bench; build it (cargo build --release -p tarn-cli) or pass --tarn"
+            );
+        }
+        systems.push(System::Cli);
+    }
+    let exe = std::env::current_exe().context("cannot find this executable")?;
+    let mut rec = Recorder {
+        path: args.results.clone(),
+        errors: 0,
+    };
+    // Every workload of every system, as recorded (by the child or here): false if an error.
+    let mut errors = 0;
+    for system in systems {
+        let (status, mut recorded, tail) = run_child(&exe, system, false, &args.results)?;
+        let why = |status: &std::process::ExitStatus, tail: &[String]| {
+            format!(
+                "the tarn-bench process of this system died ({status}): {}",
+                tail.join(" / ")
+            )
+        };
+        // 1: workloads failed and said so; 2: the run could not start. Else it crashed.
+        let crashed = !matches!(status.code(), Some(0..=2));
+        if status.success() {
+            // Every workload recorded a time or its own error.
+        } else if system == System::Breakdown {
+            eprintln!("tarn-bench: breakdown failed: {}", why(&status, &tail));
+            errors += 1;
+        } else if crashed && !recorded.contains_key("W1") && system != System::Cli {
+            // Died in W1 (an abort): record it, then measure the rest on a W1 state built
+            // another way.
+            rec.error(system.name(), "W1", &why(&status, &tail));
+            recorded.insert("W1".into(), false);
+            let (status2, recorded2, tail2) = run_child(&exe, system, true, &args.results)?;
+            let msg = format!(
+                "W1 crashed; with the W1 state built in {CHUNK_DAYS}-day writes: {}",
+                why(&status2, &tail2)
+            );
+            for (w, ok) in recorded2 {
+                recorded.insert(w, ok);
+            }
+            for w in ["W2", "W3", "W4"] {
+                if !recorded.contains_key(w) {
+                    rec.error(system.name(), w, &msg);
+                    recorded.insert(w.into(), false);
+                }
+            }
+        } else {
+            for w in ["W1", "W2", "W3", "W4"] {
+                if !recorded.contains_key(w) {
+                    rec.error(system.name(), w, &why(&status, &tail));
+                    recorded.insert(w.into(), false);
+                }
+            }
+        }
+        errors += recorded.values().filter(|ok| !**ok).count();
+    }
+    Ok(errors)
+}
+
+/// Runs one system in a child process, passing its stderr through. Returns its exit status,
+/// the workloads it recorded (true if a time, false if an error) and the tail of its stderr.
+fn run_child(
+    exe: &Path,
+    system: System,
+    chunked_setup: bool,
+    results: &Path,
+) -> Result<(std::process::ExitStatus, HashMap<String, bool>, Vec<String>)> {
+    let offset = fs::metadata(results).map_or(0, |m| m.len());
+    let mut cmd = Command::new(exe);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--system")
+        .arg(system.arg())
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped());
+    if chunked_setup {
+        cmd.arg("--chunked-setup");
+    }
+    let mut child = cmd.spawn().context("cannot start a tarn-bench child")?;
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(stderr) = child.stderr.take() {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            eprintln!("{line}");
+            // Keep what says why, not the backtrace.
+            let noise = line.starts_with(' ')
+                || line.starts_with("stack backtrace")
+                || line.starts_with("note:")
+                || line.starts_with("==")
+                || line.starts_with("loading inputs")
+                || line.starts_with("w1 ");
+            if !noise {
+                tail.push(line);
+                if tail.len() > 2 {
+                    tail.remove(0);
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    Ok((status, recorded_since(results, offset, system.name()), tail))
+}
+
+/// Workloads of `system` recorded after `offset` in the results file: true if a time.
+fn recorded_since(path: &Path, offset: u64, system: &str) -> HashMap<String, bool> {
+    let text = fs::read(path).unwrap_or_default();
+    let new = text.get(offset as usize..).unwrap_or_default();
+    String::from_utf8_lossy(new)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["system"] == system)
+        .filter_map(|v| {
+            Some((
+                v["workload"].as_str()?.to_string(),
+                v.get("error").is_none(),
+            ))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum System {
+    Inproc,
+    Inproc1d,
+    Cli,
+    Breakdown,
+}
+
+impl System {
+    fn arg(self) -> &'static str {
+        match self {
+            System::Inproc => "inproc",
+            System::Inproc1d => "inproc1d",
+            System::Cli => "cli",
+            System::Breakdown => "breakdown",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            System::Inproc => INPROC,
+            System::Inproc1d => INPROC_1D,
+            System::Cli => CLI,
+            System::Breakdown => "breakdown",
+        }
+    }
+}
+
+async fn child(args: &Args, system: System, counts: &Counts) -> Result<usize> {
+    // Decode only the day files this system appends.
+    let decoded = match system {
+        System::Inproc => counts.appends,
+        System::Inproc1d => counts.appends_1d,
+        System::Cli => 0,
+        System::Breakdown => counts.appends.min(2 * breakdown::APPENDS),
+    };
     eprintln!("loading inputs from {}", args.data.display());
     let t = Instant::now();
     let inp = Inputs::load(&args.data, decoded)?;
-    ensure!(
-        cli_appends <= inp.w2_paths.len(),
-        "--cli-appends {cli_appends} but only {} day files",
-        inp.w2_paths.len()
-    );
     eprintln!(
-        "w1 {} rows, {} day files ({} appends in-process, {} 1D, {} CLI), w3 {} rows, w4 [{}, {}) ({:.1} s)",
+        "w1 {} rows, {} day files ({decoded} decoded), w3 {} rows, w4 [{}, {}) ({:.1} s)",
         inp.rows,
         inp.w2_paths.len(),
-        appends,
-        appends_1d,
-        cli_appends,
         inp.w3.num_rows(),
         inp.start,
         inp.end,
@@ -1074,41 +1307,48 @@ async fn run(args: &Args) -> Result<usize> {
         errors: 0,
     };
     let version = with_rev(format!("tarn {}", env!("CARGO_PKG_VERSION")));
-
-    if args.breakdown {
-        breakdown::run(&inp, &args.work.join("breakdown"), args.keep).await?;
-    }
-    if inproc {
-        let default = InProc {
-            inp: &inp,
-            args,
-            system: INPROC,
-            target: None,
-            dir: args.work.join("inproc"),
-            version: version.clone(),
-        };
-        default.run(&mut rec, appends).await;
-        if !args.no_1d {
-            let one_day = InProc {
+    match system {
+        System::Breakdown => breakdown::run(&inp, &args.work.join("breakdown"), args.keep).await?,
+        System::Inproc | System::Inproc1d => {
+            let one_day = system == System::Inproc1d;
+            let runner = InProc {
                 inp: &inp,
                 args,
-                system: INPROC_1D,
-                target: Some(RowGroupTarget::parse("1D")?),
-                dir: args.work.join("inproc-1d"),
-                version: version.clone(),
+                system: system.name(),
+                target: if one_day {
+                    Some(RowGroupTarget::parse("1D")?)
+                } else {
+                    None
+                },
+                dir: args.work.join(if one_day { "inproc-1d" } else { "inproc" }),
+                version,
             };
-            one_day.run(&mut rec, appends_1d).await;
+            runner
+                .run(
+                    &mut rec,
+                    if one_day {
+                        counts.appends_1d
+                    } else {
+                        counts.appends
+                    },
+                )
+                .await;
         }
-    }
-    if let (true, Some(tarn)) = (cli, tarn) {
-        let c = Cli {
-            inp: &inp,
-            args,
-            version: tarn_version(&tarn),
-            tarn,
-            dir: args.work.join("cli"),
-        };
-        c.run(&mut rec, cli_appends).await;
+        System::Cli => {
+            let tarn = match &args.tarn {
+                Some(p) => p.clone(),
+                None => default_tarn()
+                    .ok_or_else(|| anyhow!("no `tarn` binary next to tarn-bench; pass --tarn"))?,
+            };
+            let c = Cli {
+                inp: &inp,
+                args,
+                version: tarn_version(&tarn),
+                tarn,
+                dir: args.work.join("cli"),
+            };
+            c.run(&mut rec, counts.cli_appends).await;
+        }
     }
     Ok(rec.errors)
 }

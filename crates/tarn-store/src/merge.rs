@@ -193,40 +193,93 @@ pub fn key_columns(
 }
 
 /// Drops every row that has a later row equal on `key` (keeps the last occurrence), among
-/// the rows for which `in_scope` is true (or all rows when `None`).
+/// the rows whose `ordered_on` lies in `scope` (`[lo, hi]`, or all rows when `None`).
+///
+/// `batch` must be sorted on `ordered_on`, which is part of the key: duplicates can then
+/// only sit in runs of equal `ordered_on`, so only those runs are compared, and the rows in
+/// scope are one contiguous slice.
 pub fn dedup_keep_last(
     batch: &RecordBatch,
+    ordered_on: &str,
     key: &[String],
-    in_scope: Option<&BooleanArray>,
+    scope: Option<(&OrderedValue, &OrderedValue)>,
 ) -> Result<RecordBatch> {
-    if batch.num_rows() < 2 {
+    let n = batch.num_rows();
+    if n < 2 {
         return Ok(batch.clone());
     }
-    let arrays = key
-        .iter()
-        .map(|k| column(batch, k).cloned())
-        .collect::<Result<Vec<_>>>()?;
-    let converter = RowConverter::new(
-        arrays
+    let col = column(batch, ordered_on)?.clone();
+    let (start, end) = match scope {
+        None => (0, n),
+        Some((lo, hi)) => {
+            let mask = in_closed_range(&col, lo, hi)?;
+            let first = (0..n).find(|&i| mask.value(i));
+            match first {
+                None => return Ok(batch.clone()),
+                Some(first) => (
+                    first,
+                    first + (first..n).take_while(|&i| mask.value(i)).count(),
+                ),
+            }
+        }
+    };
+    let cmp = make_comparator(col.as_ref(), col.as_ref(), Default::default())?;
+    // Runs of two or more equal `ordered_on` values: the only places duplicates can be.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = start;
+    while i < end {
+        let mut j = i + 1;
+        while j < end && cmp(i, j) == Ordering::Equal {
+            j += 1;
+        }
+        if j - i > 1 {
+            runs.push((i, j));
+        }
+        i = j;
+    }
+    if runs.is_empty() {
+        return Ok(batch.clone());
+    }
+    let mut keep = vec![true; n];
+    let only_ordered = key.iter().all(|k| k == ordered_on);
+    if only_ordered {
+        for &(a, b) in &runs {
+            keep[a..b - 1].iter_mut().for_each(|k| *k = false);
+        }
+    } else {
+        let candidates: Vec<u32> = runs
             .iter()
-            .map(|a| SortField::new(a.data_type().clone()))
-            .collect(),
-    )?;
-    let rows = converter.convert_columns(&arrays)?;
-    let mut seen = HashSet::with_capacity(batch.num_rows());
-    let mut keep = vec![true; batch.num_rows()];
-    let mut dropped = 0usize;
-    for i in (0..batch.num_rows()).rev() {
-        if in_scope.is_some_and(|s| !s.value(i)) {
-            continue;
+            .flat_map(|&(a, b)| (a as u32)..(b as u32))
+            .collect();
+        let indices = UInt32Array::from(candidates.clone());
+        let arrays = key
+            .iter()
+            .map(|k| {
+                Ok(arrow::compute::take(
+                    column(batch, k)?.as_ref(),
+                    &indices,
+                    None,
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let converter = RowConverter::new(
+            arrays
+                .iter()
+                .map(|a| SortField::new(a.data_type().clone()))
+                .collect(),
+        )?;
+        let rows = converter.convert_columns(&arrays)?;
+        let mut offset = 0;
+        let mut seen = HashSet::new();
+        for &(a, b) in &runs {
+            seen.clear();
+            for r in (0..b - a).rev() {
+                if !seen.insert(rows.row(offset + r)) {
+                    keep[candidates[offset + r] as usize] = false;
+                }
+            }
+            offset += b - a;
         }
-        if !seen.insert(rows.row(i)) {
-            keep[i] = false;
-            dropped += 1;
-        }
-    }
-    if dropped == 0 {
-        return Ok(batch.clone());
     }
     Ok(filter_record_batch(batch, &BooleanArray::from(keep))?)
 }
@@ -378,8 +431,24 @@ mod tests {
     #[test]
     fn dedup_keeps_last() {
         let b = batch(&[1, 1, 2, 1], &[5, 6, 7, 5]);
-        let d = dedup_keep_last(&b, &["k".into(), "v".into()], None).expect("dedups");
-        assert_eq!(values(&d, "v"), vec![6, 7, 5]);
+        let b = sort_stable(&b, "k").expect("sorts");
+        let d = dedup_keep_last(&b, "k", &["k".into(), "v".into()], None).expect("dedups");
+        assert_eq!(values(&d, "k"), vec![1, 1, 2]);
+        assert_eq!(values(&d, "v"), vec![6, 5, 7]);
+        let only_k = dedup_keep_last(&b, "k", &["k".into()], None).expect("dedups");
+        assert_eq!(values(&only_k, "v"), vec![5, 7]);
+        let scoped = dedup_keep_last(
+            &b,
+            "k",
+            &["k".into()],
+            Some((&OrderedValue::Int(2), &OrderedValue::Int(3))),
+        )
+        .expect("dedups");
+        assert_eq!(
+            values(&scoped, "v"),
+            vec![5, 6, 5, 7],
+            "rows outside the scope are kept"
+        );
     }
 
     #[test]

@@ -10,9 +10,7 @@
 
 use crate::durable::DataStore;
 use crate::error::{Result, StoreError};
-use crate::merge::{
-    self, bounds, cut_row_groups, dedup_keep_last, in_closed_range, key_columns, merge_sorted,
-};
+use crate::merge::{self, bounds, cut_row_groups, dedup_keep_last, key_columns, merge_sorted};
 use crate::parquet_io::read_row_groups;
 use crate::schema::conform_read;
 use arrow::array::{BooleanArray, RecordBatch};
@@ -173,7 +171,7 @@ impl Ctx<'_> {
         }
         let mut sorted = merge::sort_stable(&batch, self.ordered_on())?;
         if let Some(key) = self.key()? {
-            sorted = dedup_keep_last(&sorted, &key, None)?;
+            sorted = dedup_keep_last(&sorted, self.ordered_on(), &key, None)?;
         }
         let n = sorted.num_rows() as u64;
         Ok((sorted, n))
@@ -231,14 +229,12 @@ impl Ctx<'_> {
                 let rows_read = old.num_rows() as u64;
                 let mut merged = merge_sorted(&old, &sorted, self.ordered_on())?;
                 if let Some(key) = self.key()? {
-                    let col = merged
-                        .column_by_name(self.ordered_on())
-                        .ok_or_else(|| {
-                            StoreError::InvalidInput("ordered_on column missing".into())
-                        })?
-                        .clone();
-                    let scope = in_closed_range(&col, &new_min, &new_max)?;
-                    merged = dedup_keep_last(&merged, &key, Some(&scope))?;
+                    merged = dedup_keep_last(
+                        &merged,
+                        self.ordered_on(),
+                        &key,
+                        Some((&new_min, &new_max)),
+                    )?;
                 }
                 Edit {
                     a,

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Run the W1-W4 benchmarks end to end: build tarn, set up the peers' venv, generate the data,
+# run tarn (in-process and CLI) and the Python peers into one results file, print the report.
+#
+#   bench/run.sh            full run (5-year w1, 2000 appends each, ~20 min on 2 cores)
+#   bench/run.sh --smoke    small data, few repetitions (a couple of minutes); CI-style check
+#
+# Exits non-zero if a build, a step or any workload fails (error lines in the results).
+# Everything below can be overridden from the environment (defaults: full / smoke):
+#   TARN_BENCH_ROWS          w1 rows                          (gen_data default 2,628,000 / 200000)
+#   TARN_BENCH_DAYS          day files generated for W2       (2000 / 20)
+#   TARN_BENCH_APPENDS       tarn in-process W2 appends       (2000 / 20)
+#   TARN_BENCH_APPENDS_1D    same, 1D row-group variant       (2000 / 20)
+#   TARN_BENCH_CLI_APPENDS   tarn CLI W2 appends              (2000 / 20)
+#   TARN_BENCH_PEER_APPENDS  Python peers' W2 appends         (2000 / 20)
+#   TARN_BENCH_REPEAT        W4 repetitions                   (15 / 5)
+#   TARN_BENCH_W1_RUNS       tarn W1 runs                     (3 / 1)
+#   TARN_BENCH_W3_RUNS       tarn W3 runs                     (5 / 2)
+#   TARN_BENCH_PEERS         peers to run (peers.py --systems; default all, "none" to skip)
+#   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
+#   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
+#   TARN_BENCH_DATA          data directory                   (bench/data/full or bench/data/smoke)
+#   TARN_BENCH_WORK          scratch directory for the stores (bench/data/work)
+#   TARN_BENCH_RESULTS       results directory                (bench/results)
+#   CARGO_TARGET_DIR         as for cargo                     ($HOME/.cache/tarn-target, as .ci/run)
+#   TARN_BENCH_VENV, PYTHON  see bench/setup_venv.sh
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+mode=full
+case "${1:-}" in
+    --smoke) mode=smoke ;;
+    "") ;;
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "usage: bench/run.sh [--smoke]" >&2
+        exit 2
+        ;;
+esac
+
+if [ "$mode" = smoke ]; then
+    rows=${TARN_BENCH_ROWS:-200000}
+    days=${TARN_BENCH_DAYS:-20}
+    appends=${TARN_BENCH_APPENDS:-20}
+    appends_1d=${TARN_BENCH_APPENDS_1D:-20}
+    cli_appends=${TARN_BENCH_CLI_APPENDS:-20}
+    peer_appends=${TARN_BENCH_PEER_APPENDS:-20}
+    repeat=${TARN_BENCH_REPEAT:-5}
+    w1_runs=${TARN_BENCH_W1_RUNS:-1}
+    w3_runs=${TARN_BENCH_W3_RUNS:-2}
+else
+    rows=${TARN_BENCH_ROWS:-}
+    days=${TARN_BENCH_DAYS:-2000}
+    appends=${TARN_BENCH_APPENDS:-2000}
+    appends_1d=${TARN_BENCH_APPENDS_1D:-2000}
+    cli_appends=${TARN_BENCH_CLI_APPENDS:-2000}
+    peer_appends=${TARN_BENCH_PEER_APPENDS:-2000}
+    repeat=${TARN_BENCH_REPEAT:-15}
+    w1_runs=${TARN_BENCH_W1_RUNS:-3}
+    w3_runs=${TARN_BENCH_W3_RUNS:-5}
+fi
+peers=${TARN_BENCH_PEERS:-}
+bench_mode=${TARN_BENCH_MODE:-both}
+data=${TARN_BENCH_DATA:-$here/data/$mode}
+work=${TARN_BENCH_WORK:-$here/data/work}
+results_dir=${TARN_BENCH_RESULTS:-$here/results}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tarn-target}"
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+prefix=results
+[ "$mode" = smoke ] && prefix=smoke
+mkdir -p "$results_dir"
+results="$results_dir/$prefix-$stamp.jsonl"
+report="$results_dir/$prefix-$stamp.md"
+log="$results_dir/$prefix-$stamp.log"
+# Everything (ours, cargo's, the harnesses') also goes to the log next to the results.
+exec > >(tee -a "$log") 2>&1
+
+start=$(date +%s)
+step() { printf '\n== %s (%ss)\n' "$1" "$(($(date +%s) - start))"; }
+
+step "build (release): tarn-bench, tarn"
+(cd "$repo" && cargo build --release -p tarn-bench -p tarn-cli)
+bin="$CARGO_TARGET_DIR/release"
+for b in tarn tarn-bench; do
+    [ -x "$bin/$b" ] || { echo "run.sh: $bin/$b missing after the build" >&2; exit 1; }
+done
+rev=$(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(cd "$repo" && git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    rev="$rev-dirty"
+fi
+export TARN_BENCH_REV="git $rev"
+
+step "python venv"
+PY=$("$here/setup_venv.sh")
+echo "python: $PY"
+
+step "data ($mode) in $data"
+# Regenerated only when the parameters or the generator changed.
+want="rows=${rows:-default} days=$days gen=$(sha256sum "$here/gen_data.py" | cut -d' ' -f1)"
+if [ -f "$data/.params" ] && [ "$(cat "$data/.params")" = "$want" ]; then
+    echo "reusing $data ($want)"
+else
+    rm -f "$data/.params"
+    "$PY" "$here/gen_data.py" --out "$data" --appends "$days" ${rows:+--rows "$rows"}
+    echo "$want" > "$data/.params"
+fi
+
+# Stores from an interrupted earlier run would only take disk space.
+rm -rf "$work"
+mkdir -p "$work"
+status=0
+
+step "tarn-bench --mode $bench_mode -> $results"
+bench_args=(--data "$data" --work "$work/tarn" --results "$results" --mode "$bench_mode" --tarn "$bin/tarn"
+    --appends "$appends" --appends-1d "$appends_1d" --cli-appends "$cli_appends"
+    --repeat "$repeat" --w1-runs "$w1_runs" --w3-runs "$w3_runs")
+[ "${TARN_BENCH_BREAKDOWN:-0}" = 1 ] && bench_args+=(--breakdown)
+echo "+ tarn-bench ${bench_args[*]}"
+"$bin/tarn-bench" "${bench_args[@]}" || { echo "run.sh: tarn-bench failed (exit $?)"; status=1; }
+
+if [ "$peers" != none ]; then
+    step "peers.py -> $results"
+    peer_args=(--data "$data" --work "$work/peers" --results "$results" --appends "$peer_appends" --repeat "$repeat")
+    [ -n "$peers" ] && peer_args+=(--systems "$peers")
+    echo "+ peers.py ${peer_args[*]}"
+    "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py failed (exit $?)"; status=1; }
+fi
+rm -rf "$work"
+
+step "report"
+"$PY" "$here/report.py" --results "$results" --out "$report" || status=1
+errors=$(grep -c '"error":' "$results" 2>/dev/null || true)
+if [ "${errors:-0}" -gt 0 ]; then
+    echo "run.sh: $errors workload(s) failed:" >&2
+    grep '"error":' "$results" >&2
+    status=1
+fi
+step "done (exit $status): results $results, report $report, log $log"
+exit "$status"
