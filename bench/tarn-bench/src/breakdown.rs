@@ -126,12 +126,7 @@ async fn write_steps(
         && sorted.num_rows() > 0
     {
         let (lo, hi) = merge::bounds(&sorted, &layout.ordered_on)?;
-        let col = merged
-            .column_by_name(&layout.ordered_on)
-            .ok_or_else(|| anyhow::anyhow!("no ordered_on column"))?
-            .clone();
-        let scope = merge::in_closed_range(&col, &lo, &hi)?;
-        merge::dedup_keep_last(&merged, &key, Some(&scope))?;
+        merge::dedup_keep_last(&merged, &layout.ordered_on, &key, Some((&lo, &hi)))?;
     }
     steps.push(("  dedup_keep_last (re-measured)", secs(t)));
 
