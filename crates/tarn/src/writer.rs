@@ -5,12 +5,16 @@
 use crate::error::{Error, Result};
 use crate::lake::Lake;
 use crate::snapshot::Snapshot;
+use arrow::array::Array;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tarn_catalog::{CatalogError, CommitRequest, NewFile, NewRowGroup};
-use tarn_core::{DuplicatesOn, OrderedKind, Ref, RowGroupTarget, TarnUri, WriteOptions};
+use tarn_core::{
+    DuplicatesOn, OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri, WriteOptions,
+};
+use tarn_store::RowGroupRef;
 use tarn_store::mutation::{self, DatasetLayout, Mutation, MutationOutput};
 use tarn_store::{merge, parquet_io, schema};
 
@@ -299,9 +303,11 @@ impl Lake {
     }
 
     async fn plan(&self, uri: &TarnUri, head: Option<&Snapshot>, op: &Op) -> Result<Plan> {
-        let existing = match head {
-            Some(h) => h.row_groups(self, None, None).await?,
-            None => Vec::new(),
+        let all_row_groups = || async {
+            match head {
+                Some(h) => h.row_groups(self, None, None).await,
+                None => Ok(Vec::new()),
+            }
         };
         let base_metadata = head.map(|h| h.version.metadata.clone()).unwrap_or_default();
         match op {
@@ -312,10 +318,25 @@ impl Lake {
                     metadata.remove(k);
                 }
                 metadata.extend(request.set_metadata.clone());
-                let mutation = if matches!(op, Op::Write { .. }) {
-                    Mutation::Write(aligned)
-                } else {
-                    Mutation::Overwrite(aligned)
+                let (existing, mutation) = match (op, head) {
+                    (Op::Write { .. }, Some(h)) => {
+                        let existing = match input_min(&aligned, &layout.ordered_on)? {
+                            Some(min) => {
+                                let lo = match &layout.options.row_group_target {
+                                    RowGroupTarget::Frequency(f) => f
+                                        .period_of(&min, layout.kind)
+                                        .and_then(|p| f.period_start(p, layout.kind))
+                                        .unwrap_or(min),
+                                    RowGroupTarget::Rows(_) => min,
+                                };
+                                self.window(h, lo, &layout.options.row_group_target).await?
+                            }
+                            None => Vec::new(),
+                        };
+                        (existing, Mutation::Write(aligned))
+                    }
+                    (Op::Write { .. }, None) => (Vec::new(), Mutation::Write(aligned)),
+                    _ => (all_row_groups().await?, Mutation::Overwrite(aligned)),
                 };
                 let output = mutation::execute(&self.store, &existing, &layout, mutation).await?;
                 let force_version = metadata != base_metadata
@@ -351,6 +372,9 @@ impl Lake {
                     )));
                 }
                 let layout = layout_of(head);
+                let existing = self
+                    .window(head, s.clone(), &layout.options.row_group_target)
+                    .await?;
                 let output = mutation::execute(
                     &self.store,
                     &existing,
@@ -370,6 +394,7 @@ impl Lake {
                 let head =
                     head.ok_or_else(|| Error::NotFound(format!("{uri}: dataset does not exist")))?;
                 let layout = layout_of(head);
+                let existing = all_row_groups().await?;
                 let output =
                     mutation::execute(&self.store, &existing, &layout, Mutation::Compact).await?;
                 Ok(Plan {
@@ -381,6 +406,32 @@ impl Lake {
                 })
             }
         }
+    }
+
+    /// The row groups a mutation starting at `lo` can touch. With a frequency target (where
+    /// datasets have many small row groups, one per period, and nothing coalesces) that is
+    /// every row group from the first one whose max reaches `lo` to the end, widened back over
+    /// row groups sharing a boundary value: planning costs the touched region, not the whole
+    /// dataset. With a row-count target, trailing coalescing may reach any run of row groups
+    /// under target before the edit, so the whole (short) list is used.
+    async fn window(
+        &self,
+        head: &Snapshot,
+        lo: OrderedValue,
+        target: &RowGroupTarget,
+    ) -> Result<Vec<RowGroupRef>> {
+        if matches!(target, RowGroupTarget::Rows(_)) {
+            return head.row_groups(self, None, None).await;
+        }
+        let mut start = lo;
+        let mut window = head.row_groups(self, Some(&start), None).await?;
+        while let Some(first) = window.first()
+            && first.min < start
+        {
+            start = first.min.clone();
+            window = head.row_groups(self, Some(&start), None).await?;
+        }
+        Ok(window)
     }
 
     /// Encodes the plan's new row groups into one file and makes it durable.
@@ -521,4 +572,19 @@ fn jitter(base: Duration, attempt: u32) -> Duration {
         .map_or(0, |d| d.subsec_nanos() as u64);
     let spread = (seed ^ nanos) % (base.as_micros() as u64 + 1);
     base + Duration::from_micros(spread)
+}
+
+/// The smallest `ordered_on` of a batch (`None` when empty). Nulls and NaNs are rejected
+/// first, as the write itself would.
+fn input_min(batch: &RecordBatch, ordered_on: &str) -> Result<Option<OrderedValue>> {
+    merge::check_ordered_column(batch, ordered_on)?;
+    let column = batch.column_by_name(ordered_on).ok_or_else(|| {
+        Error::InvalidInput(format!("ordered_on column {ordered_on:?} is missing"))
+    })?;
+    if column.is_empty() {
+        return Ok(None);
+    }
+    let cmp = arrow::array::make_comparator(column.as_ref(), column.as_ref(), Default::default())?;
+    let smallest = (1..column.len()).fold(0, |best, i| if cmp(i, best).is_lt() { i } else { best });
+    Ok(OrderedValue::from_array(column.as_ref(), smallest))
 }

@@ -64,9 +64,13 @@ CREATE TABLE branch_row_groups (
     row_group_id INTEGER NOT NULL REFERENCES row_groups(id),
     added_in INTEGER NOT NULL,
     removed_in INTEGER,
+    -- Copies of the row group's ordered_on bounds, so that range lookups on the head use
+    -- the index below instead of scanning every live row group.
+    min_value NOT NULL,
+    max_value NOT NULL,
     PRIMARY KEY (branch_id, row_group_id)
 ) WITHOUT ROWID;
-CREATE INDEX branch_row_groups_live ON branch_row_groups (branch_id, removed_in);
+CREATE INDEX branch_row_groups_live ON branch_row_groups (branch_id, removed_in, max_value);
 CREATE INDEX branch_row_groups_added ON branch_row_groups (branch_id, added_in);
 CREATE INDEX branch_row_groups_by_rg ON branch_row_groups (row_group_id);
 CREATE TABLE tags (

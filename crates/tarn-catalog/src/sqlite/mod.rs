@@ -105,6 +105,17 @@ impl SqliteCatalog {
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let known = migrations::MIGRATIONS.last().map_or(0, |(v, _)| *v);
+    // Fast path, read-only: an up-to-date catalog opens without a write transaction (whose
+    // commit would cost an fsync on every process start).
+    let applied: Option<i64> = conn
+        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap_or(None);
+    if applied == Some(known) {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_micros INTEGER NOT NULL)")?;
     let current: i64 = tx.query_row(
@@ -112,7 +123,6 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         [],
         |r| r.get(0),
     )?;
-    let known = migrations::MIGRATIONS.last().map_or(0, |(v, _)| *v);
     if current > known {
         return Err(CatalogError::TooNew {
             path: path.display().to_string(),
@@ -251,6 +261,16 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
     tx.execute("INSERT INTO commits (ts_micros) VALUES (?1)", [now])?;
     let commit_id = tx.last_insert_rowid();
 
+    // Totals of the new version: the base's, minus what is removed, plus what is added.
+    let (mut rows, mut row_groups, mut bytes): (i64, i64, i64) = if req.base_version == 0 {
+        (0, 0, 0)
+    } else {
+        tx.query_row(
+            "SELECT rows, row_groups, bytes FROM versions WHERE branch_id = ?1 AND version = ?2",
+            params![branch.id, req.base_version as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?
+    };
     for rg in &req.removed_row_groups {
         let changed = tx.execute(
             "UPDATE branch_row_groups SET removed_in = ?1 \
@@ -260,6 +280,14 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
         if changed != 1 {
             return Err(conflict(branch.head));
         }
+        let (r, b): (i64, i64) = tx.query_row(
+            "SELECT rows, bytes FROM row_groups WHERE id = ?1",
+            [rg],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        rows -= r;
+        bytes -= b;
+        row_groups -= 1;
     }
     if let Some(file) = &req.new_file {
         tx.execute(
@@ -272,7 +300,8 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut insert_life = tx.prepare_cached(
-            "INSERT INTO branch_row_groups (branch_id, row_group_id, added_in) VALUES (?1, ?2, ?3)",
+            "INSERT INTO branch_row_groups (branch_id, row_group_id, added_in, min_value, max_value) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
         for rg in &file.row_groups {
             insert_rg.execute(params![
@@ -284,24 +313,33 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
                 to_sql(&rg.max)
             ])?;
             let rg_id = tx.last_insert_rowid();
-            insert_life.execute(params![branch.id, rg_id, new_version as i64])?;
+            insert_life.execute(params![
+                branch.id,
+                rg_id,
+                new_version as i64,
+                to_sql(&rg.min),
+                to_sql(&rg.max)
+            ])?;
+            rows += rg.rows as i64;
+            bytes += rg.bytes as i64;
+            row_groups += 1;
         }
     }
-    // Totals of the new version, from its live row groups.
-    let (rows, row_groups, bytes, min, max) = tx.query_row(
-        "SELECT coalesce(sum(rg.rows), 0), count(*), coalesce(sum(rg.bytes), 0), min(rg.min_value), max(rg.max_value) \
-         FROM branch_row_groups b JOIN row_groups rg ON rg.id = b.row_group_id \
-         WHERE b.branch_id = ?1 AND b.removed_in IS NULL",
-        [branch.id],
-        |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, Value>(3)?,
-                r.get::<_, Value>(4)?,
-            ))
-        },
+    // The first live row group (smallest max, then smallest min) holds the minimum, the last
+    // the maximum; both are index lookups.
+    let bound = |sql: &str| -> Result<Value> {
+        Ok(tx
+            .query_row(sql, [branch.id], |r| r.get::<_, Value>(0))
+            .optional()?
+            .unwrap_or(Value::Null))
+    };
+    let min = bound(
+        "SELECT min_value FROM branch_row_groups WHERE branch_id = ?1 AND removed_in IS NULL \
+         ORDER BY max_value, min_value LIMIT 1",
+    )?;
+    let max = bound(
+        "SELECT max_value FROM branch_row_groups WHERE branch_id = ?1 AND removed_in IS NULL \
+         ORDER BY max_value DESC LIMIT 1",
     )?;
     let metadata_json =
         serde_json::to_string(&req.metadata).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
@@ -524,13 +562,27 @@ impl Catalog for SqliteCatalog {
         range: RowGroupRange,
     ) -> Result<Vec<RowGroupRecord>> {
         self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT rg.id, rg.file_id, f.path, rg.rg_index, rg.rows, rg.bytes, rg.min_value, rg.max_value \
+            // The head's row groups are the live ones: an index range scan on
+            // (branch, removed_in IS NULL, max_value). Older versions filter lifetimes.
+            let head: Option<i64> = conn
+                .query_row("SELECT head_version FROM branches WHERE id = ?1", [branch_id], |r| r.get(0))
+                .optional()?;
+            let lifetime = if head == Some(version as i64) {
+                "b.removed_in IS NULL AND ?2 = ?2"
+            } else {
+                "b.added_in <= ?2 AND (b.removed_in IS NULL OR b.removed_in > ?2)"
+            };
+            // A bound that is absent still names its parameter (as `?n IS NULL`), so that the
+            // statement always takes four; a present one is a plain comparison the index can use.
+            let lower = if range.start.is_some() { "b.max_value >= ?3" } else { "?3 IS NULL" };
+            let upper = if range.end_excl.is_some() { "b.min_value < ?4" } else { "?4 IS NULL" };
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT rg.id, rg.file_id, f.path, rg.rg_index, rg.rows, rg.bytes, b.min_value, b.max_value \
                  FROM branch_row_groups b JOIN row_groups rg ON rg.id = b.row_group_id JOIN files f ON f.id = rg.file_id \
-                 WHERE b.branch_id = ?1 AND b.added_in <= ?2 AND (b.removed_in IS NULL OR b.removed_in > ?2) \
-                 AND (?3 IS NULL OR rg.max_value >= ?3) AND (?4 IS NULL OR rg.min_value < ?4) \
-                 ORDER BY rg.min_value, rg.max_value, rg.file_id, rg.rg_index",
-            )?;
+                 WHERE b.branch_id = ?1 AND {lifetime} \
+                 AND {lower} AND {upper} \
+                 ORDER BY b.min_value, b.max_value, rg.file_id, rg.rg_index"
+            ))?;
             let mut rows = stmt.query(params![
                 branch_id,
                 version as i64,

@@ -3,11 +3,13 @@
 //! - `model`: random mutation sequences against a plain-vector model of SPEC §3.
 //! - `failpoints`: failures injected at each I/O step of a write (SPEC §2, §12).
 //! - `bad_input`: every wrong input is rejected clearly and leaves the lake unchanged (§12).
+//! - `freq_model`: the same model with frequency row-group targets (planning on a window).
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
 
 mod bad_input;
 mod failpoints;
+mod freq_model;
 mod model;
 mod versions;
