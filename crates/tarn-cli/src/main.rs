@@ -138,7 +138,8 @@ enum Command {
 struct WriteArgs {
     uri: String,
     /// Input files ('-' for stdin); the format comes from the extension unless --format.
-    #[arg(required = true)]
+    /// Without inputs, --meta/--unset-meta change only the metadata (a new version).
+    #[arg(required_unless_present_any = ["meta", "unset_meta"])]
     inputs: Vec<String>,
     #[arg(long)]
     ordered_on: Option<String>,
@@ -544,14 +545,6 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
         Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    let bar = ctx.progress("reading input");
-    let inputs = args.inputs.clone();
-    let format = args.format;
-    let batch = tokio::task::spawn_blocking(move || {
-        input::read_inputs(&inputs, format, dataset_schema.as_ref())
-    })
-    .await??;
-    bar.set_message(format!("writing {} rows", batch.num_rows()));
     let mut request = WriteRequest {
         ordered_on: args.ordered_on,
         duplicates_on: args.duplicates_on.as_deref().map(DuplicatesOn::parse),
@@ -563,6 +556,18 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
     };
     request.set_metadata.extend(args.meta);
     request.unset_metadata = args.unset_meta;
+    if args.inputs.is_empty() {
+        let outcome = lake.set_metadata(&args.uri, request).await?;
+        return report_outcome(ctx, &outcome);
+    }
+    let bar = ctx.progress("reading input");
+    let inputs = args.inputs.clone();
+    let format = args.format;
+    let batch = tokio::task::spawn_blocking(move || {
+        input::read_inputs(&inputs, format, dataset_schema.as_ref())
+    })
+    .await??;
+    bar.set_message(format!("writing {} rows", batch.num_rows()));
     let outcome = lake.write(&args.uri, batch, request).await?;
     bar.finish_and_clear();
     report_outcome(ctx, &outcome)

@@ -529,7 +529,6 @@ fn json_flag_prints_the_spec_keys() {
         vec![2, 1],
         "no version for the empty write"
     );
-
     // ls
     let ls = silent_ok(lake.run(["--json", "ls"])).json();
     let list = ls
@@ -705,6 +704,35 @@ fn json_flag_prints_the_spec_keys() {
         lake.run(["read", &format!("j/x:v{v}"), "--format", "csv"])
             .ok();
     }
+    // Metadata alone, without an input file: one version, same rows.
+    let before = silent_ok(lake.run(["--json", "info", "j/x"])).json();
+    let meta = silent_ok(lake.run([
+        "--json",
+        "write",
+        "j/x",
+        "--meta",
+        "owner=ana",
+        "--unset-meta",
+        "qc",
+    ]))
+    .json();
+    assert_eq!(
+        (meta["version"].as_u64(), meta["rows"].as_u64()),
+        (
+            before["version"].as_u64().map(|v| v + 1),
+            before["rows"].as_u64()
+        ),
+        "{meta}"
+    );
+    let info = silent_ok(lake.run(["--json", "info", "j/x"])).json();
+    assert_eq!(info["metadata"]["owner"], "ana", "{info}");
+    assert_eq!(info["metadata"]["qc"], Value::Null, "qc was unset: {info}");
+    let meta_noop = silent_ok(lake.run(["--json", "write", "j/x", "--meta", "owner=ana"])).json();
+    assert_eq!(
+        meta_noop["version"],
+        Value::Null,
+        "same metadata again changes nothing: {meta_noop}"
+    );
 }
 
 #[test]
