@@ -39,15 +39,6 @@ impl CatalogError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. })
     }
-
-    /// True for SQLite's "database is locked/busy" after the busy timeout ran out.
-    pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Self::Sql(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
-    }
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

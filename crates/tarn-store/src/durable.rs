@@ -99,10 +99,6 @@ impl DataStore {
         self.local_root.as_ref()
     }
 
-    pub fn is_durable(&self) -> bool {
-        self.durable
-    }
-
     fn wrap(path: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
         move |source| StoreError::ObjectStore {
             path: path.to_string(),

@@ -224,13 +224,24 @@ pub async fn read_filtered(
     columns: Option<&[String]>,
     filter: Option<&RangeFilter>,
 ) -> Result<Vec<RecordBatch>> {
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(decode(store, path, indices, columns, filter).await?.0)
+}
+
+/// [`read_filtered`], also returning the file's footer.
+async fn decode(
+    store: &DataStore,
+    path: &str,
+    indices: &[u32],
+    columns: Option<&[String]>,
+    filter: Option<&RangeFilter>,
+) -> Result<(Vec<RecordBatch>, ArrowReaderMetadata)> {
     let wrap = |source| StoreError::Parquet {
         path: path.to_string(),
         source,
     };
-    if indices.is_empty() {
-        return Ok(Vec::new());
-    }
     let (reader, meta) = open(store, path).await?;
     let n = meta.metadata().num_row_groups();
     if let Some(bad) = indices.iter().find(|i| **i as usize >= n) {
@@ -256,6 +267,7 @@ pub async fn read_filtered(
         .max()
         .unwrap_or(1)
         .max(1);
+    let footer = meta.clone();
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(indices.iter().map(|i| *i as usize).collect())
         .with_projection(mask)
@@ -277,7 +289,8 @@ pub async fn read_filtered(
         builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     }
     let stream = builder.build().map_err(wrap)?;
-    stream.try_collect().await.map_err(wrap)
+    let batches = stream.try_collect().await.map_err(wrap)?;
+    Ok((batches, footer))
 }
 
 /// Decodes row groups `indices` of the file at `path` whole, one batch per row group.
@@ -287,7 +300,10 @@ pub async fn read_row_groups(
     indices: &[u32],
     columns: Option<&[String]>,
 ) -> Result<Vec<RecordBatch>> {
-    let batches = read_filtered(store, path, indices, columns, None).await?;
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (batches, meta) = decode(store, path, indices, columns, None).await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
@@ -300,7 +316,6 @@ pub async fn read_row_groups(
     } else {
         concat_batches(&schema, &batches)?
     };
-    let (_, meta) = open(store, path).await?;
     let mut out = Vec::with_capacity(indices.len());
     let mut offset = 0;
     for i in indices {

@@ -339,10 +339,9 @@ impl Lake {
                     _ => (all_row_groups().await?, Mutation::Overwrite(aligned)),
                 };
                 let output = mutation::execute(&self.store, &existing, &layout, mutation).await?;
-                let force_version = metadata != base_metadata
-                    || schema_changed
-                    || (head.is_none() && matches!(op, Op::Overwrite { .. }))
-                    || (matches!(op, Op::Overwrite { .. }) && !existing.is_empty());
+                // Row changes show in the output; a first write (even of zero rows) creates
+                // the dataset, which `schema_changed` covers.
+                let force_version = metadata != base_metadata || schema_changed;
                 // The dataset keeps the options of its first write; overrides apply per write.
                 let stored_options =
                     head.map_or_else(|| layout.options.clone(), |h| h.options.clone());
