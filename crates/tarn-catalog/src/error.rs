@@ -27,6 +27,10 @@ pub enum CatalogError {
     },
     #[error("catalog database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The operation is refused as asked (a name taken, a merge that is not a fast-forward,
+    /// a branch others depend on); the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
     #[error("catalog holds invalid data: {0}")]
     Corrupt(String),
     #[error(transparent)]

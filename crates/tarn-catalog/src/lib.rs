@@ -34,10 +34,23 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
 
     async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetRecord>>;
     async fn branch(&self, dataset_id: i64, name: &BranchName) -> Result<Option<BranchRecord>>;
+    async fn branch_by_id(&self, branch_id: i64) -> Result<Option<BranchRecord>>;
+    /// Every branch of a dataset, `main` first, then by name.
+    async fn branches(&self, dataset_id: i64) -> Result<Vec<BranchRecord>>;
+    /// Version `version` of a branch, wherever it is held: versions up to a branch's fork
+    /// version are its parent's. The record's `branch_id` is the holding branch, the one to
+    /// pass to [`Catalog::row_groups`].
     async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>>;
-    /// The last version of the branch committed at or before `micros` (UTC, since epoch).
-    async fn version_at_time(&self, branch_id: i64, micros: i64) -> Result<Option<u64>>;
-    /// The versions of a branch, newest first, at most `limit`.
+    /// The last version of the branch's history (its own versions, then its parent's up to
+    /// the fork) whose commit id is at most `commit_id`.
+    async fn version_at_commit(&self, branch_id: i64, commit_id: i64) -> Result<Option<u64>>;
+    /// The last commit at or before `micros` (UTC, since the epoch).
+    async fn commit_at_time(&self, micros: i64) -> Result<Option<i64>>;
+    /// The id of the last commit of the lake (0 for an empty lake): a lake state to pin
+    /// reads of several datasets to.
+    async fn last_commit(&self) -> Result<i64>;
+    /// The versions of a branch's history, newest first, at most `limit`: its own, then its
+    /// parent's up to the fork, recursively.
     async fn versions(&self, branch_id: i64, limit: Option<u64>) -> Result<Vec<VersionRecord>>;
     /// The row groups of a version in row order, those that may hold `range` when given.
     async fn row_groups(
@@ -49,6 +62,42 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// Every dataset whose name is `prefix` or lies under it, with its `main` head.
     async fn datasets(&self, prefix: Option<String>) -> Result<Vec<DatasetSummary>>;
     async fn tag(&self, dataset_id: i64, name: &str) -> Result<Option<TagRecord>>;
+    /// Every tag of a dataset, by name.
+    async fn tags(&self, dataset_id: i64) -> Result<Vec<TagRecord>>;
+    /// Names `version` of branch `branch_id` (stored against the branch that holds it).
+    /// A taken name is refused unless `force`, which moves it.
+    async fn create_tag(
+        &self,
+        dataset_id: i64,
+        name: &str,
+        branch_id: i64,
+        version: u64,
+        force: bool,
+    ) -> Result<TagRecord>;
+    /// Removes a tag; `false` if there was none.
+    async fn delete_tag(&self, dataset_id: i64, name: &str) -> Result<bool>;
+
+    /// Creates branch `name` at `version` of branch `from` without copying data: it shares
+    /// the history up to `version` and gets its own copy of the live row-group list. It is a
+    /// lake-wide commit (so pinned reads know when it appeared).
+    async fn create_branch(
+        &self,
+        dataset_id: i64,
+        from: i64,
+        version: u64,
+        name: &BranchName,
+    ) -> Result<BranchRecord>;
+    /// Deletes a branch other than `main`. Refused while a tag names one of its own versions
+    /// or a branch was forked from one of them.
+    async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> Result<()>;
+    /// Fast-forwards `target` to `source`'s head: refused unless `source` was forked from
+    /// `target` at the version that is still `target`'s head.
+    async fn fast_forward(
+        &self,
+        dataset_id: i64,
+        source: &BranchName,
+        target: &BranchName,
+    ) -> Result<MergeOutcome>;
 
     /// Paths of every file that some version still references.
     async fn referenced_files(&self) -> Result<Vec<String>>;

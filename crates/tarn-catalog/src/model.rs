@@ -19,8 +19,13 @@ pub struct BranchRecord {
     pub dataset_id: i64,
     pub name: BranchName,
     pub head: u64,
+    /// The branch this one was forked from, and at which of its versions. Versions
+    /// `1..=fork_version` of this branch are the parent's (docs/design/0003).
     pub parent_branch_id: Option<i64>,
     pub fork_version: Option<u64>,
+    /// The lake-wide commit that created the branch (`None` for a `main` created with its
+    /// dataset before commits were recorded for branches: it exists from its first version).
+    pub created_commit: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,8 +81,26 @@ pub struct DatasetSummary {
 #[derive(Debug, Clone)]
 pub struct TagRecord {
     pub name: String,
+    /// The branch that holds the version (not necessarily the one named when tagging).
     pub branch_id: i64,
+    pub branch: BranchName,
     pub version: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a fast-forward merge did.
+#[derive(Debug, Clone)]
+pub enum MergeOutcome {
+    /// The source has no version the target lacks.
+    UpToDate { version: u64 },
+    /// The target's head moved from `from` to `to`; the versions in between were brought
+    /// over with the merge's commit id and time.
+    FastForward {
+        from: u64,
+        to: u64,
+        commit_id: i64,
+        timestamp: DateTime<Utc>,
+    },
 }
 
 /// A row group written by the commit's new file.

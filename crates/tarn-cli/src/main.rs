@@ -5,6 +5,7 @@
 mod demo;
 mod input;
 mod output;
+mod vc_cmd;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -84,17 +85,36 @@ enum Command {
         format: Option<OutputFormat>,
         #[arg(long)]
         output: Option<String>,
+        /// Read the lake as it was at a commit id, date or RFC 3339 time (an explicit ref
+        /// in the URI wins).
+        #[arg(long)]
+        as_of: Option<String>,
     },
     /// List datasets (under PREFIX).
     Ls { prefix: Option<String> },
     /// Show a dataset's schema, version, size, range and metadata.
-    Info { uri: String },
+    Info {
+        uri: String,
+        /// Show the dataset as the lake was at a commit id, date or RFC 3339 time.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// List the versions of a branch, newest first.
     Log {
         uri: String,
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Name a version (`tarn tag tarn://x:v3 gold`); `-d` deletes a tag.
+    Tag(vc_cmd::TagArgs),
+    /// List the tags of a dataset.
+    Tags { dataset: String },
+    /// Create a branch at any version without copying data; `-d` deletes one.
+    Branch(vc_cmd::BranchArgs),
+    /// List the branches of a dataset.
+    Branches { dataset: String },
+    /// Fast-forward branch TARGET to the head of the branch SOURCE names (forked from it).
+    Merge { source: String, target: String },
     /// Remove the rows with START <= ordered_on < END (one version).
     DeleteRange {
         uri: String,
@@ -304,9 +324,10 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             columns,
             format,
             output,
+            as_of,
         } => {
             let lake = ctx.lake().await?;
-            let snapshot = lake.snapshot(&uri).await?;
+            let snapshot = snapshot_as_of(&lake, &uri, as_of.as_deref()).await?;
             let request = ReadRequest::parse(&snapshot, start.as_deref(), end.as_deref(), columns)?;
             let schema = lake.read_schema(&snapshot, &request)?;
             let format = match format {
@@ -367,9 +388,12 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             println!("{table}");
             Ok(())
         }
-        Command::Info { uri } => {
+        Command::Info { uri, as_of } => {
             let lake = ctx.lake().await?;
-            let info = lake.snapshot(&uri).await?.info(&lake).await?;
+            let info = snapshot_as_of(&lake, &uri, as_of.as_deref())
+                .await?
+                .info(&lake)
+                .await?;
             if ctx.json {
                 return ctx.print_json(&info);
             }
@@ -431,6 +455,11 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             println!("{table}");
             Ok(())
         }
+        Command::Tag(args) => vc_cmd::tag(ctx, args).await,
+        Command::Tags { dataset } => vc_cmd::tags(ctx, &dataset).await,
+        Command::Branch(args) => vc_cmd::branch(ctx, args).await,
+        Command::Branches { dataset } => vc_cmd::branches(ctx, &dataset).await,
+        Command::Merge { source, target } => vc_cmd::merge(ctx, &source, &target).await,
         Command::DeleteRange {
             uri,
             start,
@@ -488,6 +517,15 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
+}
+
+/// The snapshot a URI names, as the lake was at `--as-of` when given.
+async fn snapshot_as_of(lake: &Lake, uri: &str, as_of: Option<&str>) -> Result<tarn::Snapshot> {
+    let state = match as_of {
+        Some(text) => Some(lake.state_at(text).await?),
+        None => None,
+    };
+    Ok(lake.snapshot_at(uri, state).await?)
 }
 
 async fn init(

@@ -49,7 +49,9 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Core(_) | Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::Core(_) | Error::InvalidInput(_) | Error::Catalog(CatalogError::Refused(_)) => {
+                ErrorKind::InvalidInput
+            }
             Error::Store(
                 StoreError::Schema(_) | StoreError::InvalidInput(_) | StoreError::Core(_),
             ) => ErrorKind::InvalidInput,

@@ -29,6 +29,24 @@ impl Durability {
     }
 }
 
+/// One state of the whole lake: everything committed up to a lake-wide commit id. Reads
+/// pinned to it see the same rows forever (docs/design/0003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct LakeState {
+    pub commit_id: i64,
+}
+
+/// The last microsecond of a UTC day: a date ref means "at or before the end of that day".
+fn end_of_day_micros(d: chrono::NaiveDate) -> Option<i64> {
+    d.succ_opt()
+        .and_then(|n| n.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros() - 1)
+}
+
+fn looks_like_time(text: &str) -> bool {
+    text.len() >= 10 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit())
+}
+
 /// A storage root plus a catalog.
 #[derive(Debug, Clone)]
 pub struct Lake {
@@ -114,9 +132,91 @@ impl Lake {
         self.resolve(&parsed).await
     }
 
+    /// Resolves a URI as the lake was at `state`: an empty or `latest` ref means the
+    /// branch's last version at that commit; an explicit ref names one immutable version and
+    /// is used as is.
+    pub async fn snapshot_at(&self, uri: &str, state: Option<LakeState>) -> Result<Snapshot> {
+        let parsed = TarnUri::parse_lenient(uri)?;
+        self.resolve_at(&parsed, state).await
+    }
+
+    /// Resolves several URIs against one lake state (`as_of`, else the lake's current
+    /// state), so the snapshots are consistent with each other even while writers commit.
+    pub async fn snapshots<S: AsRef<str>>(
+        &self,
+        uris: &[S],
+        as_of: Option<LakeState>,
+    ) -> Result<(LakeState, Vec<Snapshot>)> {
+        let state = match as_of {
+            Some(s) => s,
+            None => self.state().await?,
+        };
+        let mut out = Vec::with_capacity(uris.len());
+        for uri in uris {
+            out.push(self.snapshot_at(uri.as_ref(), Some(state)).await?);
+        }
+        Ok((state, out))
+    }
+
+    /// The lake's current state: its last commit.
+    pub async fn state(&self) -> Result<LakeState> {
+        Ok(LakeState {
+            commit_id: self.catalog.last_commit().await?,
+        })
+    }
+
+    /// Parses `--as-of`: a commit id, a `YYYY-MM-DD` date (the end of that day, UTC) or an
+    /// RFC 3339 time (the last commit at or before it).
+    pub async fn state_at(&self, as_of: &str) -> Result<LakeState> {
+        let text = as_of.trim();
+        let last = self.catalog.last_commit().await?;
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            let id: i64 = text.parse().map_err(|_| {
+                Error::InvalidInput(format!("--as-of {text}: commit id out of range"))
+            })?;
+            if id == 0 || id > last {
+                return Err(Error::NotFound(format!(
+                    "--as-of {text}: commit {id} does not exist; this lake's commits are 1 to {last}"
+                )));
+            }
+            return Ok(LakeState { commit_id: id });
+        }
+        let micros = match Ref::parse(text) {
+            Ok(Ref::Date(d)) => end_of_day_micros(d).ok_or_else(|| {
+                Error::InvalidInput(format!("--as-of {text}: date out of range"))
+            })?,
+            Ok(Ref::Timestamp(t)) => t.timestamp_micros(),
+            Err(reason) if looks_like_time(text) => {
+                return Err(Error::InvalidInput(format!("--as-of {text}: {reason}")));
+            }
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "--as-of {text:?}: expected a commit id (e.g. 42), a date (2024-05-01) or an \
+                     RFC 3339 time (2024-05-01T12:00:00Z)"
+                )));
+            }
+        };
+        match self.catalog.commit_at_time(micros).await? {
+            Some(commit_id) => Ok(LakeState { commit_id }),
+            None => Err(Error::NotFound(format!(
+                "--as-of {text}: no commit was made at or before it{}",
+                if last == 0 {
+                    "; the lake is empty".to_string()
+                } else {
+                    String::new()
+                }
+            ))),
+        }
+    }
+
     /// Resolves a parsed URI to an immutable snapshot. Errors quote the URI and say which
     /// part does not resolve.
     pub async fn resolve(&self, uri: &TarnUri) -> Result<Snapshot> {
+        self.resolve_at(uri, None).await
+    }
+
+    /// [`Lake::resolve`] as the lake was at `state` (see [`Lake::snapshot_at`]).
+    pub async fn resolve_at(&self, uri: &TarnUri, state: Option<LakeState>) -> Result<Snapshot> {
         let dataset = self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
             Error::NotFound(format!(
                 "{uri}: dataset {:?} does not exist",
@@ -124,7 +224,7 @@ impl Lake {
             ))
         })?;
         let branch_name = uri.branch_name();
-        let branch = self
+        let mut branch = self
             .catalog
             .branch(dataset.id, &branch_name)
             .await?
@@ -135,22 +235,43 @@ impl Lake {
                 ))
             })?;
         let head = branch.head;
-        let range = || {
+        let range = |branch: &tarn_catalog::BranchRecord| {
             format!(
-                "{}@{} has versions v1 to v{head}",
-                dataset.name, branch.name
+                "{}@{} has versions v1 to v{}",
+                dataset.name, branch.name, branch.head
             )
         };
-        let (branch_id, version) = match &uri.reference {
-            Ref::Live | Ref::Latest => (branch.id, head),
+        let version = match &uri.reference {
+            Ref::Live | Ref::Latest => match state {
+                None => head,
+                Some(state) => {
+                    if branch.created_commit.is_some_and(|c| c > state.commit_id) {
+                        return Err(Error::NotFound(format!(
+                            "{uri}: branch {:?} did not exist yet at commit {}",
+                            branch.name.as_str(),
+                            state.commit_id
+                        )));
+                    }
+                    self.catalog
+                        .version_at_commit(branch.id, state.commit_id)
+                        .await?
+                        .ok_or_else(|| {
+                            Error::NotFound(format!(
+                                "{uri}: dataset {:?} did not exist yet at commit {}",
+                                dataset.name.as_str(),
+                                state.commit_id
+                            ))
+                        })?
+                }
+            },
             Ref::Version(n) => {
                 if *n > head {
                     return Err(Error::NotFound(format!(
                         "{uri}: version v{n} does not exist; {}",
-                        range()
+                        range(&branch)
                     )));
                 }
-                (branch.id, *n)
+                *n
             }
             Ref::Index(i) => {
                 let v = if *i >= 0 {
@@ -159,60 +280,64 @@ impl Lake {
                     (head as i64).checked_add(1 + i)
                 };
                 match v {
-                    Some(v) if v >= 1 && v as u64 <= head => (branch.id, v as u64),
+                    Some(v) if v >= 1 && v as u64 <= head => v as u64,
                     _ => {
                         return Err(Error::NotFound(format!(
                             "{uri}: index {i} is out of range; {} (indexes 0 to {} or -1 to -{head})",
-                            range(),
+                            range(&branch),
                             head - 1
                         )));
                     }
                 }
             }
             Ref::Date(d) => {
-                let end_of_day = d
-                    .succ_opt()
-                    .and_then(|n| n.and_hms_opt(0, 0, 0))
-                    .map(|t| t.and_utc().timestamp_micros() - 1)
+                let end_of_day = end_of_day_micros(*d)
                     .ok_or_else(|| Error::InvalidInput(format!("{uri}: date out of range")))?;
-                (
-                    branch.id,
-                    self.version_at(uri, branch.id, end_of_day).await?,
-                )
+                self.version_at(uri, branch.id, end_of_day).await?
             }
-            Ref::Timestamp(t) => (
-                branch.id,
+            Ref::Timestamp(t) => {
                 self.version_at(uri, branch.id, t.timestamp_micros())
-                    .await?,
-            ),
+                    .await?
+            }
             Ref::Tag(name) => {
                 let tag = self.catalog.tag(dataset.id, name).await?.ok_or_else(|| {
                     Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
                 })?;
-                (tag.branch_id, tag.version)
+                if uri.branch.is_none() {
+                    branch = self
+                        .catalog
+                        .branch_by_id(tag.branch_id)
+                        .await?
+                        .ok_or_else(|| Error::Config(format!("{uri}: tag's branch vanished")))?;
+                }
+                tag.version
             }
         };
         let record = self
             .catalog
-            .version(branch_id, version)
+            .version(branch.id, version)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
                     "{uri}: version v{version} does not exist; {}",
-                    range()
+                    range(&branch)
                 ))
             })?;
         if record.expired {
             return Err(Error::NotFound(format!(
                 "{uri}: version v{version} was removed by `tarn vacuum`; {}",
-                range()
+                range(&branch)
             )));
         }
         Snapshot::new(dataset, branch, record)
     }
 
     async fn version_at(&self, uri: &TarnUri, branch_id: i64, micros: i64) -> Result<u64> {
-        match self.catalog.version_at_time(branch_id, micros).await? {
+        let found = match self.catalog.commit_at_time(micros).await? {
+            Some(commit) => self.catalog.version_at_commit(branch_id, commit).await?,
+            None => None,
+        };
+        match found {
             Some(v) => Ok(v),
             None => {
                 let first = self.catalog.version(branch_id, 1).await?;
@@ -234,6 +359,12 @@ impl Lake {
         // Datasets are never deleted: once seen, resolving its head can only fail for a
         // missing branch, which is an error worth reporting.
         if self.catalog.dataset(&uri.dataset).await?.is_none() {
+            if uri.branch_name().as_str() != tarn_core::BranchName::MAIN {
+                return Err(Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist; a new dataset starts on main",
+                    uri.dataset.as_str()
+                )));
+            }
             return Ok(None);
         }
         self.resolve(&uri.clone().with_ref(Ref::Live))

@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod branches;
 mod config;
 mod error;
 mod lake;
@@ -28,9 +29,10 @@ mod snapshot;
 mod vacuum;
 mod writer;
 
+pub use branches::{BranchInfo, MergeInfo, TagInfo};
 pub use config::{CONFIG_FILE, LakeConfig, locate};
 pub use error::{Error, ErrorKind, Result};
-pub use lake::{Durability, Lake};
+pub use lake::{Durability, Lake, LakeState};
 pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
 pub use vacuum::{VacuumReport, VacuumRequest};

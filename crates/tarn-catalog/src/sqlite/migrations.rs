@@ -2,7 +2,8 @@
 //! opened; the applied ones are recorded in `schema_migrations`. Never edit a released
 //! migration: add the next one.
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
     1,
     r#"
 CREATE TABLE datasets (
@@ -82,4 +83,17 @@ CREATE TABLE tags (
     PRIMARY KEY (dataset_id, name)
 );
 "#,
-)];
+),
+    (
+        2,
+        r#"
+-- Branches (docs/design/0003): the lake-wide commit at which a branch was created, so that
+-- a read pinned to an earlier lake state knows the branch did not exist yet. NULL for the
+-- `main` branches created with their dataset before this migration.
+ALTER TABLE branches ADD COLUMN created_commit INTEGER REFERENCES commits(id);
+CREATE INDEX branches_by_parent ON branches (parent_branch_id);
+CREATE INDEX tags_by_branch ON tags (branch_id, version);
+CREATE INDEX commits_by_time ON commits (ts_micros);
+"#,
+    ),
+];

@@ -3,6 +3,7 @@
 //! (a deferred transaction that later upgrades to a write fails with SQLITE_BUSY without
 //! waiting) and a busy timeout so a second writer waits its turn.
 
+mod branches;
 mod migrations;
 
 use crate::Catalog;
@@ -172,34 +173,95 @@ fn version_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionRecord> {
     })
 }
 
+const BRANCH_COLUMNS: &str =
+    "id, dataset_id, name, head_version, parent_branch_id, fork_version, created_commit";
+
+fn branch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(BranchRecord, String)> {
+    Ok((
+        BranchRecord {
+            id: r.get(0)?,
+            dataset_id: r.get(1)?,
+            name: BranchName::main(),
+            head: r.get::<_, i64>(3)? as u64,
+            parent_branch_id: r.get(4)?,
+            fork_version: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
+            created_commit: r.get(6)?,
+        },
+        r.get::<_, String>(2)?,
+    ))
+}
+
+fn with_name((record, name): (BranchRecord, String)) -> Result<BranchRecord> {
+    Ok(BranchRecord {
+        name: BranchName::new(name)?,
+        ..record
+    })
+}
+
+fn named(row: Option<(BranchRecord, String)>) -> Result<Option<BranchRecord>> {
+    row.map(with_name).transpose()
+}
+
 fn load_branch(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<BranchRecord>> {
-    let row = conn
+    named(
+        conn.prepare_cached(&format!(
+            "SELECT {BRANCH_COLUMNS} FROM branches WHERE dataset_id = ?1 AND name = ?2"
+        ))?
+        .query_row(params![dataset_id, name], branch_from_row)
+        .optional()?,
+    )
+}
+
+fn load_branch_by_id(conn: &Connection, id: i64) -> Result<Option<BranchRecord>> {
+    named(
+        conn.prepare_cached(&format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE id = ?1"))?
+            .query_row([id], branch_from_row)
+            .optional()?,
+    )
+}
+
+fn existing_branch(conn: &Connection, id: i64) -> Result<BranchRecord> {
+    load_branch_by_id(conn, id)?
+        .ok_or_else(|| CatalogError::Corrupt(format!("branch id {id} does not exist")))
+}
+
+/// The branch that holds `version` of branch `branch_id`: the branch itself for its own
+/// versions, else the parent (recursively) for versions up to the fork.
+fn holder(conn: &Connection, branch_id: i64, version: u64) -> Result<i64> {
+    let mut branch = existing_branch(conn, branch_id)?;
+    loop {
+        match (branch.parent_branch_id, branch.fork_version) {
+            (Some(parent), Some(fork)) if version <= fork => {
+                branch = existing_branch(conn, parent)?;
+            }
+            _ => return Ok(branch.id),
+        }
+    }
+}
+
+fn load_version(conn: &Connection, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
+    let holder = holder(conn, branch_id, version)?;
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
+             WHERE v.branch_id = ?1 AND v.version = ?2"
+        ))?
+        .query_row(params![holder, version as i64], version_from_row)
+        .optional()?)
+}
+
+/// A new lake-wide commit id, at a time never before the previous commit's.
+fn new_commit(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
+    let last: Option<i64> = tx
         .query_row(
-            "SELECT id, dataset_id, name, head_version, parent_branch_id, fork_version \
-             FROM branches WHERE dataset_id = ?1 AND name = ?2",
-            params![dataset_id, name],
-            |r| {
-                Ok((
-                    BranchRecord {
-                        id: r.get(0)?,
-                        dataset_id: r.get(1)?,
-                        name: BranchName::main(),
-                        head: r.get::<_, i64>(3)? as u64,
-                        parent_branch_id: r.get(4)?,
-                        fork_version: r.get::<_, Option<i64>>(5)?.map(|v| v as u64),
-                    },
-                    r.get::<_, String>(2)?,
-                ))
-            },
+            "SELECT ts_micros FROM commits ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
         )
         .optional()?;
-    row.map(|(record, name)| {
-        Ok(BranchRecord {
-            name: BranchName::new(name)?,
-            ..record
-        })
-    })
-    .transpose()
+    let now = now_micros().max(last.unwrap_or(i64::MIN));
+    tx.execute("INSERT INTO commits (ts_micros) VALUES (?1)", [now])?;
+    Ok((tx.last_insert_rowid(), now))
 }
 
 fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome> {
@@ -217,16 +279,7 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
             |r| r.get(0),
         )
         .optional()?;
-    let now = {
-        let last: Option<i64> = tx
-            .query_row(
-                "SELECT ts_micros FROM commits ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        now_micros().max(last.unwrap_or(i64::MIN))
-    };
+    let (commit_id, now) = new_commit(&tx)?;
     let (dataset_id, branch) = match dataset_id {
         Some(id) => match load_branch(&tx, id, req.branch.as_str())? {
             Some(b) => (id, b),
@@ -244,8 +297,8 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
             )?;
             let id = tx.last_insert_rowid();
             tx.execute(
-                "INSERT INTO branches (dataset_id, name, head_version) VALUES (?1, ?2, 0)",
-                params![id, BranchName::MAIN],
+                "INSERT INTO branches (dataset_id, name, head_version, created_commit) VALUES (?1, ?2, 0, ?3)",
+                params![id, BranchName::MAIN, commit_id],
             )?;
             let branch = load_branch(&tx, id, BranchName::MAIN)?
                 .ok_or_else(|| CatalogError::Corrupt("new branch vanished".into()))?;
@@ -258,16 +311,15 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
     }
     let new_version = req.base_version + 1;
 
-    tx.execute("INSERT INTO commits (ts_micros) VALUES (?1)", [now])?;
-    let commit_id = tx.last_insert_rowid();
 
     // Totals of the new version: the base's, minus what is removed, plus what is added.
     let (mut rows, mut row_groups, mut bytes): (i64, i64, i64) = if req.base_version == 0 {
         (0, 0, 0)
     } else {
+        // The base may be held by the parent (the first write after a fork).
         tx.query_row(
             "SELECT rows, row_groups, bytes FROM versions WHERE branch_id = ?1 AND version = ?2",
-            params![branch.id, req.base_version as i64],
+            params![holder(&tx, branch.id, req.base_version)?, req.base_version as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
     };
@@ -393,11 +445,8 @@ fn expire_in(
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
             .collect::<rusqlite::Result<_>>()?;
+        let pinned = branches::pinned_versions(&tx)?;
         for (branch_id, dataset, branch, head) in branches {
-            let tagged: Vec<i64> = tx
-                .prepare("SELECT version FROM tags WHERE branch_id = ?1")?
-                .query_map([branch_id], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
             let versions: Vec<(i64, i64, bool)> = tx
                 .prepare(
                     "SELECT v.version, c.ts_micros, v.expired FROM versions v JOIN commits c ON c.id = v.commit_id \
@@ -406,8 +455,7 @@ fn expire_in(
                 .query_map([branch_id], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? != 0)))?
                 .collect::<rusqlite::Result<_>>()?;
             let keeps = |version: i64, ts: i64| {
-                version == head
-                    || tagged.contains(&version)
+                pinned.contains(&(branch_id, version))
                     || policy.keep_last.is_some_and(|n| version > head - n as i64)
                     || policy
                         .keep_newer_than_micros
@@ -509,33 +557,71 @@ impl Catalog for SqliteCatalog {
             .await
     }
 
-    async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
+    async fn branch_by_id(&self, branch_id: i64) -> Result<Option<BranchRecord>> {
+        self.with(move |conn| load_branch_by_id(conn, branch_id))
+            .await
+    }
+
+    async fn branches(&self, dataset_id: i64) -> Result<Vec<BranchRecord>> {
         self.with(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!(
-                        "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
-                         WHERE v.branch_id = ?1 AND v.version = ?2"
-                    ),
-                    params![branch_id, version as i64],
-                    version_from_row,
-                )
-                .optional()?)
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {BRANCH_COLUMNS} FROM branches WHERE dataset_id = ?1 \
+                     ORDER BY name <> 'main', name"
+                ))?
+                .query_map([dataset_id], branch_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(with_name).collect()
         })
         .await
     }
 
-    async fn version_at_time(&self, branch_id: i64, micros: i64) -> Result<Option<u64>> {
+    async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
+        self.with(move |conn| load_version(conn, branch_id, version))
+            .await
+    }
+
+    async fn version_at_commit(&self, branch_id: i64, commit_id: i64) -> Result<Option<u64>> {
         self.with(move |conn| {
-            // Commit ids and times grow together, so the last commit at or before the
-            // instant bounds the version.
-            let v: Option<i64> = conn.query_row(
-                "SELECT max(v.version) FROM versions v WHERE v.branch_id = ?1 AND v.commit_id <= \
-                 (SELECT coalesce(max(id), 0) FROM commits WHERE ts_micros <= ?2)",
-                params![branch_id, micros],
-                |r| r.get(0),
-            )?;
-            Ok(v.map(|v| v as u64))
+            // Own versions first; then the parent's history up to the fork, recursively.
+            let mut branch = existing_branch(conn, branch_id)?;
+            let mut cap = i64::MAX;
+            loop {
+                let v: Option<i64> = conn
+                    .prepare_cached(
+                        "SELECT max(version) FROM versions \
+                         WHERE branch_id = ?1 AND commit_id <= ?2 AND version <= ?3",
+                    )?
+                    .query_row(params![branch.id, commit_id, cap], |r| r.get(0))?;
+                if let Some(v) = v {
+                    return Ok(Some(v as u64));
+                }
+                match (branch.parent_branch_id, branch.fork_version) {
+                    (Some(parent), Some(fork)) => {
+                        cap = cap.min(fork as i64);
+                        branch = existing_branch(conn, parent)?;
+                    }
+                    _ => return Ok(None),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn commit_at_time(&self, micros: i64) -> Result<Option<i64>> {
+        self.with(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT max(id) FROM commits WHERE ts_micros <= ?1")?
+                .query_row([micros], |r| r.get(0))?)
+        })
+        .await
+    }
+
+    async fn last_commit(&self) -> Result<i64> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT coalesce(max(id), 0) FROM commits")?
+                .query_row([], |r| r.get(0))?)
         })
         .await
     }
@@ -544,13 +630,26 @@ impl Catalog for SqliteCatalog {
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
-                 WHERE v.branch_id = ?1 ORDER BY v.version DESC LIMIT ?2"
+                 WHERE v.branch_id = ?1 AND v.version <= ?2 ORDER BY v.version DESC LIMIT ?3"
             ))?;
-            let limit = limit.map_or(-1, |l| l.min(i64::MAX as u64) as i64);
-            let rows = stmt
-                .query_map(params![branch_id, limit], version_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            let mut left = limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);
+            let mut branch = existing_branch(conn, branch_id)?;
+            let mut cap = i64::MAX;
+            let mut out = Vec::new();
+            loop {
+                let rows = stmt
+                    .query_map(params![branch.id, cap, left], version_from_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                left -= rows.len() as i64;
+                out.extend(rows);
+                match (branch.parent_branch_id, branch.fork_version) {
+                    (Some(parent), Some(fork)) if left > 0 => {
+                        cap = cap.min(fork as i64);
+                        branch = existing_branch(conn, parent)?;
+                    }
+                    _ => return Ok(out),
+                }
+            }
         })
         .await
     }
@@ -639,22 +738,63 @@ impl Catalog for SqliteCatalog {
 
     async fn tag(&self, dataset_id: i64, name: &str) -> Result<Option<TagRecord>> {
         let name = name.to_string();
+        self.with(move |conn| branches::load_tag(conn, dataset_id, &name))
+            .await
+    }
+
+    async fn tags(&self, dataset_id: i64) -> Result<Vec<TagRecord>> {
+        self.with(move |conn| branches::tags(conn, dataset_id))
+            .await
+    }
+
+    async fn create_tag(
+        &self,
+        dataset_id: i64,
+        name: &str,
+        branch_id: i64,
+        version: u64,
+        force: bool,
+    ) -> Result<TagRecord> {
+        let name = name.to_string();
         self.with(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT name, branch_id, version FROM tags WHERE dataset_id = ?1 AND name = ?2",
-                    params![dataset_id, name],
-                    |r| {
-                        Ok(TagRecord {
-                            name: r.get(0)?,
-                            branch_id: r.get(1)?,
-                            version: r.get::<_, i64>(2)? as u64,
-                        })
-                    },
-                )
-                .optional()?)
+            branches::create_tag(conn, dataset_id, &name, branch_id, version, force)
         })
         .await
+    }
+
+    async fn delete_tag(&self, dataset_id: i64, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.with(move |conn| branches::delete_tag(conn, dataset_id, &name))
+            .await
+    }
+
+    async fn create_branch(
+        &self,
+        dataset_id: i64,
+        from: i64,
+        version: u64,
+        name: &BranchName,
+    ) -> Result<BranchRecord> {
+        let name = name.clone();
+        self.with(move |conn| branches::create_branch(conn, dataset_id, from, version, &name))
+            .await
+    }
+
+    async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> Result<()> {
+        let name = name.clone();
+        self.with(move |conn| branches::delete_branch(conn, dataset_id, &name))
+            .await
+    }
+
+    async fn fast_forward(
+        &self,
+        dataset_id: i64,
+        source: &BranchName,
+        target: &BranchName,
+    ) -> Result<MergeOutcome> {
+        let (source, target) = (source.clone(), target.clone());
+        self.with(move |conn| branches::fast_forward(conn, dataset_id, &source, &target))
+            .await
     }
 
     async fn referenced_files(&self) -> Result<Vec<String>> {

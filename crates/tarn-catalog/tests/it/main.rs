@@ -125,16 +125,21 @@ async fn conformance(catalog: &dyn Catalog) {
     let limited = catalog.versions(main.id, Some(1)).await.expect("log");
     assert_eq!(limited.len(), 1);
     let micros = v1.timestamp.timestamp_micros();
-    assert_eq!(
-        catalog.version_at_time(main.id, micros).await.expect("q"),
-        Some(1)
-    );
+    let at = |m| async move {
+        match catalog.commit_at_time(m).await.expect("q") {
+            Some(c) => catalog.version_at_commit(main.id, c).await.expect("q"),
+            None => None,
+        }
+    };
+    assert_eq!(at(micros).await, Some(1));
+    assert_eq!(at(micros - 1).await, None);
+    assert_eq!(catalog.last_commit().await.expect("q"), v2.commit_id);
     assert_eq!(
         catalog
-            .version_at_time(main.id, micros - 1)
+            .version_at_commit(main.id, v1.commit_id)
             .await
             .expect("q"),
-        None
+        Some(1)
     );
 
     // Retention: keep the last version; v1 expires and the file only it needed is released.

@@ -23,7 +23,7 @@ use std::time::Duration;
 use tarn::catalog::{BranchRecord, DatasetRecord};
 use tarn::catalog::{
     Catalog, CatalogError, CommitOutcome, CommitRequest, DatasetSummary, ExpireOutcome,
-    RetentionPolicy, RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord, VersionRecord,
+    MergeOutcome, RetentionPolicy, RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord, VersionRecord,
 };
 use tarn::core::{BranchName, DatasetName};
 use tarn::store::DataStore;
@@ -256,12 +256,24 @@ impl Catalog for FlakyCatalog {
     ) -> tarn::catalog::Result<Option<VersionRecord>> {
         self.inner.version(branch_id, version).await
     }
-    async fn version_at_time(
+    async fn branch_by_id(&self, branch_id: i64) -> tarn::catalog::Result<Option<BranchRecord>> {
+        self.inner.branch_by_id(branch_id).await
+    }
+    async fn branches(&self, dataset_id: i64) -> tarn::catalog::Result<Vec<BranchRecord>> {
+        self.inner.branches(dataset_id).await
+    }
+    async fn version_at_commit(
         &self,
         branch_id: i64,
-        micros: i64,
+        commit_id: i64,
     ) -> tarn::catalog::Result<Option<u64>> {
-        self.inner.version_at_time(branch_id, micros).await
+        self.inner.version_at_commit(branch_id, commit_id).await
+    }
+    async fn commit_at_time(&self, micros: i64) -> tarn::catalog::Result<Option<i64>> {
+        self.inner.commit_at_time(micros).await
+    }
+    async fn last_commit(&self) -> tarn::catalog::Result<i64> {
+        self.inner.last_commit().await
     }
     async fn versions(
         &self,
@@ -283,6 +295,46 @@ impl Catalog for FlakyCatalog {
     }
     async fn tag(&self, dataset_id: i64, name: &str) -> tarn::catalog::Result<Option<TagRecord>> {
         self.inner.tag(dataset_id, name).await
+    }
+    async fn tags(&self, dataset_id: i64) -> tarn::catalog::Result<Vec<TagRecord>> {
+        self.inner.tags(dataset_id).await
+    }
+    async fn create_tag(
+        &self,
+        dataset_id: i64,
+        name: &str,
+        branch_id: i64,
+        version: u64,
+        force: bool,
+    ) -> tarn::catalog::Result<TagRecord> {
+        self.inner
+            .create_tag(dataset_id, name, branch_id, version, force)
+            .await
+    }
+    async fn delete_tag(&self, dataset_id: i64, name: &str) -> tarn::catalog::Result<bool> {
+        self.inner.delete_tag(dataset_id, name).await
+    }
+    async fn create_branch(
+        &self,
+        dataset_id: i64,
+        from: i64,
+        version: u64,
+        name: &BranchName,
+    ) -> tarn::catalog::Result<BranchRecord> {
+        self.inner
+            .create_branch(dataset_id, from, version, name)
+            .await
+    }
+    async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> tarn::catalog::Result<()> {
+        self.inner.delete_branch(dataset_id, name).await
+    }
+    async fn fast_forward(
+        &self,
+        dataset_id: i64,
+        source: &BranchName,
+        target: &BranchName,
+    ) -> tarn::catalog::Result<MergeOutcome> {
+        self.inner.fast_forward(dataset_id, source, target).await
     }
     async fn referenced_files(&self) -> tarn::catalog::Result<Vec<String>> {
         self.inner.referenced_files().await
