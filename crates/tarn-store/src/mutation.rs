@@ -275,6 +275,7 @@ impl Ctx<'_> {
         let (a, b) = self.close_over_equal_bounds(first, last + 1);
         let covered = |rg: &RowGroupRef| rg.min >= *start && rg.max < *end;
         let to_read: Vec<usize> = (a..b).filter(|&i| !covered(&self.existing[i])).collect();
+        let mut deleted = to_read.len() < b - a;
         let rows = if to_read.is_empty() {
             None
         } else {
@@ -285,8 +286,13 @@ impl Ctx<'_> {
                 .clone();
             let inside = merge::in_half_open_range(&col, Some(start), Some(end))?
                 .unwrap_or_else(|| BooleanArray::from(vec![false; col.len()]));
+            deleted |= inside.true_count() > 0;
             Some(filter_record_batch(&old, &not(&inside)?)?)
         };
+        // Row groups overlap the range but no row lies in it: nothing to change, no version.
+        if !deleted {
+            return Ok(MutationOutput::default());
+        }
         let rows_read = to_read.iter().map(|&i| self.existing[i].rows).sum();
         self.finish(Edit {
             a,

@@ -273,6 +273,18 @@ pub(super) fn fast_forward(
         "UPDATE branches SET head_version = ?1 WHERE id = ?2 AND head_version = ?3",
         params![src.head as i64, dst.id, fork as i64],
     )?;
+    // Both branches now share the history up to the source's head: the source forks there,
+    // so the next fast-forward works again. Its own version rows stay (reads pinned to a lake
+    // state before the merge still find them), and its tags move to the target's copies,
+    // which retention keeps.
+    tx.execute(
+        "UPDATE branches SET fork_version = ?1 WHERE id = ?2",
+        params![src.head as i64, src.id],
+    )?;
+    tx.execute(
+        "UPDATE tags SET branch_id = ?1 WHERE branch_id = ?2 AND version <= ?3",
+        params![dst.id, src.id, src.head as i64],
+    )?;
     if moved != 1 {
         return Err(CatalogError::Corrupt(format!(
             "the head of {target} moved inside a write transaction"

@@ -630,7 +630,8 @@ impl Catalog for SqliteCatalog {
         self.with(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
-                 WHERE v.branch_id = ?1 AND v.version <= ?2 ORDER BY v.version DESC LIMIT ?3"
+                 WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 \
+                 ORDER BY v.version DESC LIMIT ?4"
             ))?;
             let mut left = limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);
             let mut branch = existing_branch(conn, branch_id)?;
@@ -638,7 +639,12 @@ impl Catalog for SqliteCatalog {
             let mut out = Vec::new();
             loop {
                 let rows = stmt
-                    .query_map(params![branch.id, cap, left], version_from_row)?
+                    // A branch's rows up to its fork are shadowed by the parent's (a
+                    // fast-forward moves the fork to the merged head).
+                    .query_map(
+                        params![branch.id, cap, branch.fork_version.unwrap_or(0) as i64, left],
+                        version_from_row,
+                    )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 left -= rows.len() as i64;
                 out.extend(rows);
