@@ -21,6 +21,7 @@
 //! ```
 
 mod config;
+mod diff;
 mod error;
 mod lake;
 mod read;
@@ -29,6 +30,7 @@ mod vacuum;
 mod writer;
 
 pub use config::{CONFIG_FILE, LakeConfig, locate};
+pub use diff::{DiffRange, DiffReport};
 pub use error::{Error, ErrorKind, Result};
 pub use lake::{Durability, Lake};
 pub use read::ReadRequest;
