@@ -3,6 +3,7 @@
 //! machine-readable JSON on stdout.
 
 mod demo;
+mod diff_cmd;
 mod input;
 mod output;
 mod vc_cmd;
@@ -125,6 +126,8 @@ enum Command {
         #[arg(long)]
         message: Option<String>,
     },
+    /// Rows added and removed from URI_A to URI_B, in total and per ordered range.
+    Diff { uri_a: String, uri_b: String },
     /// Rewrite row groups to the target without changing rows (one version).
     Compact {
         uri: String,
@@ -470,6 +473,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             let outcome = lake.delete_range(&uri, &start, &end, message).await?;
             report_outcome(ctx, &outcome)
         }
+        Command::Diff { uri_a, uri_b } => diff_cmd::run(ctx, &uri_a, &uri_b).await,
         Command::Compact { uri, message } => {
             let lake = ctx.lake().await?;
             let bar = ctx.progress("compacting");

@@ -22,6 +22,7 @@
 
 mod branches;
 mod config;
+mod diff;
 mod error;
 mod lake;
 mod read;
@@ -31,6 +32,7 @@ mod writer;
 
 pub use branches::{BranchInfo, MergeInfo, TagInfo};
 pub use config::{CONFIG_FILE, LakeConfig, locate};
+pub use diff::{DiffRange, DiffReport};
 pub use error::{Error, ErrorKind, Result};
 pub use lake::{Durability, Lake, LakeState};
 pub use read::ReadRequest;

@@ -5,12 +5,14 @@
 //! - `bad_input`: every wrong input is rejected clearly and leaves the lake unchanged (§12).
 //! - `freq_model`: the same model with frequency row-group targets (planning on a window).
 //! - `branches`: branches, tags and pinned lake states against a model (docs/design/0003).
+//! - `diff`: `Lake::diff` against a brute-force model, and which row groups it reads.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
 
 mod bad_input;
 mod branches;
+mod diff;
 mod failpoints;
 mod freq_model;
 mod model;

@@ -1,0 +1,63 @@
+//! `tarn diff <URI_A> <URI_B>`: the rows B added and removed relative to A, in total and per
+//! changed range (SPEC §11). `--json` prints the library's report as one document.
+
+use crate::Ctx;
+use anyhow::Result;
+use tarn::DiffReport;
+
+pub async fn run(ctx: &Ctx, uri_a: &str, uri_b: &str) -> Result<()> {
+    let lake = ctx.lake().await?;
+    let a = lake.snapshot(uri_a).await?;
+    let b = lake.snapshot(uri_b).await?;
+    let bar = ctx.progress("comparing");
+    let report = lake.diff(&a, &b).await?;
+    bar.finish_and_clear();
+    if ctx.json {
+        return ctx.print_json(&report);
+    }
+    print!("{}", render(&report));
+    if !ctx.quiet {
+        eprintln!(
+            "{} unchanged row groups skipped; {} rows in {} row groups compared",
+            report.unchanged_row_groups, report.compared_rows, report.row_groups_read
+        );
+    }
+    Ok(())
+}
+
+/// `+N -M rows`, column changes, and a table of the ranges that differ.
+fn render(report: &DiffReport) -> String {
+    let mut out = format!(
+        "{} -> {}: +{} -{} rows\n",
+        report.a, report.b, report.added, report.removed
+    );
+    if !report.columns_added.is_empty() {
+        out.push_str(&format!(
+            "columns added: {}\n",
+            report.columns_added.join(", ")
+        ));
+    }
+    if !report.columns_removed.is_empty() {
+        out.push_str(&format!(
+            "columns removed: {}\n",
+            report.columns_removed.join(", ")
+        ));
+    }
+    if report.ranges.is_empty() {
+        return out;
+    }
+    let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["start", "end", "added", "removed"]);
+    for r in &report.ranges {
+        table.add_row([
+            text(&r.start),
+            text(&r.end),
+            format!("+{}", r.added),
+            format!("-{}", r.removed),
+        ]);
+    }
+    out.push_str(&format!("{table}\n"));
+    out
+}
