@@ -5,10 +5,15 @@ use crate::Ctx;
 use anyhow::Result;
 use tarn::DiffReport;
 
-pub async fn run(ctx: &Ctx, uri_a: &str, uri_b: &str) -> Result<()> {
+pub async fn run(ctx: &Ctx, uri_a: &str, uri_b: &str, as_of: Option<&str>) -> Result<()> {
     let lake = ctx.lake().await?;
-    let a = lake.snapshot(uri_a).await?;
-    let b = lake.snapshot(uri_b).await?;
+    // Both sides are resolved against one lake state, so `diff x@dev x` compares what the
+    // two heads were at the same instant even while writers commit.
+    let state = crate::state_as_of(&lake, as_of).await?;
+    let (_, snapshots) = lake.snapshots(&[uri_a, uri_b], state).await?;
+    let [a, b]: [tarn::Snapshot; 2] = snapshots
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("expected two snapshots"))?;
     let bar = ctx.progress("comparing");
     let report = lake.diff(&a, &b).await?;
     bar.finish_and_clear();

@@ -127,7 +127,14 @@ enum Command {
         message: Option<String>,
     },
     /// Rows added and removed from URI_A to URI_B, in total and per ordered range.
-    Diff { uri_a: String, uri_b: String },
+    Diff {
+        uri_a: String,
+        uri_b: String,
+        /// Resolve URIs without a ref as the lake was at a commit id, date or RFC 3339 time
+        /// (both are pinned to one lake state either way).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
     /// Rewrite row groups to the target without changing rows (one version).
     Compact {
         uri: String,
@@ -473,7 +480,11 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             let outcome = lake.delete_range(&uri, &start, &end, message).await?;
             report_outcome(ctx, &outcome)
         }
-        Command::Diff { uri_a, uri_b } => diff_cmd::run(ctx, &uri_a, &uri_b).await,
+        Command::Diff {
+            uri_a,
+            uri_b,
+            as_of,
+        } => diff_cmd::run(ctx, &uri_a, &uri_b, as_of.as_deref()).await,
         Command::Compact { uri, message } => {
             let lake = ctx.lake().await?;
             let bar = ctx.progress("compacting");
@@ -524,11 +535,16 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
 }
 
 /// The snapshot a URI names, as the lake was at `--as-of` when given.
-async fn snapshot_as_of(lake: &Lake, uri: &str, as_of: Option<&str>) -> Result<tarn::Snapshot> {
-    let state = match as_of {
+/// The lake state `--as-of` names, if given.
+async fn state_as_of(lake: &Lake, as_of: Option<&str>) -> Result<Option<tarn::LakeState>> {
+    Ok(match as_of {
         Some(text) => Some(lake.state_at(text).await?),
         None => None,
-    };
+    })
+}
+
+async fn snapshot_as_of(lake: &Lake, uri: &str, as_of: Option<&str>) -> Result<tarn::Snapshot> {
+    let state = state_as_of(lake, as_of).await?;
     Ok(lake.snapshot_at(uri, state).await?)
 }
 
