@@ -22,6 +22,7 @@
 
 mod config;
 mod error;
+mod intersect;
 mod lake;
 mod read;
 mod snapshot;
@@ -30,6 +31,7 @@ mod writer;
 
 pub use config::{CONFIG_FILE, LakeConfig, locate};
 pub use error::{Error, ErrorKind, Result};
+pub use intersect::{IntersectRequest, IntersectStep, Step};
 pub use lake::{Durability, Lake};
 pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};

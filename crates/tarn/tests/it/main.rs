@@ -4,6 +4,8 @@
 //! - `failpoints`: failures injected at each I/O step of a write (SPEC §2, §12).
 //! - `bad_input`: every wrong input is rejected clearly and leaves the lake unchanged (§12).
 //! - `freq_model`: the same model with frequency row-group targets (planning on a window).
+//! - `intersect`: iterating datasets in step (SPEC §4) against a brute-force model, and its
+//!   memory bound.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
@@ -11,5 +13,6 @@ mod common;
 mod bad_input;
 mod failpoints;
 mod freq_model;
+mod intersect;
 mod model;
 mod versions;
