@@ -1,8 +1,10 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
-//! bad input (SPEC §12) and the input/output formats and `--json` contract (SPEC §11).
+//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), and
+//! `tarn intersect`.
 
 mod bad_input;
 mod common;
 mod concurrency;
 mod crash;
 mod formats;
+mod intersect;
