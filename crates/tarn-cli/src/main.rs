@@ -5,6 +5,7 @@
 mod demo;
 mod diff_cmd;
 mod input;
+mod intersect_cmd;
 mod output;
 mod vc_cmd;
 
@@ -156,6 +157,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Iterate datasets in step over one ordered range: per step, each dataset's chunk.
+    Intersect(intersect_cmd::IntersectArgs),
     /// Build a demo lake from real weather data and print what to try next.
     Demo {
         /// Where to create it.
@@ -530,6 +533,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Intersect(args) => intersect_cmd::run(ctx, args).await,
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
 }

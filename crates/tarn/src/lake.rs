@@ -361,8 +361,11 @@ impl Lake {
         if self.catalog.dataset(&uri.dataset).await?.is_none() {
             if uri.branch_name().as_str() != tarn_core::BranchName::MAIN {
                 return Err(Error::NotFound(format!(
-                    "{uri}: dataset {:?} does not exist; a new dataset starts on main",
-                    uri.dataset.as_str()
+                    "{uri}: dataset {:?} does not exist, so neither does its branch {:?}; \
+                     a new dataset starts on main (write to tarn://{} first)",
+                    uri.dataset.as_str(),
+                    uri.branch_name().as_str(),
+                    uri.dataset
                 )));
             }
             return Ok(None);

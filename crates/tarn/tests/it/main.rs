@@ -6,6 +6,8 @@
 //! - `freq_model`: the same model with frequency row-group targets (planning on a window).
 //! - `branches`: branches, tags and pinned lake states against a model (docs/design/0003).
 //! - `diff`: `Lake::diff` against a brute-force model, and which row groups it reads.
+//! - `intersect`: iterating datasets in step (SPEC §4) against a brute-force model, and its
+//!   memory bound.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
@@ -15,5 +17,6 @@ mod branches;
 mod diff;
 mod failpoints;
 mod freq_model;
+mod intersect;
 mod model;
 mod versions;
