@@ -133,6 +133,9 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
     report(ctx, &meta)?;
     steps.push(meta);
 
+    say(ctx, "tag the checked version as qc-passed (an immutable name)");
+    let tag = lake.tag(uri, "qc-passed", false).await?;
+
     say(ctx, "delete a faulty half hour on 2016-06-15");
     let del = lake
         .delete_range(
@@ -144,6 +147,23 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
         .await?;
     report(ctx, &del)?;
     steps.push(del);
+
+    say(
+        ctx,
+        "branch `review` from the head (no data copied) and drop a suspect day there only",
+    );
+    let branch = lake.create_branch(uri, "review").await?;
+    let review_uri = format!("{uri}@review");
+    let review = lake
+        .delete_range(
+            &review_uri,
+            "2016-06-20",
+            "2016-06-21",
+            Some("proposed: drop 2016-06-20 (pyranometer icing?)".into()),
+        )
+        .await?;
+    report(ctx, &review)?;
+    steps.push(review);
 
     for (name, bytes, source) in HOURLY {
         say(
@@ -173,6 +193,8 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "lake": lake_arg,
             "seconds": started.elapsed().as_secs_f64(),
             "writes": steps,
+            "tags": [tag],
+            "branches": [branch],
         }));
     }
     if !ctx.quiet {
@@ -188,6 +210,12 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "read tarn://weather/payerne/1min --start 2016-06-10T12:00:00Z --end 2016-06-10T12:05:00Z --columns ts,temp_air_c".to_string(),
             "read tarn://weather/payerne/1min:v2 --start 2016-06-10T12:00:00Z --end 2016-06-10T12:05:00Z --columns ts,temp_air_c".to_string(),
             "read tarn://weather/amsterdam_nl/1h:latest --start 1990-07-01 --end 1990-07-02 --format csv".to_string(),
+            "tags weather/payerne/1min".to_string(),
+            "branches weather/payerne/1min".to_string(),
+            "log weather/payerne/1min@review".to_string(),
+            "diff tarn://weather/payerne/1min tarn://weather/payerne/1min@review".to_string(),
+            "diff tarn://weather/payerne/1min:qc-passed tarn://weather/payerne/1min".to_string(),
+            "intersect weather/amsterdam_nl/1h weather/madrid_es/1h --start 1990-07-01 --end 1990-07-02 --step 6h".to_string(),
             "vacuum --dry-run".to_string(),
         ] {
             println!("  tarn --lake {lake_arg} {cmd}");

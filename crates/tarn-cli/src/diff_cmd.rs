@@ -22,7 +22,7 @@ pub async fn run(ctx: &Ctx, uri_a: &str, uri_b: &str, as_of: Option<&str>) -> Re
     }
     print!("{}", render(&report));
     if !ctx.quiet {
-        eprintln!(
+        println!(
             "{} unchanged row groups skipped; {} rows in {} row groups compared",
             report.unchanged_row_groups, report.compared_rows, report.row_groups_read
         );

@@ -587,12 +587,17 @@ impl Catalog for SqliteCatalog {
             let mut branch = existing_branch(conn, branch_id)?;
             let mut cap = i64::MAX;
             loop {
+                // Within a branch, commit ids never decrease with the version (a fast-forward
+                // gives several versions one commit), so the newest entry of the
+                // (branch, commit, version) index at or before the commit is the answer.
                 let v: Option<i64> = conn
                     .prepare_cached(
-                        "SELECT max(version) FROM versions \
-                         WHERE branch_id = ?1 AND commit_id <= ?2 AND version <= ?3",
+                        "SELECT version FROM versions \
+                         WHERE branch_id = ?1 AND commit_id <= ?2 AND version <= ?3 \
+                         ORDER BY commit_id DESC, version DESC LIMIT 1",
                     )?
-                    .query_row(params![branch.id, commit_id, cap], |r| r.get(0))?;
+                    .query_row(params![branch.id, commit_id, cap], |r| r.get(0))
+                    .optional()?;
                 if let Some(v) = v {
                     return Ok(Some(v as u64));
                 }
@@ -611,8 +616,13 @@ impl Catalog for SqliteCatalog {
     async fn commit_at_time(&self, micros: i64) -> Result<Option<i64>> {
         self.with(move |conn| {
             Ok(conn
-                .prepare_cached("SELECT max(id) FROM commits WHERE ts_micros <= ?1")?
-                .query_row([micros], |r| r.get(0))?)
+                // Times never decrease with the id: one backwards step on the time index.
+                .prepare_cached(
+                    "SELECT id FROM commits WHERE ts_micros <= ?1 \
+                     ORDER BY ts_micros DESC, id DESC LIMIT 1",
+                )?
+                .query_row([micros], |r| r.get(0))
+                .optional()?)
         })
         .await
     }

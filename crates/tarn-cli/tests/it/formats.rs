@@ -865,5 +865,7 @@ fn demo_builds_in_seconds_and_its_suggestions_work() {
             .expect("demo"),
     );
     let v = silent_ok(json_demo).json();
-    assert_eq!(v["writes"].as_array().map(Vec::len), Some(8), "{v}");
+    assert_eq!(v["writes"].as_array().map(Vec::len), Some(9), "{v}");
+    assert_eq!(v["tags"][0]["name"], "qc-passed", "{v}");
+    assert_eq!(v["branches"][0]["name"], "review", "{v}");
 }
