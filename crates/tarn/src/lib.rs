@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod collection;
 mod config;
 mod error;
 mod lake;
@@ -28,6 +29,7 @@ mod snapshot;
 mod vacuum;
 mod writer;
 
+pub use collection::{CollectionDataset, CollectionListing, UnmatchedDataset};
 pub use config::{CONFIG_FILE, LakeConfig, locate};
 pub use error::{Error, ErrorKind, Result};
 pub use lake::{Durability, Lake};
@@ -37,9 +39,14 @@ pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest};
 
 pub use tarn_catalog as catalog;
+pub use tarn_catalog::CollectionRecord;
 pub use tarn_core as core;
+/// A collection's key as a Rust type: the trait, and `#[derive(tarn::Key)]` (same name, like
+/// `serde::Serialize`). See the `collection` section of the guide.
+pub use tarn_core::key::Key;
 pub use tarn_core::{
-    BranchName, DatasetName, DuplicatesOn, Frequency, OrderedKind, OrderedValue, Ref,
-    RowGroupTarget, TarnUri, WriteOptions,
+    BranchName, DatasetName, DuplicatesOn, Frequency, KeyField, KeyKind, KeySchema, KeyValue,
+    OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri, WriteOptions,
 };
+pub use tarn_derive::Key;
 pub use tarn_store as store;

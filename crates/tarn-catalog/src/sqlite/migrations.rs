@@ -2,9 +2,10 @@
 //! opened; the applied ones are recorded in `schema_migrations`. Never edit a released
 //! migration: add the next one.
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE datasets (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -82,4 +83,17 @@ CREATE TABLE tags (
     PRIMARY KEY (dataset_id, name)
 );
 "#,
-)];
+    ),
+    // 2 is reserved (branches).
+    (
+        3,
+        r#"
+CREATE TABLE collections (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    schema_json TEXT NOT NULL,
+    created_micros INTEGER NOT NULL
+);
+"#,
+    ),
+];

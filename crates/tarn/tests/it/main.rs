@@ -4,11 +4,13 @@
 //! - `failpoints`: failures injected at each I/O step of a write (SPEC §2, §12).
 //! - `bad_input`: every wrong input is rejected clearly and leaves the lake unchanged (§12).
 //! - `freq_model`: the same model with frequency row-group targets (planning on a window).
+//! - `collection`: `#[derive(tarn::Key)]`, collection discovery, filters, the first-write check.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
 
 mod bad_input;
+mod collection;
 mod failpoints;
 mod freq_model;
 mod model;
