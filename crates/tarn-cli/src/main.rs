@@ -2,6 +2,7 @@
 //! 1 on any other error with `error: ...` on stderr; `--json` makes every command print
 //! machine-readable JSON on stdout.
 
+mod collection_cmd;
 mod demo;
 mod input;
 mod output;
@@ -86,7 +87,13 @@ enum Command {
         output: Option<String>,
     },
     /// List datasets (under PREFIX).
-    Ls { prefix: Option<String> },
+    Ls {
+        prefix: Option<String>,
+        /// Only the datasets of collection PREFIX whose key has FIELD=VALUE (repeatable).
+        #[arg(long = "where", value_name = "FIELD=VALUE", requires = "prefix",
+              value_parser = collection_cmd::parse_field_value)]
+        filter: Vec<(String, String)>,
+    },
     /// Show a dataset's schema, version, size, range and metadata.
     Info { uri: String },
     /// List the versions of a branch, newest first.
@@ -125,6 +132,11 @@ enum Command {
         /// List what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Collections: sets of datasets named by typed keys (create, ls, show, key).
+    Collection {
+        #[command(subcommand)]
+        command: collection_cmd::CollectionCommand,
     },
     /// Build a demo lake from real weather data and print what to try next.
     Demo {
@@ -329,7 +341,10 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             output::write_stream(stream, &schema, format, output.as_deref()).await?;
             Ok(())
         }
-        Command::Ls { prefix } => {
+        Command::Ls { prefix, filter } if !filter.is_empty() => {
+            collection_cmd::ls_where(ctx, prefix, filter).await
+        }
+        Command::Ls { prefix, .. } => {
             let lake = ctx.lake().await?;
             let datasets = lake.datasets(prefix.as_deref()).await?;
             if ctx.json {
@@ -486,6 +501,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Collection { command } => collection_cmd::run(ctx, command).await,
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
 }

@@ -1,7 +1,9 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
-//! bad input (SPEC §12) and the input/output formats and `--json` contract (SPEC §11).
+//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), and
+//! collections (SPEC §1).
 
 mod bad_input;
+mod collection;
 mod common;
 mod concurrency;
 mod crash;
