@@ -1065,7 +1065,10 @@ mod tests {
         assert_eq!(r.parse_value("seed", "42"), Ok(KeyValue::Int(42)));
         assert_eq!(r.parse_value("model", "42"), Ok(KeyValue::from("42")));
         let err = r.parse_value("seed", "+4").expect_err("+").to_string();
-        assert!(err.contains("not written as tarn writes the integer 4"), "{err}");
+        assert!(
+            err.contains("not written as tarn writes the integer 4"),
+            "{err}"
+        );
         let err = r.parse_value("seed", "x").expect_err("int").to_string();
         assert!(
             err.contains(r#"value "x" of int field "seed" is not an integer"#),

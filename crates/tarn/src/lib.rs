@@ -19,6 +19,29 @@
 //! let batches = lake.read(&snapshot, &ReadRequest::default()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Datasets named by typed keys form a collection (SPEC §1); a struct is such a key with
+//! `#[derive(tarn::Key)]`:
+//!
+//! ```
+//! use tarn::Key;
+//!
+//! #[derive(tarn::Key, Debug, PartialEq)]
+//! #[tarn(collection = "weather")] // separator = "_" to change the default '-'
+//! struct WeatherKey {
+//!     quantity: String,
+//!     city: String,
+//!     #[tarn(level = 1)]
+//!     frequency: String,
+//! }
+//!
+//! let key = WeatherKey { quantity: "temp".into(), city: "berlin".into(), frequency: "1D".into() };
+//! assert_eq!(key.to_path()?.as_str(), "weather/temp-berlin/1D");
+//! assert_eq!(WeatherKey::from_path("weather/temp-berlin/1D")?, key);
+//! assert_eq!(WeatherKey::key_schema().pattern(), "weather/<quantity>-<city>/<frequency>");
+//! // `Lake::create_collection(WeatherKey::key_schema().clone())` records it in a lake.
+//! # Ok::<(), tarn::Error>(())
+//! ```
 
 mod collection;
 mod config;

@@ -343,6 +343,26 @@ proptest! {
         prop_assert_eq!(WeatherKey::from_path(path.as_str()), Ok(key));
     }
 
+    /// Any text at all: a key is either refused or comes back unchanged (no two keys share
+    /// a name).
+    #[test]
+    fn any_key_is_refused_or_round_trips(
+        q in "[a-c./_= -]{0,4}",
+        c in "[a-c./_= -]{0,4}",
+        f in "[a-c./_= -]{0,4}",
+        delta in any::<i32>(),
+    ) {
+        let key = weather(&q, &c, &f);
+        if let Ok(path) = key.to_path() {
+            prop_assert_eq!(WeatherKey::from_path(path.as_str()), Ok(key));
+        }
+        let key = DeltaKey { delta };
+        match key.to_path() {
+            Ok(path) => prop_assert_eq!(DeltaKey::from_name(&path), Ok(key)),
+            Err(_) => prop_assert!(delta < 0),
+        }
+    }
+
     #[test]
     fn derived_int_keys_round_trip(key in run_keys()) {
         let path = key.to_path().expect("valid key");
