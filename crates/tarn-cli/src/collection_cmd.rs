@@ -124,9 +124,7 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
         }
         CollectionCommand::Show { name } => {
             let lake = ctx.lake().await?;
-            let listing = lake
-                .collection_datasets::<&str, &str>(trim(&name), &[])
-                .await?;
+            let listing = lake.collection_datasets(trim(&name), &[]).await?;
             if ctx.json {
                 return ctx.print_json(&listing_json(&listing));
             }
@@ -207,6 +205,10 @@ pub async fn ls_where(
         }
         return Err(e.into());
     }
+    let filter: Vec<(&str, &str)> = filter
+        .iter()
+        .map(|(f, v)| (f.as_str(), v.as_str()))
+        .collect();
     let listing = lake.collection_datasets(name, &filter).await?;
     warn_unmatched(ctx, &listing);
     if ctx.json {

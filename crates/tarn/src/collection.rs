@@ -89,25 +89,22 @@ impl Lake {
     /// The datasets of collection `name` whose key has every `(field, value)` of `filter`
     /// (values are text, parsed in the field's type), and the names under its prefix that
     /// are not keys.
-    pub async fn collection_datasets<F: AsRef<str>, V: AsRef<str>>(
+    pub async fn collection_datasets(
         &self,
         name: &str,
-        filter: &[(F, V)],
+        filter: &[(&str, &str)],
     ) -> Result<CollectionListing> {
         let record = self.collection(name).await?;
         let schema = &record.schema;
         let filter = filter
             .iter()
-            .map(|(field, text)| {
-                let (field, text) = (field.as_ref(), text.as_ref());
-                match schema.parse_value(field, text) {
-                    Ok(v) => Ok((field.to_string(), v)),
-                    Err(CoreError::InvalidKey { reason, .. }) => Err(Error::InvalidInput(format!(
-                        "invalid filter {field}={text} for collection {name:?} ({}): {reason}",
-                        schema.pattern()
-                    ))),
-                    Err(e) => Err(e.into()),
-                }
+            .map(|&(field, text)| match schema.parse_value(field, text) {
+                Ok(v) => Ok((field.to_string(), v)),
+                Err(CoreError::InvalidKey { reason, .. }) => Err(Error::InvalidInput(format!(
+                    "invalid filter {field}={text} for collection {name:?} ({}): {reason}",
+                    schema.pattern()
+                ))),
+                Err(e) => Err(e.into()),
             })
             .collect::<Result<Vec<_>>>()?;
         self.list_collection(record, filter).await

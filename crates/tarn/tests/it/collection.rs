@@ -465,7 +465,7 @@ fn discovery_adopts_an_existing_tree_and_reports_what_does_not_fit() {
             .expect("filter");
         assert!(none.datasets.is_empty());
         let all = lake
-            .collection_datasets::<&str, &str>("weather", &[])
+            .collection_datasets("weather", &[])
             .await
             .expect("all");
         assert_eq!(all.datasets.len(), 3);
@@ -534,7 +534,7 @@ fn discovery_adopts_an_existing_tree_and_reports_what_does_not_fit() {
             r#"collection "nope" does not exist (`tarn collection ls` lists them)"#
         );
         let err = lake
-            .collection_datasets::<&str, &str>("nope", &[])
+            .collection_datasets("nope", &[])
             .await
             .expect_err("missing");
         assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -623,7 +623,7 @@ fn the_first_write_of_a_dataset_under_a_collection_must_be_a_key() {
         create(&lake, "weather").await;
         create(&lake, "weatherx/anything").await;
         let listing = lake
-            .collection_datasets::<&str, &str>("weather", &[])
+            .collection_datasets("weather", &[])
             .await
             .expect("list");
         assert_eq!(
