@@ -17,6 +17,12 @@ pub enum CatalogError {
     DatasetNotFound(String),
     #[error("branch {branch:?} of dataset {dataset:?} does not exist")]
     BranchNotFound { dataset: String, branch: String },
+    #[error("collection {0:?} already exists")]
+    CollectionExists(String),
+    #[error(
+        "collection {name:?} overlaps collection {existing:?}: one lies inside the other, so a dataset name would belong to both"
+    )]
+    CollectionOverlap { name: String, existing: String },
     #[error(
         "the catalog at {path} was written by a newer tarn (schema version {found}, this tarn knows up to {known}); upgrade tarn"
     )]

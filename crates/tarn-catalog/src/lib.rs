@@ -1,7 +1,7 @@
 //! tarn's catalog: the SQL database that says which datasets, branches, versions, files, row
 //! groups and tags exist. It owns the commit protocol (docs/design/0001-commit.md): a
 //! version becomes visible in one transaction that succeeds only if the branch head is still
-//! the version the writer planned on. It knows nothing of Parquet or of HTTP.
+//! the version the writer planned on. It also keeps the collections' key schemas. It knows nothing of Parquet or of HTTP.
 
 mod error;
 mod model;
@@ -12,7 +12,7 @@ pub use model::*;
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
-use tarn_core::{BranchName, DatasetName};
+use tarn_core::{BranchName, DatasetName, KeySchema};
 
 /// The catalog of one lake.
 ///
@@ -108,4 +108,14 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// catalog in one transaction, before the caller deletes the files: a crash in between
     /// leaves orphans for the next vacuum, never a version that points at a deleted file.
     async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome>;
+
+    /// Records a collection (SPEC §1). Atomic and exclusive: of several callers creating the
+    /// same collection exactly one succeeds, the others get [`CatalogError::CollectionExists`];
+    /// it fails with [`CatalogError::CollectionOverlap`] when an existing collection's name is
+    /// a proper prefix of this one's or lies under it (a dataset then belongs to at most one
+    /// collection). Datasets are not checked: whether existing names fit is the caller's call.
+    async fn create_collection(&self, schema: &KeySchema) -> Result<CollectionRecord>;
+    async fn collection(&self, name: &DatasetName) -> Result<Option<CollectionRecord>>;
+    /// Every collection, by name.
+    async fn collections(&self) -> Result<Vec<CollectionRecord>>;
 }

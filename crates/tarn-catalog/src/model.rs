@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use tarn_core::value::SqlScalar;
-use tarn_core::{BranchName, DatasetName};
+use tarn_core::{BranchName, DatasetName, KeySchema};
 
 #[derive(Debug, Clone)]
 pub struct DatasetRecord {
@@ -163,4 +163,18 @@ pub struct ExpireOutcome {
     pub expired_versions: Vec<(String, String, u64)>,
     /// Files no retained version references any more.
     pub unreferenced_files: Vec<String>,
+}
+
+/// A collection (SPEC §1): the key schema the names of the datasets under it follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionRecord {
+    pub id: i64,
+    pub schema: KeySchema,
+    pub created_at: DateTime<Utc>,
+}
+
+impl CollectionRecord {
+    pub fn name(&self) -> &DatasetName {
+        self.schema.collection()
+    }
 }

@@ -2,6 +2,7 @@
 //! 1 on any other error with `error: ...` on stderr; `--json` makes every command print
 //! machine-readable JSON on stdout.
 
+mod collection_cmd;
 mod demo;
 mod diff_cmd;
 mod input;
@@ -93,7 +94,13 @@ enum Command {
         as_of: Option<String>,
     },
     /// List datasets (under PREFIX).
-    Ls { prefix: Option<String> },
+    Ls {
+        prefix: Option<String>,
+        /// Only the datasets of collection PREFIX whose key has FIELD=VALUE (repeatable).
+        #[arg(long = "where", value_name = "FIELD=VALUE", requires = "prefix",
+              value_parser = collection_cmd::parse_field_value)]
+        filter: Vec<(String, String)>,
+    },
     /// Show a dataset's schema, version, size, range and metadata.
     Info {
         uri: String,
@@ -159,6 +166,11 @@ enum Command {
     },
     /// Iterate datasets in step over one ordered range: per step, each dataset's chunk.
     Intersect(intersect_cmd::IntersectArgs),
+    /// Collections: sets of datasets named by typed keys (create, ls, show, key).
+    Collection {
+        #[command(subcommand)]
+        command: collection_cmd::CollectionCommand,
+    },
     /// Build a demo lake from real weather data and print what to try next.
     Demo {
         /// Where to create it.
@@ -363,7 +375,10 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             output::write_stream(stream, &schema, format, output.as_deref()).await?;
             Ok(())
         }
-        Command::Ls { prefix } => {
+        Command::Ls { prefix, filter } if !filter.is_empty() => {
+            collection_cmd::ls_where(ctx, prefix, filter).await
+        }
+        Command::Ls { prefix, .. } => {
             let lake = ctx.lake().await?;
             let datasets = lake.datasets(prefix.as_deref()).await?;
             if ctx.json {
@@ -534,6 +549,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             Ok(())
         }
         Command::Intersect(args) => intersect_cmd::run(ctx, args).await,
+        Command::Collection { command } => collection_cmd::run(ctx, command).await,
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
 }

@@ -18,6 +18,25 @@ pub enum CoreError {
         column: String,
         reason: String,
     },
+    #[error("invalid key field spec {spec:?}: {reason}")]
+    InvalidFieldSpec { spec: String, reason: String },
+    #[error("invalid key schema for collection {collection:?}: {reason}")]
+    InvalidKeySchema { collection: String, reason: String },
+    /// A key (field values) that does not convert to a dataset name of its collection.
+    #[error("invalid key for collection {collection:?} ({pattern}): {reason}")]
+    InvalidKey {
+        collection: String,
+        pattern: String,
+        reason: String,
+    },
+    /// A dataset name that does not parse as a key of the collection.
+    #[error("dataset name {name:?} does not match collection {collection:?} ({pattern}): {reason}")]
+    KeyMismatch {
+        name: String,
+        collection: String,
+        pattern: String,
+        reason: String,
+    },
     #[error("invalid option: {0}")]
     InvalidOption(String),
     #[error("unsupported ordered_on column {column:?} of type {data_type}: {reason}")]

@@ -55,6 +55,9 @@ impl Error {
             Error::Store(
                 StoreError::Schema(_) | StoreError::InvalidInput(_) | StoreError::Core(_),
             ) => ErrorKind::InvalidInput,
+            Error::Catalog(
+                CatalogError::CollectionExists(_) | CatalogError::CollectionOverlap { .. },
+            ) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Catalog(
                 CatalogError::DatasetNotFound(_) | CatalogError::BranchNotFound { .. },

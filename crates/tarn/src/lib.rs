@@ -19,8 +19,32 @@
 //! let batches = lake.read(&snapshot, &ReadRequest::default()).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Datasets named by typed keys form a collection (SPEC §1); a struct is such a key with
+//! `#[derive(tarn::Key)]`:
+//!
+//! ```
+//! use tarn::Key;
+//!
+//! #[derive(tarn::Key, Debug, PartialEq)]
+//! #[tarn(collection = "weather")] // separator = "_" to change the default '-'
+//! struct WeatherKey {
+//!     quantity: String,
+//!     city: String,
+//!     #[tarn(level = 1)]
+//!     frequency: String,
+//! }
+//!
+//! let key = WeatherKey { quantity: "temp".into(), city: "berlin".into(), frequency: "1D".into() };
+//! assert_eq!(key.to_path()?.as_str(), "weather/temp-berlin/1D");
+//! assert_eq!(WeatherKey::from_path("weather/temp-berlin/1D")?, key);
+//! assert_eq!(WeatherKey::key_schema().pattern(), "weather/<quantity>-<city>/<frequency>");
+//! // `Lake::create_collection(WeatherKey::key_schema().clone())` records it in a lake.
+//! # Ok::<(), tarn::Error>(())
+//! ```
 
 mod branches;
+mod collection;
 mod config;
 mod diff;
 mod error;
@@ -32,6 +56,7 @@ mod vacuum;
 mod writer;
 
 pub use branches::{BranchInfo, MergeInfo, TagInfo};
+pub use collection::{CollectionDataset, CollectionListing, UnmatchedDataset};
 pub use config::{CONFIG_FILE, LakeConfig, locate};
 pub use diff::{DiffRange, DiffReport};
 pub use error::{Error, ErrorKind, Result};
@@ -43,9 +68,14 @@ pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest};
 
 pub use tarn_catalog as catalog;
+pub use tarn_catalog::CollectionRecord;
 pub use tarn_core as core;
+/// A collection's key as a Rust type: the trait, and `#[derive(tarn::Key)]` (same name, like
+/// `serde::Serialize`). See the `collection` section of the guide.
+pub use tarn_core::key::Key;
 pub use tarn_core::{
-    BranchName, DatasetName, DuplicatesOn, Frequency, OrderedKind, OrderedValue, Ref,
-    RowGroupTarget, TarnUri, WriteOptions,
+    BranchName, DatasetName, DuplicatesOn, Frequency, KeyField, KeyKind, KeySchema, KeyValue,
+    OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri, WriteOptions,
 };
+pub use tarn_derive::Key;
 pub use tarn_store as store;

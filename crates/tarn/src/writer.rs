@@ -219,6 +219,11 @@ impl Lake {
         let mut backoff = FIRST_BACKOFF;
         for attempt in 1..=MAX_ATTEMPTS {
             let head = self.head(&uri).await?;
+            // Only the write that creates a dataset checks its name against a collection's
+            // key schema: appends pay nothing.
+            if head.is_none() && matches!(op, Op::Write { .. } | Op::Overwrite { .. }) {
+                self.check_new_dataset_name(&uri).await?;
+            }
             let plan = self.plan(&uri, head.as_ref(), &op).await?;
             let base_version = head.as_ref().map_or(0, |h| h.version.version);
             let base_rows = head.as_ref().map_or(0, |h| h.version.rows);

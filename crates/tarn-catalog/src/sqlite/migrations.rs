@@ -4,8 +4,8 @@
 
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (
-    1,
-    r#"
+        1,
+        r#"
 CREATE TABLE datasets (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -83,7 +83,7 @@ CREATE TABLE tags (
     PRIMARY KEY (dataset_id, name)
 );
 "#,
-),
+    ),
     (
         2,
         r#"
@@ -94,6 +94,17 @@ ALTER TABLE branches ADD COLUMN created_commit INTEGER REFERENCES commits(id);
 CREATE INDEX branches_by_parent ON branches (parent_branch_id);
 CREATE INDEX tags_by_branch ON tags (branch_id, version);
 CREATE INDEX commits_by_time ON commits (ts_micros);
+"#,
+    ),
+    (
+        3,
+        r#"
+CREATE TABLE collections (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    schema_json TEXT NOT NULL,
+    created_micros INTEGER NOT NULL
+);
 "#,
     ),
 ];

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tarn_core::value::SqlScalar;
-use tarn_core::{BranchName, DatasetName};
+use tarn_core::{BranchName, DatasetName, KeySchema};
 
 /// How long a writer waits for another process's transaction before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -519,6 +519,52 @@ fn expire_in(
     Ok(outcome)
 }
 
+fn collection_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CollectionRecord> {
+    let schema_json: String = r.get(1)?;
+    let schema: KeySchema = serde_json::from_str(&schema_json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(CollectionRecord {
+        id: r.get(0)?,
+        schema,
+        created_at: micros_to_time(r.get(2)?),
+    })
+}
+
+fn create_collection_in(conn: &mut Connection, schema: KeySchema) -> Result<CollectionRecord> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let name = schema.collection().as_str().to_string();
+    let existing: Option<String> = tx
+        .query_row(
+            "SELECT name FROM collections WHERE name = ?1 \
+             OR substr(?1, 1, length(name) + 1) = name || '/' \
+             OR substr(name, 1, length(?1) + 1) = ?1 || '/' \
+             ORDER BY name = ?1 DESC, name LIMIT 1",
+            [&name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        Some(existing) if existing == name => return Err(CatalogError::CollectionExists(name)),
+        Some(existing) => return Err(CatalogError::CollectionOverlap { name, existing }),
+        None => {}
+    }
+    let schema_json =
+        serde_json::to_string(&schema).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    let now = now_micros();
+    tx.execute(
+        "INSERT INTO collections (name, schema_json, created_micros) VALUES (?1, ?2, ?3)",
+        params![name, schema_json, now],
+    )?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(CollectionRecord {
+        id,
+        schema,
+        created_at: micros_to_time(now),
+    })
+}
+
 #[async_trait]
 impl Catalog for SqliteCatalog {
     async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome> {
@@ -827,6 +873,36 @@ impl Catalog for SqliteCatalog {
         self.with(move |conn| expire_in(conn, policy, dry_run))
             .await
     }
+
+    async fn create_collection(&self, schema: &KeySchema) -> Result<CollectionRecord> {
+        let schema = schema.clone();
+        self.with(move |conn| create_collection_in(conn, schema))
+            .await
+    }
+
+    async fn collection(&self, name: &DatasetName) -> Result<Option<CollectionRecord>> {
+        let name = name.clone();
+        self.with(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT id, schema_json, created_micros FROM collections WHERE name = ?1",
+                    [name.as_str()],
+                    collection_from_row,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn collections(&self) -> Result<Vec<CollectionRecord>> {
+        self.with(|conn| {
+            Ok(conn
+                .prepare("SELECT id, schema_json, created_micros FROM collections ORDER BY name")?
+                .query_map([], collection_from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
 }
 
 /// Row counts per table, for tests and `tarn info --verbose`.
@@ -845,6 +921,7 @@ pub fn table_counts(catalog: &SqliteCatalog) -> Result<HashMap<String, i64>> {
         "row_groups",
         "branch_row_groups",
         "tags",
+        "collections",
     ] {
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         out.insert(table.to_string(), n);

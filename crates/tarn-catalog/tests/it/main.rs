@@ -218,3 +218,124 @@ async fn reopening_applies_no_migration_twice() {
     let counts = tarn_catalog::sqlite::table_counts(&again).expect("counts");
     assert_eq!(counts["datasets"], 0);
 }
+
+fn schema(name: &str) -> tarn_core::KeySchema {
+    tarn_core::KeySchema::parse_spec(name, "quantity:str,city:str", &["frequency:str"], None)
+        .expect("schema")
+}
+
+/// Collections: create is exclusive and refuses overlapping prefixes (by segment), get and
+/// list return what was stored.
+async fn collections_conformance(catalog: &dyn Catalog) {
+    let name = |s: &str| DatasetName::new(s).expect("name");
+    assert!(catalog.collections().await.expect("list").is_empty());
+    assert!(
+        catalog
+            .collection(&name("weather"))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let weather = schema("weather");
+    let created = catalog.create_collection(&weather).await.expect("create");
+    assert_eq!(created.schema, weather);
+    assert_eq!(created.name().as_str(), "weather");
+    let got = catalog
+        .collection(&name("weather"))
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got, created);
+
+    let err = catalog
+        .create_collection(&schema("weather"))
+        .await
+        .expect_err("exists");
+    assert!(matches!(err, CatalogError::CollectionExists(_)), "{err}");
+    assert_eq!(err.to_string(), r#"collection "weather" already exists"#);
+    for (inner, existing) in [("weather/temp", "weather"), ("weather/a/b", "weather")] {
+        let err = catalog
+            .create_collection(&schema(inner))
+            .await
+            .expect_err(inner);
+        assert!(
+            matches!(&err, CatalogError::CollectionOverlap { name, existing: e } if name == inner && e == existing),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("one lies inside the other"),
+            "{err}"
+        );
+    }
+    // Prefixes are by segment: `weatherx` and `w` do not overlap `weather`.
+    for other in ["weatherx", "w", "a/b/c", "a/bc"] {
+        catalog
+            .create_collection(&schema(other))
+            .await
+            .unwrap_or_else(|e| panic!("{other}: {e}"));
+    }
+    // An existing collection under the new one's prefix also overlaps.
+    let err = catalog
+        .create_collection(&schema("a"))
+        .await
+        .expect_err("contains a/b/c and a/bc");
+    assert!(
+        matches!(&err, CatalogError::CollectionOverlap { existing, .. } if existing == "a/b/c"),
+        "{err}"
+    );
+
+    // Of two concurrent creates of one name, exactly one wins.
+    let s = schema("race");
+    let (a, b) = tokio::join!(catalog.create_collection(&s), catalog.create_collection(&s));
+    assert_eq!(
+        [a.is_ok(), b.is_ok()].iter().filter(|ok| **ok).count(),
+        1,
+        "{a:?} {b:?}"
+    );
+
+    let names: Vec<String> = catalog
+        .collections()
+        .await
+        .expect("list")
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(names, ["a/b/c", "a/bc", "race", "w", "weather", "weatherx"]);
+}
+
+#[tokio::test]
+async fn sqlite_collections_conform() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let catalog = SqliteCatalog::open(dir.path().join("catalog.db"), true).expect("open");
+    collections_conformance(&catalog).await;
+}
+
+#[tokio::test]
+async fn collections_persist_and_old_catalogs_migrate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.db");
+    // A catalog made before collections existed: only migration 1 applied.
+    drop(SqliteCatalog::open(&path, false).expect("open"));
+    {
+        let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        conn.execute_batch(
+            "DROP TABLE collections; DELETE FROM schema_migrations WHERE version > 1;",
+        )
+        .expect("downgrade");
+    }
+    let catalog = SqliteCatalog::open(&path, false).expect("migrates");
+    let weather = schema("weather");
+    catalog.create_collection(&weather).await.expect("create");
+    drop(catalog);
+    let again = SqliteCatalog::open(&path, false).expect("reopen");
+    let got = again
+        .collection(&DatasetName::new("weather").expect("name"))
+        .await
+        .expect("get")
+        .expect("persisted");
+    assert_eq!(got.schema, weather);
+    assert_eq!(
+        tarn_catalog::sqlite::table_counts(&again).expect("counts")["collections"],
+        1
+    );
+}

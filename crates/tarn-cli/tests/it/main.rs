@@ -1,8 +1,9 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
-//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`
-//! and `tarn intersect`.
+//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
+//! `tarn intersect` and collections (SPEC §1).
 
 mod bad_input;
+mod collection;
 mod common;
 mod concurrency;
 mod crash;

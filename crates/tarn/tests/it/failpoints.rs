@@ -346,6 +346,21 @@ impl Catalog for FlakyCatalog {
     ) -> tarn::catalog::Result<ExpireOutcome> {
         self.inner.expire(policy, dry_run).await
     }
+    async fn create_collection(
+        &self,
+        schema: &tarn::KeySchema,
+    ) -> tarn::catalog::Result<tarn::CollectionRecord> {
+        self.inner.create_collection(schema).await
+    }
+    async fn collection(
+        &self,
+        name: &DatasetName,
+    ) -> tarn::catalog::Result<Option<tarn::CollectionRecord>> {
+        self.inner.collection(name).await
+    }
+    async fn collections(&self) -> tarn::catalog::Result<Vec<tarn::CollectionRecord>> {
+        self.inner.collections().await
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 //! - `diff`: `Lake::diff` against a brute-force model, and which row groups it reads.
 //! - `intersect`: iterating datasets in step (SPEC §4) against a brute-force model, and its
 //!   memory bound.
+//! - `collection`: `#[derive(tarn::Key)]`, collection discovery, filters, the first-write check.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 
 mod common;
@@ -15,6 +16,7 @@ mod common;
 mod bad_input;
 mod branches;
 mod diff;
+mod collection;
 mod failpoints;
 mod freq_model;
 mod intersect;
