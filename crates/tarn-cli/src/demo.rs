@@ -133,7 +133,10 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
     report(ctx, &meta)?;
     steps.push(meta);
 
-    say(ctx, "tag the checked version as qc-passed (an immutable name)");
+    say(
+        ctx,
+        "tag the checked version as qc-passed (an immutable name)",
+    );
     let tag = lake.tag(uri, "qc-passed", false).await?;
 
     say(ctx, "delete a faulty half hour on 2016-06-15");
@@ -215,7 +218,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "log weather/payerne/1min@review".to_string(),
             "diff tarn://weather/payerne/1min tarn://weather/payerne/1min@review".to_string(),
             "diff tarn://weather/payerne/1min:qc-passed tarn://weather/payerne/1min".to_string(),
-            "intersect weather/amsterdam_nl/1h weather/madrid_es/1h --start 1990-07-01 --end 1990-07-02 --step 6h".to_string(),
+            "intersect weather/amsterdam_nl/1h weather/piedmont_it/1h --start 1990-07-01 --end 1990-07-02 --step 6h".to_string(),
             "vacuum --dry-run".to_string(),
         ] {
             println!("  tarn --lake {lake_arg} {cmd}");

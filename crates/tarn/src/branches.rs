@@ -101,7 +101,8 @@ impl Lake {
     /// refused unless `force`; a name that reads as a version, index, date or timestamp is
     /// refused always, so `tarn://x:NAME` can only ever mean the tag.
     pub async fn tag(&self, uri: &str, name: &str, force: bool) -> Result<TagInfo> {
-        validate_tag(name).map_err(|reason| Error::InvalidInput(format!("bad tag name: {reason}")))?;
+        validate_tag(name)
+            .map_err(|reason| Error::InvalidInput(format!("bad tag name: {reason}")))?;
         if !is_tag_like(name) {
             return Err(Error::InvalidInput(format!(
                 "bad tag name {name:?}: it reads as a version, index, date or time in a tarn:// \
@@ -187,10 +188,7 @@ impl Lake {
     pub async fn delete_branch(&self, uri: &str) -> Result<()> {
         let parsed = TarnUri::parse_lenient(uri)?;
         let (dataset, branch) = self.branch_record(&parsed).await?;
-        Ok(self
-            .catalog
-            .delete_branch(dataset.id, &branch.name)
-            .await?)
+        Ok(self.catalog.delete_branch(dataset.id, &branch.name).await?)
     }
 
     /// The branches of a dataset, `main` first.

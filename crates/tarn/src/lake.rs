@@ -182,9 +182,8 @@ impl Lake {
             return Ok(LakeState { commit_id: id });
         }
         let micros = match Ref::parse(text) {
-            Ok(Ref::Date(d)) => end_of_day_micros(d).ok_or_else(|| {
-                Error::InvalidInput(format!("--as-of {text}: date out of range"))
-            })?,
+            Ok(Ref::Date(d)) => end_of_day_micros(d)
+                .ok_or_else(|| Error::InvalidInput(format!("--as-of {text}: date out of range")))?,
             Ok(Ref::Timestamp(t)) => t.timestamp_micros(),
             Err(reason) if looks_like_time(text) => {
                 return Err(Error::InvalidInput(format!("--as-of {text}: {reason}")));

@@ -29,7 +29,11 @@ fn with_branch((tag, branch): (TagRecord, String)) -> Result<TagRecord> {
     })
 }
 
-pub(super) fn load_tag(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<TagRecord>> {
+pub(super) fn load_tag(
+    conn: &Connection,
+    dataset_id: i64,
+    name: &str,
+) -> Result<Option<TagRecord>> {
     conn.prepare_cached(&format!(
         "SELECT {TAG_COLUMNS} FROM tags t JOIN branches b ON b.id = t.branch_id \
          WHERE t.dataset_id = ?1 AND t.name = ?2"
@@ -163,16 +167,19 @@ pub(super) fn create_branch(
     Ok(branch)
 }
 
-pub(super) fn delete_branch(conn: &mut Connection, dataset_id: i64, name: &BranchName) -> Result<()> {
+pub(super) fn delete_branch(
+    conn: &mut Connection,
+    dataset_id: i64,
+    name: &BranchName,
+) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if name.as_str() == BranchName::MAIN {
         return Err(CatalogError::Refused(
             "the main branch cannot be deleted".into(),
         ));
     }
-    let branch = load_branch(&tx, dataset_id, name.as_str())?.ok_or_else(|| {
-        CatalogError::Refused(format!("branch \"{name}\" does not exist"))
-    })?;
+    let branch = load_branch(&tx, dataset_id, name.as_str())?
+        .ok_or_else(|| CatalogError::Refused(format!("branch \"{name}\" does not exist")))?;
     let tagged: Vec<String> = tx
         .prepare("SELECT name FROM tags WHERE branch_id = ?1 ORDER BY name")?
         .query_map([branch.id], |r| r.get(0))?
@@ -201,7 +208,10 @@ pub(super) fn delete_branch(conn: &mut Connection, dataset_id: i64, name: &Branc
         "UPDATE branches SET parent_branch_id = ?1 WHERE parent_branch_id = ?2",
         params![branch.parent_branch_id, branch.id],
     )?;
-    tx.execute("DELETE FROM branch_row_groups WHERE branch_id = ?1", [branch.id])?;
+    tx.execute(
+        "DELETE FROM branch_row_groups WHERE branch_id = ?1",
+        [branch.id],
+    )?;
     tx.execute("DELETE FROM versions WHERE branch_id = ?1", [branch.id])?;
     tx.execute("DELETE FROM branches WHERE id = ?1", [branch.id])?;
     tx.commit()?;

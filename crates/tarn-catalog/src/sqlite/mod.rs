@@ -4,7 +4,7 @@
 //! waiting) and a busy timeout so a second writer waits its turn.
 
 mod branches;
-mod migrations;
+pub mod migrations;
 
 use crate::Catalog;
 use crate::error::{CatalogError, Result};
@@ -214,9 +214,11 @@ fn load_branch(conn: &Connection, dataset_id: i64, name: &str) -> Result<Option<
 
 fn load_branch_by_id(conn: &Connection, id: i64) -> Result<Option<BranchRecord>> {
     named(
-        conn.prepare_cached(&format!("SELECT {BRANCH_COLUMNS} FROM branches WHERE id = ?1"))?
-            .query_row([id], branch_from_row)
-            .optional()?,
+        conn.prepare_cached(&format!(
+            "SELECT {BRANCH_COLUMNS} FROM branches WHERE id = ?1"
+        ))?
+        .query_row([id], branch_from_row)
+        .optional()?,
     )
 }
 
@@ -311,18 +313,18 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
     }
     let new_version = req.base_version + 1;
 
-
     // Totals of the new version: the base's, minus what is removed, plus what is added.
-    let (mut rows, mut row_groups, mut bytes): (i64, i64, i64) = if req.base_version == 0 {
-        (0, 0, 0)
-    } else {
-        // The base may be held by the parent (the first write after a fork).
-        tx.query_row(
+    let (mut rows, mut row_groups, mut bytes): (i64, i64, i64) =
+        if req.base_version == 0 {
+            (0, 0, 0)
+        } else {
+            // The base may be held by the parent (the first write after a fork).
+            tx.query_row(
             "SELECT rows, row_groups, bytes FROM versions WHERE branch_id = ?1 AND version = ?2",
             params![holder(&tx, branch.id, req.base_version)?, req.base_version as i64],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
-    };
+        };
     for rg in &req.removed_row_groups {
         let changed = tx.execute(
             "UPDATE branch_row_groups SET removed_in = ?1 \
@@ -698,7 +700,12 @@ impl Catalog for SqliteCatalog {
                     // A branch's rows up to its fork are shadowed by the parent's (a
                     // fast-forward moves the fork to the merged head).
                     .query_map(
-                        params![branch.id, cap, branch.fork_version.unwrap_or(0) as i64, left],
+                        params![
+                            branch.id,
+                            cap,
+                            branch.fork_version.unwrap_or(0) as i64,
+                            left
+                        ],
                         version_from_row,
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;

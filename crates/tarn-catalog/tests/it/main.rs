@@ -314,14 +314,17 @@ async fn sqlite_collections_conform() {
 async fn collections_persist_and_old_catalogs_migrate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("catalog.db");
-    // A catalog made before collections existed: only migration 1 applied.
-    drop(SqliteCatalog::open(&path, false).expect("open"));
+    // A catalog made by the first release: only migration 1 applied.
     {
         let conn = rusqlite::Connection::open(&path).expect("sqlite");
+        let (version, sql) = tarn_catalog::sqlite::migrations::MIGRATIONS[0];
+        assert_eq!(version, 1);
+        conn.execute_batch(sql).expect("migration 1");
         conn.execute_batch(
-            "DROP TABLE collections; DELETE FROM schema_migrations WHERE version > 1;",
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_micros INTEGER NOT NULL); \
+             INSERT INTO schema_migrations VALUES (1, 0);",
         )
-        .expect("downgrade");
+        .expect("v1 catalog");
     }
     let catalog = SqliteCatalog::open(&path, false).expect("migrates");
     let weather = schema("weather");

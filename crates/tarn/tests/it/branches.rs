@@ -17,12 +17,33 @@ const DATASET: &str = "vc/x";
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { branch: usize, rows: Vec<Row> },
-    Delete { branch: usize, start: i64, len: i64 },
-    Branch { from: usize, version: usize, new: usize },
-    Tag { branch: usize, version: usize, name: usize, force: bool },
-    Merge { source: usize, target: usize },
-    DeleteBranch { branch: usize },
+    Write {
+        branch: usize,
+        rows: Vec<Row>,
+    },
+    Delete {
+        branch: usize,
+        start: i64,
+        len: i64,
+    },
+    Branch {
+        from: usize,
+        version: usize,
+        new: usize,
+    },
+    Tag {
+        branch: usize,
+        version: usize,
+        name: usize,
+        force: bool,
+    },
+    Merge {
+        source: usize,
+        target: usize,
+    },
+    DeleteBranch {
+        branch: usize,
+    },
 }
 
 const NAMES: [&str; 4] = ["main", "dev", "exp", "fix"];
@@ -50,13 +71,16 @@ struct MBranch {
     born: usize,
 }
 
+/// Each branch's (birth, head rows) at one lake state.
+type Heads = BTreeMap<String, (usize, Vec<Row>)>;
+
 #[derive(Debug, Default)]
 struct Model {
     branches: BTreeMap<String, MBranch>,
     /// Tag -> (holding branch, version).
     tags: BTreeMap<String, (String, u64)>,
     /// After each operation: the lake state and each branch's (birth, head rows).
-    states: Vec<(LakeState, BTreeMap<String, (usize, Vec<Row>)>)>,
+    states: Vec<(LakeState, Heads)>,
 }
 
 impl Model {
@@ -106,7 +130,9 @@ async fn apply(lake: &Lake, model: &mut Model, step: usize, op: &Op) -> Result<(
             let b = NAMES[*branch];
             if !exists(model, *branch) {
                 // Only main may come into being by a write.
-                let r = lake.write(&uri(b, ""), kiv_batch(rows), WriteRequest::new()).await;
+                let r = lake
+                    .write(&uri(b, ""), kiv_batch(rows), WriteRequest::new())
+                    .await;
                 if b == "main" {
                     r.map_err(|e| e.to_string())?;
                     model.branches.insert(
@@ -235,8 +261,7 @@ async fn apply(lake: &Lake, model: &mut Model, step: usize, op: &Op) -> Result<(
                 }
             } else if ff {
                 let info = r.map_err(|e| e.to_string())?;
-                if info.outcome != "fast-forward" || info.to_version != src.history.len() as u64
-                {
+                if info.outcome != "fast-forward" || info.to_version != src.history.len() as u64 {
                     return Err(format!("expected fast-forward: {info:?}"));
                 }
                 let head = src.history.len() as u64;
@@ -248,7 +273,9 @@ async fn apply(lake: &Lake, model: &mut Model, step: usize, op: &Op) -> Result<(
                     }
                 }
             } else {
-                let e = r.err().ok_or_else(|| format!("merge {s} -> {t} succeeded"))?;
+                let e = r
+                    .err()
+                    .ok_or_else(|| format!("merge {s} -> {t} succeeded"))?;
                 if e.kind() != ErrorKind::InvalidInput {
                     return Err(format!("merge refusal kind: {e}"));
                 }
@@ -414,7 +441,12 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let heads = model
                     .branches
                     .iter()
-                    .map(|(n, b)| (n.clone(), (b.born, b.history.last().cloned().unwrap_or_default())))
+                    .map(|(n, b)| {
+                        (
+                            n.clone(),
+                            (b.born, b.history.last().cloned().unwrap_or_default()),
+                        )
+                    })
                     .collect();
                 model.states.push((state, heads));
             }

@@ -23,7 +23,8 @@ use std::time::Duration;
 use tarn::catalog::{BranchRecord, DatasetRecord};
 use tarn::catalog::{
     Catalog, CatalogError, CommitOutcome, CommitRequest, DatasetSummary, ExpireOutcome,
-    MergeOutcome, RetentionPolicy, RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord, VersionRecord,
+    MergeOutcome, RetentionPolicy, RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord,
+    VersionRecord,
 };
 use tarn::core::{BranchName, DatasetName};
 use tarn::store::DataStore;

@@ -15,8 +15,8 @@ mod common;
 
 mod bad_input;
 mod branches;
-mod diff;
 mod collection;
+mod diff;
 mod failpoints;
 mod freq_model;
 mod intersect;
