@@ -353,3 +353,110 @@ fn racing_creators_never_fail() {
         problems.join("\n")
     );
 }
+
+/// Writers on `main` and on two branches run at once, while another process creates a
+/// branch and tags the head (docs/design/0003): every branch ends with exactly its own
+/// writers' rows on top of the shared seed, gap-free, and no write to a branch leaks into
+/// another one.
+#[test]
+fn writers_on_several_branches_at_once() {
+    const PER_BRANCH: usize = 3;
+    let lake = TestLake::new();
+    let seed = seed_rows();
+    let seed_file = lake.file("seed.csv", csv_text(&seed));
+    lake.run([
+        "write",
+        DS,
+        seed_file.to_str().expect("utf-8 path"),
+        "--ordered-on",
+        "ts",
+        "--row-group-size",
+        "16",
+    ])
+    .ok();
+    for b in ["dev", "exp"] {
+        lake.run(["branch", DS, b]).ok();
+    }
+    let branches = ["main", "dev", "exp"];
+    let rows_of = |b: usize, w: usize| -> Vec<Row> {
+        // Distinct instants per writer, interleaved with the seed and the other writers.
+        let id0 = ((b * PER_BRANCH + w) as i64 + 1) * 1_000;
+        (0..40)
+            .map(|k| {
+                Row::new(
+                    BASE_MS + k * 1_200_000 + (b * PER_BRANCH + w) as i64 * 7_000 + 1_000,
+                    id0 + k,
+                )
+            })
+            .collect()
+    };
+    let uri = |b: &str| {
+        if b == "main" {
+            DS.to_string()
+        } else {
+            format!("{DS}@{b}")
+        }
+    };
+    let mut children = Vec::new();
+    for (bi, b) in branches.iter().enumerate() {
+        for w in 0..PER_BRANCH {
+            let input = lake.file(&format!("{b}-{w}.csv"), csv_text(&rows_of(bi, w)));
+            children.push((
+                Some((bi, w)),
+                lake.spawn([
+                    "--durability".to_string(),
+                    "relaxed".into(),
+                    "write".into(),
+                    uri(b),
+                    input.display().to_string(),
+                ]),
+            ));
+        }
+    }
+    children.push((None, lake.spawn(["branch", DS, "side"])));
+    children.push((None, lake.spawn(["tag", DS, "during"])));
+    let mut committed: BTreeMap<usize, Vec<Vec<Row>>> = BTreeMap::new();
+    for (who, (args, child)) in children {
+        let run = Run::from_output(args, child.wait_with_output().expect("wait"));
+        match who {
+            Some((bi, w)) => match run.code {
+                Some(0) => committed.entry(bi).or_default().push(rows_of(bi, w)),
+                Some(1) if run.stderr.contains("retry") => {}
+                _ => panic!("writer {bi}/{w}: {}", run.describe()),
+            },
+            None => assert_eq!(run.code, Some(0), "{}", run.describe()),
+        }
+    }
+    for (bi, b) in branches.iter().enumerate() {
+        let mut want = seed.clone();
+        let mine = committed.get(&bi).cloned().unwrap_or_default();
+        for rows in &mine {
+            merge(&mut want, rows);
+        }
+        let log = lake.log(&uri(b));
+        assert_eq!(
+            versions(&log),
+            (1..=1 + mine.len() as u64).rev().collect::<Vec<_>>(),
+            "{b}: gap-free versions, the seed shared"
+        );
+        let ids = lake.read_csv(&uri(b), &["--columns", "id"]);
+        assert_eq!(ids, id_csv(&want), "{b} holds exactly its writers' rows");
+    }
+    // The branch and the tag made while writers ran name some version of main.
+    let side = lake.run(["--json", "branches", DS]).ok().json();
+    let side = side
+        .as_array()
+        .and_then(|a| a.iter().find(|b| b["name"] == "side"))
+        .cloned()
+        .expect("branch side exists");
+    assert_eq!(side["parent"], "main");
+    let tags = lake.run(["--json", "tags", DS]).ok().json();
+    assert_eq!(tags[0]["name"], "during");
+    assert_eq!(tags[0]["branch"], "main");
+    let at = |r: &str| lake.read_csv(&format!("{DS}:{r}"), &["--columns", "id"]);
+    assert_eq!(
+        at("during"),
+        at(&format!("v{}", tags[0]["version"])),
+        "the tag reads its version"
+    );
+}
