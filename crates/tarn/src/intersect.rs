@@ -114,6 +114,7 @@ impl Lake {
     ///   the step being yielded; only a step that must hold more (a long period, a large row
     ///   count, one ordered value repeated over many row groups) holds more.
     /// - The snapshots are immutable, so concurrent writers never change what is iterated.
+    ///   Resolve them with [`Lake::snapshots`] to pin every dataset to one lake state.
     ///
     /// Errors (before the first step): no snapshot, datasets whose `ordered_on` columns are
     /// of different kinds ([`OrderedKind`], time unit included), bounds of another kind or
