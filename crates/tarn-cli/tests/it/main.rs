@@ -1,5 +1,6 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
-//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`.
+//! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
+//! and version control (`vc`: tags, branches, merges, `--as-of`).
 
 mod bad_input;
 mod common;
@@ -7,3 +8,4 @@ mod concurrency;
 mod crash;
 mod diff;
 mod formats;
+mod vc;

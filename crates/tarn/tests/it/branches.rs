@@ -50,13 +50,16 @@ struct MBranch {
     born: usize,
 }
 
+/// Each branch's (birth, head rows) at one lake state.
+type Heads = BTreeMap<String, (usize, Vec<Row>)>;
+
 #[derive(Debug, Default)]
 struct Model {
     branches: BTreeMap<String, MBranch>,
     /// Tag -> (holding branch, version).
     tags: BTreeMap<String, (String, u64)>,
     /// After each operation: the lake state and each branch's (birth, head rows).
-    states: Vec<(LakeState, BTreeMap<String, (usize, Vec<Row>)>)>,
+    states: Vec<(LakeState, Heads)>,
 }
 
 impl Model {

@@ -7,6 +7,8 @@
 //! - `branches`: branches, tags and pinned lake states against a model (docs/design/0003).
 //! - `diff`: `Lake::diff` against a brute-force model, and which row groups it reads.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
+//! - `refs`: every ref form at its edges, tags, refs on branches, lake states (§5, 0003).
+//! - `retention`: vacuum with branches, tags and merges; repeated fast-forwards (§2, 0003).
 
 mod common;
 
@@ -16,4 +18,6 @@ mod diff;
 mod failpoints;
 mod freq_model;
 mod model;
+mod refs;
+mod retention;
 mod versions;
