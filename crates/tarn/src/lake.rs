@@ -244,7 +244,11 @@ impl Lake {
             Ref::Live | Ref::Latest => match state {
                 None => head,
                 Some(state) => {
-                    if branch.created_commit.is_some_and(|c| c > state.commit_id) {
+                    // `main` is created with its dataset: before that, the dataset is what
+                    // did not exist (reported below).
+                    if branch.parent_branch_id.is_some()
+                        && branch.created_commit.is_some_and(|c| c > state.commit_id)
+                    {
                         return Err(Error::NotFound(format!(
                             "{uri}: branch {:?} did not exist yet at commit {}",
                             branch.name.as_str(),
@@ -308,6 +312,29 @@ impl Lake {
                         .branch_by_id(tag.branch_id)
                         .await?
                         .ok_or_else(|| Error::Config(format!("{uri}: tag's branch vanished")))?;
+                } else {
+                    // Through a branch, the tag must name a version of that branch's history:
+                    // the same number on another line of versions holds other rows.
+                    let held = if tag.version <= head {
+                        self.catalog
+                            .version(branch.id, tag.version)
+                            .await?
+                            .map(|v| v.branch_id)
+                    } else {
+                        None
+                    };
+                    if held != Some(tag.branch_id) {
+                        let mut plain = uri.clone();
+                        plain.branch = None;
+                        return Err(Error::NotFound(format!(
+                            "{uri}: tag {name:?} names {}@{}:v{}, which is not in the history of \
+                             branch {:?}; read it as {plain}",
+                            dataset.name,
+                            tag.branch,
+                            tag.version,
+                            branch.name.as_str()
+                        )));
+                    }
                 }
                 tag.version
             }

@@ -270,12 +270,18 @@ pub(super) fn fast_forward(
          WHERE branch_id = ?2 AND added_in > ?3",
         params![dst.id, src.id, fork as i64],
     )?;
-    // Row groups live at the fork (the source's copies have added_in = fork) end where they
-    // ended on the source.
+    // Row groups live at the fork end where they ended on the source. The source's row for
+    // one is its fork copy (added_in = fork) after a first fork, but any earlier version
+    // after a previous fast-forward moved the fork, so it is looked up by row group alone.
+    // When the source has no row for it any more, vacuum dropped it because no retained
+    // version of the source after the fork holds it: it ends right after the fork.
     tx.execute(
-        "UPDATE branch_row_groups SET removed_in = \
-         (SELECT s.removed_in FROM branch_row_groups s \
-          WHERE s.branch_id = ?2 AND s.row_group_id = branch_row_groups.row_group_id AND s.added_in = ?3) \
+        "UPDATE branch_row_groups SET removed_in = CASE WHEN EXISTS \
+         (SELECT 1 FROM branch_row_groups s \
+          WHERE s.branch_id = ?2 AND s.row_group_id = branch_row_groups.row_group_id) \
+         THEN (SELECT s.removed_in FROM branch_row_groups s \
+          WHERE s.branch_id = ?2 AND s.row_group_id = branch_row_groups.row_group_id) \
+         ELSE ?3 + 1 END \
          WHERE branch_id = ?1 AND removed_in IS NULL",
         params![dst.id, src.id, fork as i64],
     )?;

@@ -505,7 +505,11 @@ fn unknown_names_and_refs() {
         "write to a branch of an unknown dataset",
         ["write", "tarn://m/nope@dev", &ok, "--ordered-on", "ts"],
         1,
-        &["\"dev\""],
+        &[
+            "tarn://m/nope@dev",
+            "\"m/nope\" does not exist",
+            "starts on main",
+        ],
     );
     f.finish();
 }

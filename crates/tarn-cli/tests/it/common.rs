@@ -217,11 +217,15 @@ impl TestLake {
         out
     }
 
-    /// The lake's visible state: `ls --json`, `log --json` of each dataset, and the data files.
+    /// The lake's visible state: `ls --json`; `log --json`, `branches --json` (each branch's
+    /// head, parent, fork point and creating commit) and `tags --json` of each dataset; and
+    /// the data files.
     pub fn fingerprint(&self, datasets: &[&str]) -> String {
         let mut s = self.run(["--json", "ls"]).ok().stdout();
         for d in datasets {
             s.push_str(&self.run(["--json", "log", d]).ok().stdout());
+            s.push_str(&self.run(["--json", "branches", d]).ok().stdout());
+            s.push_str(&self.run(["--json", "tags", d]).ok().stdout());
         }
         s.push_str(&self.data_files().join("\n"));
         s

@@ -1,6 +1,7 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
 //! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
-//! `tarn intersect` and collections (SPEC §1).
+//! `tarn intersect`, collections (SPEC §1) and version control (`vc`: tags, branches, merges,
+//! `--as-of`).
 
 mod bad_input;
 mod collection;
@@ -10,3 +11,4 @@ mod crash;
 mod diff;
 mod formats;
 mod intersect;
+mod vc;

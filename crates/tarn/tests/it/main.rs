@@ -10,6 +10,8 @@
 //!   memory bound.
 //! - `collection`: `#[derive(tarn::Key)]`, collection discovery, filters, the first-write check.
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
+//! - `refs`: every ref form at its edges, tags, refs on branches, lake states (§5, 0003).
+//! - `retention`: vacuum with branches, tags and merges; repeated fast-forwards (§2, 0003).
 
 mod common;
 
@@ -21,4 +23,6 @@ mod failpoints;
 mod freq_model;
 mod intersect;
 mod model;
+mod refs;
+mod retention;
 mod versions;
