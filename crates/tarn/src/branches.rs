@@ -63,6 +63,17 @@ fn version_uri(dataset: &DatasetRecord, branch: &BranchName, version: u64) -> St
     uri.to_string()
 }
 
+/// Refuses a URI with a version part where only a dataset or branch makes sense.
+fn no_ref(uri: &TarnUri, why: &str) -> Result<()> {
+    if uri.reference == Ref::Live {
+        return Ok(());
+    }
+    Err(Error::InvalidInput(format!(
+        "{uri}: {why}, not to one version; drop the \":{}\" part",
+        uri.reference
+    )))
+}
+
 impl Lake {
     async fn dataset_record(&self, uri: &TarnUri) -> Result<DatasetRecord> {
         self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
@@ -123,10 +134,11 @@ impl Lake {
         Ok(Self::tag_info(&snapshot.dataset, &tag))
     }
 
-    /// Removes tag `name` of the dataset `dataset` names (a URI or a bare name; a ref in it
-    /// is ignored).
+    /// Removes tag `name` of the dataset `dataset` names (a URI or a bare name, without a
+    /// ref).
     pub async fn delete_tag(&self, dataset: &str, name: &str) -> Result<()> {
         let uri = TarnUri::parse_lenient(dataset)?;
+        no_ref(&uri, "a tag belongs to the dataset")?;
         let record = self.dataset_record(&uri).await?;
         if self.catalog.delete_tag(record.id, name).await? {
             Ok(())
@@ -187,6 +199,7 @@ impl Lake {
     /// left for `tarn vacuum`.
     pub async fn delete_branch(&self, uri: &str) -> Result<()> {
         let parsed = TarnUri::parse_lenient(uri)?;
+        no_ref(&parsed, "deleting removes the whole branch")?;
         let (dataset, branch) = self.branch_record(&parsed).await?;
         Ok(self.catalog.delete_branch(dataset.id, &branch.name).await?)
     }

@@ -174,6 +174,11 @@ impl Lake {
             let id: i64 = text.parse().map_err(|_| {
                 Error::InvalidInput(format!("--as-of {text}: commit id out of range"))
             })?;
+            if last == 0 {
+                return Err(Error::NotFound(format!(
+                    "--as-of {text}: commit {id} does not exist; this lake has no commit yet"
+                )));
+            }
             if id == 0 || id > last {
                 return Err(Error::NotFound(format!(
                     "--as-of {text}: commit {id} does not exist; this lake's commits are 1 to {last}"

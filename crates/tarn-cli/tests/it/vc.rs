@@ -723,6 +723,24 @@ fn bad_tags_and_branches_fail_clearly_and_change_nothing() {
         2,
         &["'--delete' cannot be used with '--force'"],
     );
+    c.case(
+        &["tag", "-d", "m/x:v1", "gold"],
+        1,
+        &[
+            "tarn://m/x:v1",
+            "a tag belongs to the dataset",
+            "drop the \":v1\" part",
+        ],
+    );
+    c.case(
+        &["branch", "-d", "m/x@dev:v2"],
+        1,
+        &[
+            "tarn://m/x@dev:v2",
+            "removes the whole branch",
+            "drop the \":v2\" part",
+        ],
+    );
     // Branch names.
     c.case(
         &["branch", "m/x", "a/b"],
