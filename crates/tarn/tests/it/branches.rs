@@ -37,9 +37,10 @@ enum Op {
         name: usize,
         force: bool,
     },
+    /// `target: None` merges into the branch the source was forked from (the usual case).
     Merge {
         source: usize,
-        target: usize,
+        target: Option<usize>,
     },
     DeleteBranch {
         branch: usize,
@@ -56,7 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..4usize, 0i64..40, 1i64..10).prop_map(|(branch, start, len)| Op::Delete { branch, start, len }),
         2 => (0..4usize, 0..8usize, 1..4usize).prop_map(|(from, version, new)| Op::Branch { from, version, new }),
         1 => (0..4usize, 0..8usize, 0..3usize, any::<bool>()).prop_map(|(branch, version, name, force)| Op::Tag { branch, version, name, force }),
-        2 => (1..4usize, 0..4usize).prop_map(|(source, target)| Op::Merge { source, target }),
+        3 => (1..4usize, proptest::option::weighted(0.25, 0..4usize)).prop_map(|(source, target)| Op::Merge { source, target }),
         1 => (1..4usize).prop_map(|branch| Op::DeleteBranch { branch }),
     ]
 }
@@ -245,8 +246,22 @@ async fn apply(lake: &Lake, model: &mut Model, step: usize, op: &Op) -> Result<(
             model.tags.insert(t.into(), (holder, v));
         }
         Op::Merge { source, target } => {
-            let (s, t) = (NAMES[*source], NAMES[*target]);
-            if !exists(model, *source) || !exists(model, *target) {
+            let s = NAMES[*source];
+            let Some(src) = model.branches.get(s) else {
+                return Ok(());
+            };
+            let t = match target {
+                Some(t) => NAMES[*t],
+                None => match &src.parent {
+                    Some(p) => NAMES
+                        .iter()
+                        .find(|n| **n == p.as_str())
+                        .copied()
+                        .ok_or("parent")?,
+                    None => return Ok(()),
+                },
+            };
+            if !model.branches.contains_key(t) {
                 return Ok(());
             }
             let r = lake.merge(&uri(s, ""), t).await;
@@ -426,6 +441,11 @@ async fn check(lake: &Lake, model: &Model) -> Result<(), String> {
     Ok(())
 }
 
+/// Twelve rows in four row groups, so that writes rewrite some row groups and keep others.
+fn seed() -> Vec<Row> {
+    (0..12).map(|i| (i * 3, 100 + i, i)).collect()
+}
+
 fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("tempdir");
     runtime()
@@ -434,7 +454,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
             // Small row groups, so that branches share some row groups and rewrite others.
             lake.write(
                 &uri("main", ""),
-                kiv_batch(&[(10, 0, 0), (20, 1, 1)]),
+                kiv_batch(&seed()),
                 WriteRequest::new()
                     .ordered_on("k")
                     .row_group_target(RowGroupTarget::Rows(3)),
@@ -445,7 +465,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
             model.branches.insert(
                 "main".into(),
                 MBranch {
-                    history: vec![vec![(10, 0, 0), (20, 1, 1)]],
+                    history: vec![seed()],
                     parent: None,
                     fork: 0,
                     born: 0,
@@ -487,4 +507,34 @@ fn branches_and_tags_match_the_model() {
     runner
         .run(&proptest::collection::vec(op(), 1..20), run_case)
         .unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The usual loop, fixed: work on a branch, fast-forward main, work on, fast-forward again,
+/// rewriting row groups main had before the first fork.
+#[test]
+fn repeated_fast_forwards_match_the_model() {
+    let ops = vec![
+        Op::Branch {
+            from: 0,
+            version: 0,
+            new: 1,
+        },
+        Op::Write {
+            branch: 1,
+            rows: vec![(40, 1, 1)],
+        },
+        Op::Merge {
+            source: 1,
+            target: None,
+        },
+        Op::Write {
+            branch: 1,
+            rows: vec![(1, 2, 2), (19, 2, 2)],
+        },
+        Op::Merge {
+            source: 1,
+            target: None,
+        },
+    ];
+    run_case(ops).unwrap_or_else(|e| panic!("{e}"));
 }
