@@ -148,10 +148,15 @@ def is_w6(workload):
 
 def w6_table(recs):
     """One row per measurement: name, system, median, target, met?, details."""
-    versions = sorted({(r.get("extra") or {}).get("versions") for r in recs} - {None})
+    versions = OrderedDict()
+    for r in recs:
+        n = (r.get("extra") or {}).get("versions")
+        if n is not None:
+            versions.setdefault(r["system"], set()).add(n)
     out = []
     if versions:
-        out += ["versions on main: " + ", ".join(f"{n:,}" for n in versions), ""]
+        counts = "; ".join(f"{s} {', '.join(f'{n:,}' for n in sorted(ns))}" for s, ns in versions.items())
+        out += ["versions of the dataset: " + counts, ""]
     head = ["measurement", "system", "median", "target", "met?", "runs", "details"]
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for r in recs:
