@@ -11,6 +11,8 @@ Systems: pyarrow-by-hand, arcticdb-lmdb, deltalake, duckdb (W4 only).
 Usage:
   python bench/peers.py --data DIR --work DIR --results FILE
                         [--systems a,b,...] [--appends K] [--repeat R]
+  python bench/peers.py --history-versions 1000,2000 --work DIR --results FILE [--repeat R]
+                        (W6 on ArcticDB only: list_versions and read(as_of=...))
 
 Appends one JSON object per line to --results, in the same format as the Rust
 side ("tarn (in-process)", "tarn (CLI)"), so bench/report.py can put them in
@@ -622,23 +624,132 @@ def run_system(name, inp, args, rec):
             shutil.rmtree(store, ignore_errors=True)
 
 
+# ---- W6 (history) on ArcticDB, for comparison with `tarn-bench history`
+
+W6_T0 = np.datetime64("2020-01-01T00:00:00", "ns")
+W6_FIRST_DAYS = 7
+W6_HOURS = 6
+
+
+def w6_frame(pd, first_minute, n):
+    """Minutes [first, first + n) after 2020-01-01 in W1's columns, indexed by ts."""
+    m = np.arange(first_minute, first_minute + n, dtype=np.int64)
+    rng = np.random.default_rng(int(first_minute))
+    idx = pd.DatetimeIndex(W6_T0 + m * np.timedelta64(60, "s"), name="ts").tz_localize("UTC")
+    cols = {c: rng.standard_normal(n) for c in "abcd"}
+    cols["n"] = rng.integers(0, 1 << 24, n, dtype=np.int64)
+    return pd.DataFrame(cols, index=idx)
+
+
+def arctic_history(versions, args, rec):
+    """ArcticDB with `versions` versions of one symbol (one week, then appends of 6 hours,
+    the shape of tarn's W6 without its upserts and deletes): `list_versions`, and a read of
+    the first week at the first, middle and last version (`as_of`). ArcticDB keeps every
+    version unless asked to prune (`prune_previous_versions` defaults to False)."""
+    import arcticdb
+    import pandas as pd
+    from arcticdb import Arctic
+
+    name = ArcticLmdb.name
+    base = {"version": arcticdb.__version__, "versions": versions}
+    store = tempfile.mkdtemp(prefix=f"{name}-w6-{versions}-", dir=args.work)
+    try:
+        ac = Arctic("lmdb://" + os.path.join(store, "lmdb"))
+        lib = ac.get_library("bench", create_if_missing=True)
+        step = W6_HOURS * 60
+        frames = [w6_frame(pd, W6_FIRST_DAYS * 1440 + i * step, step) for i in range(versions - 1)]
+        first = w6_frame(pd, 0, W6_FIRST_DAYS * 1440)
+        t0 = time.perf_counter()
+        lib.write("h", first)
+        appends = []
+        for f in frames:
+            # Not timed(): a gc.collect() per append would dominate the setup time.
+            a = time.perf_counter()
+            lib.append("h", f)
+            appends.append(time.perf_counter() - a)
+        setup = time.perf_counter() - t0
+        n10 = max(1, len(appends) // 10)
+        rec.ok(
+            name,
+            f"W6 setup ({versions:,} versions)",
+            [setup],
+            dict(
+                base,
+                target="for information",
+                append_median_s=statistics.median(appends),
+                append_first10_median_s=statistics.median(appends[:n10]),
+                append_last10_median_s=statistics.median(appends[-n10:]),
+                durability=ArcticLmdb.durability,
+            ),
+        )
+        week = (pd.Timestamp(W6_T0, tz="UTC"), pd.Timestamp(W6_T0 + np.timedelta64(W6_FIRST_DAYS * 1440 - 1, "m"), tz="UTC"))
+        rows = W6_FIRST_DAYS * 1440
+        middle = versions // 2
+        # A time between the middle version's write and the next one's: as_of with a
+        # time has to walk the version chain (ArcticDB issues #649, #1384).
+        dates = {k.version: v.date for k, v in lib.list_versions("h").items()}
+        mid_time = dates[middle - 1] + (dates[middle] - dates[middle - 1]) / 2
+        got = lib.read("h", as_of=mid_time, date_range=week).version
+        check(got == middle - 1, f"as_of=<time of v{middle}> read version {got}, expected {middle - 1}")
+        cases = [
+            ("list_versions", lambda: lib.list_versions("h"), versions),
+            ("read first week at head", lambda: lib.read("h", date_range=week).data, rows),
+            ("read first week at as_of=0 (v1)", lambda: lib.read("h", as_of=0, date_range=week).data, rows),
+            (f"read first week at as_of={middle - 1} (v{middle})", lambda: lib.read("h", as_of=middle - 1, date_range=week).data, rows),
+            (f"read first week at as_of=<time of v{middle}>", lambda: lib.read("h", as_of=mid_time, date_range=week).data, rows),
+        ]
+        times = [[] for _ in cases]
+        for rnd in range(args.repeat + 1):  # round 0 is a warm-up
+            for i, (label, fn, want) in enumerate(cases):
+                dt, out = timed(fn)
+                check(len(out) == want, f"{label}: {len(out)} entries, expected {want}")
+                if rnd:
+                    times[i].append(dt)
+                del out
+        for (label, _, want), ts in zip(cases, times):
+            rec.ok(name, f"W6 {label} ({versions:,} versions)", ts, dict(base, target="for information", entries=want, min_s=min(ts), max_s=max(ts)))
+    except Exception as e:
+        traceback.print_exc()
+        rec.error(name, f"W6 ({versions:,} versions)", f"{type(e).__name__}: {e}")
+    finally:
+        if not args.keep:
+            shutil.rmtree(store, ignore_errors=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="directory written by bench/gen_data.py")
+    ap.add_argument("--data", help="directory written by bench/gen_data.py (W1-W4)")
     ap.add_argument("--work", required=True, help="scratch directory for the stores (temp dirs are made inside)")
     ap.add_argument("--results", required=True, help="jsonl file to append results to")
     ap.add_argument("--systems", default=",".join(ALL_SYSTEMS), help="comma-separated (default: %(default)s)")
     ap.add_argument("--appends", type=int, default=None, help="W2 appends to run (default: all day files in DATA/w2)")
     ap.add_argument("--repeat", type=int, default=15, help="W4 repetitions (default %(default)s)")
     ap.add_argument("--keep", action="store_true", help="keep the stores under --work for inspection")
+    ap.add_argument(
+        "--history-versions",
+        help="run W6 on ArcticDB instead, once per count (comma-separated, e.g. 1000,2000); no --data needed",
+    )
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+
+    if args.history_versions:
+        counts = [int(c) for c in args.history_versions.split(",") if c.strip()]
+        if any(c < 2 for c in counts):
+            ap.error("--history-versions: each count must be at least 2")
+        os.makedirs(args.work, exist_ok=True)
+        rec = Recorder(args.results)
+        for n in counts:
+            log(f"== {ArcticLmdb.name} W6, {n} versions")
+            arctic_history(n, args, rec)
+        return
+    if not args.data:
+        ap.error("--data is required (unless --history-versions)")
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown:
         ap.error(f"unknown system(s) {unknown}; known: {', '.join(SYSTEMS)}")
-    if args.repeat < 1:
-        ap.error("--repeat must be at least 1")
     os.makedirs(args.work, exist_ok=True)
 
     log(f"loading inputs from {args.data}")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Turn benchmark results (jsonl) into Markdown tables, one per workload.
+"""Turn benchmark results (jsonl) into Markdown tables, one per workload (W1-W4), and one
+for all of W6's measurements, with their targets.
 
 Reads the lines written by bench/peers.py and by the Rust side ("tarn
 (in-process)", "tarn (CLI)"), all of the form
@@ -136,6 +137,50 @@ def table(workload, recs):
     return out
 
 
+W6_TITLE = "W6: history (issue 3): refs, old versions and log on one dataset with a long history"
+# Shown in their own columns, or not at all, in the W6 table.
+W6_SHOWN = HIDDEN | {"target", "target_s", "met", "versions", "min_s", "max_s", "timed", "cache"}
+
+
+def is_w6(workload):
+    return workload.startswith("W6")
+
+
+def w6_table(recs):
+    """One row per measurement: name, system, median, target, met?, details."""
+    versions = OrderedDict()
+    for r in recs:
+        n = (r.get("extra") or {}).get("versions")
+        if n is not None:
+            versions.setdefault(r["system"], set()).add(n)
+    out = []
+    if versions:
+        counts = "; ".join(f"{s} {', '.join(f'{n:,}' for n in sorted(ns))}" for s, ns in versions.items())
+        out += ["versions of the dataset: " + counts, ""]
+    head = ["measurement", "system", "median", "target", "met?", "runs", "details"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for r in recs:
+        name = r["workload"][len("W6"):].strip()
+        if "error" in r:
+            row = [name, r["system"], "**error**", "–", "–", "–", cell(r["error"])]
+        else:
+            extra = r.get("extra") or {}
+            met = extra.get("met")
+            target = extra.get("target", "–")
+            details = ", ".join(f"{k}={fmt_value(k, v)}" for k, v in extra.items() if k not in W6_SHOWN)
+            row = [
+                name,
+                r["system"],
+                fmt_s(r.get("median_s")),
+                cell(target),
+                "–" if met is None else ("yes" if met else "**no**"),
+                str(r.get("runs", "–")),
+                cell(details),
+            ]
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -204,7 +249,8 @@ def main(argv=None):
         "than the reference.",
         "",
     ]
-    workloads = list(WORKLOADS) + sorted({w for _, w in latest} - set(WORKLOADS))
+    others = {w for _, w in latest} - set(WORKLOADS)
+    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w))
     for w in workloads:
         recs = [r for (s, wl), r in latest.items() if wl == w]
         if not recs:
@@ -214,6 +260,9 @@ def main(argv=None):
         if sizes:
             lines += ["w1 rows: " + ", ".join(f"{n:,}" for n in sizes), ""]
         lines += table(w, recs) + [""]
+    w6 = [r for (_, wl), r in latest.items() if is_w6(wl)]
+    if w6:
+        lines += [f"## {W6_TITLE}", ""] + w6_table(w6) + [""]
     lines += machine_facts(latest)
     text = "\n".join(lines) + "\n"
 

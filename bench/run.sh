@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run the W1-W4 benchmarks end to end: build tarn, set up the peers' venv, generate the data,
-# run tarn (in-process and CLI) and the Python peers into one results file, print the report.
+# Run the W1-W4 and W6 benchmarks end to end: build tarn, set up the peers' venv, generate the
+# data, run tarn (in-process and CLI) and the Python peers into one results file, print the
+# report.
 #
-#   bench/run.sh            full run (5-year w1, 2000 appends each, ~20 min on 2 cores)
+#   bench/run.sh            full run (5-year w1, 2000 appends each, W6 on 10,000 versions;
+#                           ~25 min on 2 cores)
 #   bench/run.sh --smoke    small data, few repetitions (a couple of minutes); CI-style check
 #
 # Exits non-zero if a build, a step or any workload fails (error lines in the results).
@@ -19,6 +21,12 @@
 #   TARN_BENCH_PEERS         peers to run (peers.py --systems; default all, "none" to skip)
 #   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
 #   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
+#   TARN_BENCH_WORKLOADS     all, w1-w4 or history (W6 only)  (all)
+#   TARN_BENCH_HISTORY_VERSIONS   W6: versions of the dataset (10000 / 500)
+#   TARN_BENCH_HISTORY_REPEAT     W6: repetitions per measurement (15 / 5)
+#   TARN_BENCH_PEER_HISTORY  W6 on ArcticDB: version counts, comma-separated, "none" to skip
+#                            (1000,2000 / 200); also skipped when TARN_BENCH_PEERS leaves
+#                            out arcticdb-lmdb
 #   TARN_BENCH_DATA          data directory                   (bench/data/full or bench/data/smoke)
 #   TARN_BENCH_WORK          scratch directory for the stores (bench/data/work)
 #   TARN_BENCH_RESULTS       results directory                (bench/results)
@@ -52,6 +60,9 @@ if [ "$mode" = smoke ]; then
     repeat=${TARN_BENCH_REPEAT:-5}
     w1_runs=${TARN_BENCH_W1_RUNS:-1}
     w3_runs=${TARN_BENCH_W3_RUNS:-2}
+    hist_versions=${TARN_BENCH_HISTORY_VERSIONS:-500}
+    hist_repeat=${TARN_BENCH_HISTORY_REPEAT:-5}
+    peer_hist=${TARN_BENCH_PEER_HISTORY:-200}
 else
     rows=${TARN_BENCH_ROWS:-}
     days=${TARN_BENCH_DAYS:-2000}
@@ -62,7 +73,27 @@ else
     repeat=${TARN_BENCH_REPEAT:-15}
     w1_runs=${TARN_BENCH_W1_RUNS:-3}
     w3_runs=${TARN_BENCH_W3_RUNS:-5}
+    hist_versions=${TARN_BENCH_HISTORY_VERSIONS:-10000}
+    hist_repeat=${TARN_BENCH_HISTORY_REPEAT:-15}
+    peer_hist=${TARN_BENCH_PEER_HISTORY:-1000,2000}
 fi
+workloads=${TARN_BENCH_WORKLOADS:-all}
+case "$workloads" in
+    all | w1-w4 | history) ;;
+    *)
+        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4 or history (not $workloads)" >&2
+        exit 2
+        ;;
+esac
+run_w1_w4=1
+run_history=1
+[ "$workloads" = history ] && run_w1_w4=0
+[ "$workloads" = w1-w4 ] && run_history=0
+# ArcticDB's W6 runs when the peers include it.
+case ",${TARN_BENCH_PEERS:-arcticdb-lmdb}," in
+    *,arcticdb-lmdb,*) ;;
+    *) peer_hist=none ;;
+esac
 peers=${TARN_BENCH_PEERS:-}
 bench_mode=${TARN_BENCH_MODE:-both}
 data=${TARN_BENCH_DATA:-$here/data/$mode}
@@ -99,15 +130,17 @@ step "python venv"
 PY=$("$here/setup_venv.sh")
 echo "python: $PY"
 
-step "data ($mode) in $data"
-# Regenerated only when the parameters or the generator changed.
-want="rows=${rows:-default} days=$days gen=$(sha256sum "$here/gen_data.py" | cut -d' ' -f1)"
-if [ -f "$data/.params" ] && [ "$(cat "$data/.params")" = "$want" ]; then
-    echo "reusing $data ($want)"
-else
-    rm -f "$data/.params"
-    "$PY" "$here/gen_data.py" --out "$data" --appends "$days" ${rows:+--rows "$rows"}
-    echo "$want" > "$data/.params"
+if [ "$run_w1_w4" = 1 ]; then
+    step "data ($mode) in $data"
+    # Regenerated only when the parameters or the generator changed.
+    want="rows=${rows:-default} days=$days gen=$(sha256sum "$here/gen_data.py" | cut -d' ' -f1)"
+    if [ -f "$data/.params" ] && [ "$(cat "$data/.params")" = "$want" ]; then
+        echo "reusing $data ($want)"
+    else
+        rm -f "$data/.params"
+        "$PY" "$here/gen_data.py" --out "$data" --appends "$days" ${rows:+--rows "$rows"}
+        echo "$want" > "$data/.params"
+    fi
 fi
 
 # Stores from an interrupted earlier run would only take disk space.
@@ -115,20 +148,37 @@ rm -rf "$work"
 mkdir -p "$work"
 status=0
 
-step "tarn-bench --mode $bench_mode -> $results"
-bench_args=(--data "$data" --work "$work/tarn" --results "$results" --mode "$bench_mode" --tarn "$bin/tarn"
-    --appends "$appends" --appends-1d "$appends_1d" --cli-appends "$cli_appends"
-    --repeat "$repeat" --w1-runs "$w1_runs" --w3-runs "$w3_runs")
-[ "${TARN_BENCH_BREAKDOWN:-0}" = 1 ] && bench_args+=(--breakdown)
-echo "+ tarn-bench ${bench_args[*]}"
-"$bin/tarn-bench" "${bench_args[@]}" || { echo "run.sh: tarn-bench failed (exit $?)"; status=1; }
+if [ "$run_w1_w4" = 1 ]; then
+    step "tarn-bench --mode $bench_mode -> $results"
+    bench_args=(--data "$data" --work "$work/tarn" --results "$results" --mode "$bench_mode" --tarn "$bin/tarn"
+        --appends "$appends" --appends-1d "$appends_1d" --cli-appends "$cli_appends"
+        --repeat "$repeat" --w1-runs "$w1_runs" --w3-runs "$w3_runs")
+    [ "${TARN_BENCH_BREAKDOWN:-0}" = 1 ] && bench_args+=(--breakdown)
+    echo "+ tarn-bench ${bench_args[*]}"
+    "$bin/tarn-bench" "${bench_args[@]}" || { echo "run.sh: tarn-bench failed (exit $?)"; status=1; }
 
-if [ "$peers" != none ]; then
-    step "peers.py -> $results"
-    peer_args=(--data "$data" --work "$work/peers" --results "$results" --appends "$peer_appends" --repeat "$repeat")
-    [ -n "$peers" ] && peer_args+=(--systems "$peers")
-    echo "+ peers.py ${peer_args[*]}"
-    "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py failed (exit $?)"; status=1; }
+    if [ "$peers" != none ]; then
+        step "peers.py -> $results"
+        peer_args=(--data "$data" --work "$work/peers" --results "$results" --appends "$peer_appends" --repeat "$repeat")
+        [ -n "$peers" ] && peer_args+=(--systems "$peers")
+        echo "+ peers.py ${peer_args[*]}"
+        "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py failed (exit $?)"; status=1; }
+    fi
+fi
+
+if [ "$run_history" = 1 ]; then
+    step "tarn-bench history --versions $hist_versions -> $results"
+    hist_args=(history --versions "$hist_versions" --repeat "$hist_repeat" --work "$work/history"
+        --results "$results" --tarn "$bin/tarn")
+    echo "+ tarn-bench ${hist_args[*]}"
+    "$bin/tarn-bench" "${hist_args[@]}" || { echo "run.sh: tarn-bench history failed (exit $?)"; status=1; }
+
+    if [ "$peers" != none ] && [ "$peer_hist" != none ]; then
+        step "peers.py --history-versions $peer_hist -> $results"
+        peer_args=(--history-versions "$peer_hist" --work "$work/peers" --results "$results" --repeat "$hist_repeat")
+        echo "+ peers.py ${peer_args[*]}"
+        "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py (W6) failed (exit $?)"; status=1; }
+    fi
 fi
 rm -rf "$work"
 

@@ -11,14 +11,18 @@
 //! durable (files and the catalog commit are fsynced before a write returns); every
 //! workload is checked after timing, and a wrong answer is an error, not a time.
 //! The CLI mode times whole processes (spawn, opening the lake, reading the input file).
+//!
+//! `tarn-bench history` runs W6 instead (history.rs): refs, old versions and `log` on a
+//! dataset with a long history.
 
 mod breakdown;
+mod history;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{Float64Type, Int64Type, TimestampNanosecondType};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -45,7 +49,26 @@ const CHUNKED_NOTE: &str = "W1 state built untimed in 30-day writes, as the sing
 const DURABILITY: &str = "data file + dir fsynced, SQLite WAL commit with synchronous=FULL";
 
 #[derive(Debug, Parser)]
-#[command(about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI)")]
+#[command(
+    about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI), or W6",
+    args_conflicts_with_subcommands = true
+)]
+struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<Workload>,
+    /// W1-W4 (when no subcommand is given).
+    #[command(flatten)]
+    w1_w4: Option<Args>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Workload {
+    /// W6: resolve every ref form, read old versions and `log`, on a dataset with a long
+    /// history (bench/README.md).
+    History(history::HistoryArgs),
+}
+
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Directory written by bench/gen_data.py.
     #[arg(long)]
@@ -1054,13 +1077,22 @@ fn with_rev(v: String) -> String {
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
-    match run(&args).await {
+    let cli = BenchArgs::parse();
+    let (outcome, results) = match (&cli.command, &cli.w1_w4) {
+        (Some(Workload::History(h)), _) => (history::run(h).await, &h.results),
+        (None, Some(args)) => (run(args).await, &args.results),
+        (None, None) => {
+            // clap already refuses this (--data, --work and --results are required).
+            eprintln!("tarn-bench: nothing to run; see --help");
+            std::process::exit(2);
+        }
+    };
+    match outcome {
         Ok(0) => {}
         Ok(n) => {
             eprintln!(
                 "tarn-bench: {n} workload(s) failed (see the error lines in {})",
-                args.results.display()
+                results.display()
             );
             std::process::exit(1);
         }
