@@ -94,6 +94,12 @@ ALTER TABLE branches ADD COLUMN created_commit INTEGER REFERENCES commits(id);
 CREATE INDEX branches_by_parent ON branches (parent_branch_id);
 CREATE INDEX tags_by_branch ON tags (branch_id, version);
 CREATE INDEX commits_by_time ON commits (ts_micros);
+-- Range lookups decide on the index alone, without a table lookup per lifetime row: at the
+-- head by (max_value, min_value), at an old version by (added_in, removed_in) and the bounds.
+DROP INDEX branch_row_groups_live;
+CREATE INDEX branch_row_groups_live ON branch_row_groups (branch_id, removed_in, max_value, min_value);
+DROP INDEX branch_row_groups_added;
+CREATE INDEX branch_row_groups_added ON branch_row_groups (branch_id, added_in, removed_in, max_value, min_value);
 "#,
     ),
     (
