@@ -58,6 +58,10 @@ pub struct RowGroupRecord {
     pub bytes: u64,
     pub min: SqlScalar,
     pub max: SqlScalar,
+    /// Size of the whole file, and how many row groups it holds (`None` for files written
+    /// before the catalog recorded it: the footer says).
+    pub file_bytes: u64,
+    pub file_row_groups: Option<u32>,
 }
 
 /// Bounds on `ordered_on` for listing row groups: `start <= value < end`.

@@ -8,6 +8,7 @@ mod diff_cmd;
 mod input;
 mod intersect_cmd;
 mod output;
+mod query_cmd;
 mod vc_cmd;
 
 use anyhow::{Context, Result, bail};
@@ -124,6 +125,9 @@ enum Command {
     Branches { dataset: String },
     /// Fast-forward branch TARGET to the head of the branch SOURCE names (forked from it).
     Merge { source: String, target: String },
+    /// Run SQL over any snapshot: every dataset is a table ("a/b/c" or a.b.c), any version
+    /// is "a/b/c@dev:v3" or tarn('tarn://a/b/c:2024-01-05').
+    Query(query_cmd::QueryArgs),
     /// Remove the rows with START <= ordered_on < END (one version).
     DeleteRange {
         uri: String,
@@ -483,6 +487,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             println!("{table}");
             Ok(())
         }
+        Command::Query(args) => query_cmd::run(ctx, args).await,
         Command::Tag(args) => vc_cmd::tag(ctx, args).await,
         Command::Tags { dataset } => vc_cmd::tags(ctx, &dataset).await,
         Command::Branch(args) => vc_cmd::branch(ctx, args).await,

@@ -88,12 +88,15 @@ impl<W: Write + Send> Sink<W> {
 }
 
 /// Streams `batches` to `output` (stdout when `None`) in `format`. Returns the row count.
-pub async fn write_stream(
-    mut batches: BoxStream<'static, tarn::Result<RecordBatch>>,
+pub async fn write_stream<E>(
+    mut batches: BoxStream<'static, std::result::Result<RecordBatch, E>>,
     schema: &SchemaRef,
     format: OutputFormat,
     output: Option<&str>,
-) -> Result<u64> {
+) -> Result<u64>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     let writer: Box<dyn Write + Send> = match output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)

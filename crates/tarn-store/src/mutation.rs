@@ -25,8 +25,13 @@ pub struct RowGroupRef {
     pub path: String,
     pub rg_index: u32,
     pub rows: u64,
+    /// Compressed bytes of the row group.
+    pub bytes: u64,
     pub min: OrderedValue,
     pub max: OrderedValue,
+    /// Size of the file, and its number of row groups when the catalog knows it.
+    pub file_bytes: u64,
+    pub file_row_groups: Option<u32>,
 }
 
 /// What a mutation needs to know about its dataset.

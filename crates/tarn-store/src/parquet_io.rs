@@ -213,6 +213,12 @@ async fn open(store: &DataStore, path: &str) -> Result<(StoreFileReader, ArrowRe
     Ok((reader, meta))
 }
 
+/// How many row groups the file at `path` holds, from its (cached) footer.
+pub async fn row_group_count(store: &DataStore, path: &str) -> Result<u32> {
+    let (_, meta) = open(store, path).await?;
+    Ok(meta.metadata().num_row_groups() as u32)
+}
+
 /// Decodes row groups `indices` (in that order) of the file at `path`, with only `columns`
 /// when given (names absent from the file are skipped: the caller fills them with nulls),
 /// and only the rows `filter` keeps. With a filter, the ordered column is decoded first and

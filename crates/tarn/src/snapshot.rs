@@ -98,8 +98,11 @@ impl Snapshot {
                 path: r.path,
                 rg_index: r.rg_index,
                 rows: r.rows,
+                bytes: r.bytes,
                 min: OrderedValue::from_sql(self.kind, r.min),
                 max: OrderedValue::from_sql(self.kind, r.max),
+                file_bytes: r.file_bytes,
+                file_row_groups: r.file_row_groups,
             })
             .collect())
     }

@@ -94,6 +94,9 @@ ALTER TABLE branches ADD COLUMN created_commit INTEGER REFERENCES commits(id);
 CREATE INDEX branches_by_parent ON branches (parent_branch_id);
 CREATE INDEX tags_by_branch ON tags (branch_id, version);
 CREATE INDEX commits_by_time ON commits (ts_micros);
+-- How many row groups each file holds, so that a scan can say which of them a version reads
+-- without opening the footer (NULL for files written before: read from the footer).
+ALTER TABLE files ADD COLUMN row_group_count INTEGER;
 -- Range lookups decide on the index alone, without a table lookup per lifetime row: at the
 -- head by (max_value, min_value), at an old version by (added_in, removed_in) and the bounds.
 DROP INDEX branch_row_groups_live;

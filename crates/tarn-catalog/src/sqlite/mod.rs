@@ -348,8 +348,15 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
     }
     if let Some(file) = &req.new_file {
         tx.execute(
-            "INSERT INTO files (dataset_id, path, bytes, created_commit) VALUES (?1, ?2, ?3, ?4)",
-            params![dataset_id, file.path, file.bytes as i64, commit_id],
+            "INSERT INTO files (dataset_id, path, bytes, created_commit, row_group_count) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                dataset_id,
+                file.path,
+                file.bytes as i64,
+                commit_id,
+                file.row_groups.len() as i64
+            ],
         )?;
         let file_id = tx.last_insert_rowid();
         let mut insert_rg = tx.prepare_cached(
@@ -748,7 +755,8 @@ impl Catalog for SqliteCatalog {
             let lower = if range.start.is_some() { "b.max_value >= ?3" } else { "?3 IS NULL" };
             let upper = if range.end_excl.is_some() { "b.min_value < ?4" } else { "?4 IS NULL" };
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT rg.id, rg.file_id, f.path, rg.rg_index, rg.rows, rg.bytes, b.min_value, b.max_value \
+                "SELECT rg.id, rg.file_id, f.path, rg.rg_index, rg.rows, rg.bytes, b.min_value, b.max_value, \
+                 f.bytes, f.row_group_count \
                  FROM branch_row_groups b JOIN row_groups rg ON rg.id = b.row_group_id JOIN files f ON f.id = rg.file_id \
                  WHERE b.branch_id = ?1 AND {lifetime} \
                  AND {lower} AND {upper} \
@@ -771,6 +779,8 @@ impl Catalog for SqliteCatalog {
                     bytes: r.get::<_, i64>(5)? as u64,
                     min: required(from_sql(r.get_ref(6)?)?)?,
                     max: required(from_sql(r.get_ref(7)?)?)?,
+                    file_bytes: r.get::<_, i64>(8)? as u64,
+                    file_row_groups: r.get::<_, Option<i64>>(9)?.map(|n| n as u32),
                 });
             }
             Ok(out)

@@ -11,4 +11,5 @@ mod crash;
 mod diff;
 mod formats;
 mod intersect;
+mod query;
 mod vc;

@@ -1,0 +1,355 @@
+//! A query session over one lake state (docs/design/0004).
+//!
+//! DataFusion plans synchronously, so everything the catalog must answer is answered before
+//! planning: the SQL is parsed, every table name and every `tarn('...')` call in it is
+//! resolved to a snapshot at the session's lake state, and only then is the statement
+//! planned against those snapshots. All tables of all queries of a session see the same lake
+//! state, even while writers commit.
+
+use crate::error::{QueryError, Result, close_names};
+use crate::table::{DATA_URL, SnapshotTable};
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::dataframe::DataFrame;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor, Value, VisitMut,
+    VisitorMut,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex};
+use tarn::{Lake, LakeState};
+
+/// The name of the table function that reads any `tarn://` URI.
+pub const TABLE_FUNCTION: &str = "tarn";
+
+/// SQL over one lake state.
+pub struct QuerySession {
+    lake: Lake,
+    state: LakeState,
+    ctx: SessionContext,
+    /// Every dataset name of the lake when the session started.
+    datasets: BTreeSet<String>,
+    /// Tables registered so far, by the name they are registered under.
+    registered: Mutex<BTreeSet<String>>,
+    /// `tarn('uri')` calls resolved before planning, by URI text.
+    calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
+}
+
+impl std::fmt::Debug for QuerySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuerySession")
+            .field("state", &self.state)
+            .field("datasets", &self.datasets.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the pre-pass found in a statement.
+#[derive(Debug, Default)]
+struct References {
+    /// Table names, as the dataset (or URI) they were rewritten to.
+    tables: BTreeSet<String>,
+    /// `tarn('...')` arguments.
+    calls: BTreeSet<String>,
+    errors: Vec<QueryError>,
+}
+
+impl QuerySession {
+    /// A session at `as_of`, else at the lake's current state.
+    pub async fn new(lake: &Lake, as_of: Option<LakeState>) -> Result<Self> {
+        let state = match as_of {
+            Some(s) => s,
+            None => lake.state().await?,
+        };
+        let datasets = lake
+            .datasets(None)
+            .await?
+            .into_iter()
+            .map(|d| d.name.to_string())
+            .collect();
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .set_bool("datafusion.execution.parquet.pushdown_filters", true)
+            .set_bool("datafusion.execution.parquet.reorder_filters", true);
+        let ctx = SessionContext::new_with_config(config);
+        let url = datafusion::execution::object_store::ObjectStoreUrl::parse(DATA_URL)?;
+        ctx.register_object_store(url.as_ref(), lake.store().object_store().clone());
+        let calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>> = Arc::default();
+        ctx.register_udtf(
+            TABLE_FUNCTION,
+            Arc::new(TarnFunction {
+                calls: calls.clone(),
+            }),
+        );
+        Ok(Self {
+            lake: lake.clone(),
+            state,
+            ctx,
+            datasets,
+            registered: Mutex::default(),
+            calls,
+        })
+    }
+
+    /// The lake state every query of this session reads.
+    pub fn state(&self) -> LakeState {
+        self.state
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans `sql` (one statement) with every table resolved at the session's lake state.
+    /// `$1`, `$2`, ... take `params`.
+    pub async fn sql(&self, sql: &str, params: Vec<ScalarValue>) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let dialect = state.config().options().sql_parser.dialect;
+        let mut statement = state.sql_to_statement(sql, &dialect)?;
+        let mut refs = References::default();
+        self.rewrite(&mut statement, &mut refs);
+        if let Some(e) = refs.errors.into_iter().next() {
+            return Err(e);
+        }
+        for name in &refs.tables {
+            self.register(name).await?;
+        }
+        for uri in &refs.calls {
+            let snapshot = self.lake.snapshot_at(uri, Some(self.state)).await?;
+            let table: Arc<dyn TableProvider> =
+                Arc::new(SnapshotTable::new(self.lake.clone(), snapshot));
+            self.lock_calls()?.insert(uri.clone(), table);
+        }
+        let plan = match state.statement_to_plan(statement).await {
+            Ok(plan) => plan,
+            Err(e) => return Err(self.explain_error(QueryError::from_datafusion(e))),
+        };
+        let df = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(QueryError::from_datafusion)?;
+        if params.is_empty() {
+            Ok(df)
+        } else {
+            Ok(df.with_param_values(params)?)
+        }
+    }
+
+    fn lock_calls(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<dyn TableProvider>>>> {
+        self.calls
+            .lock()
+            .map_err(|_| QueryError::Internal("table function cache poisoned".into()))
+    }
+
+    /// Registers the table a rewritten name stands for (a dataset name, or a URI).
+    async fn register(&self, name: &str) -> Result<()> {
+        {
+            let registered = self
+                .registered
+                .lock()
+                .map_err(|_| QueryError::Internal("session poisoned".into()))?;
+            if registered.contains(name) {
+                return Ok(());
+            }
+        }
+        let snapshot = self.lake.snapshot_at(name, Some(self.state)).await?;
+        self.ctx
+            .register_table(
+                datafusion::common::TableReference::bare(name),
+                Arc::new(SnapshotTable::new(self.lake.clone(), snapshot)),
+            )
+            .map_err(QueryError::from_datafusion)?;
+        self.registered
+            .lock()
+            .map_err(|_| QueryError::Internal("session poisoned".into()))?
+            .insert(name.to_string());
+        Ok(())
+    }
+
+    /// Rewrites table names to the datasets they mean, and collects `tarn()` calls.
+    fn rewrite(&self, statement: &mut DfStatement, refs: &mut References) {
+        match statement {
+            DfStatement::Statement(s) => {
+                let mut visitor = Rewriter {
+                    datasets: &self.datasets,
+                    refs,
+                };
+                let _ = s.visit(&mut visitor);
+            }
+            DfStatement::Explain(explain) => self.rewrite(&mut explain.statement, refs),
+            _ => {}
+        }
+    }
+
+    /// Adds the close dataset names to DataFusion's "table not found".
+    fn explain_error(&self, e: QueryError) -> QueryError {
+        let QueryError::DataFusion(df) = &e else {
+            return e;
+        };
+        let text = df.to_string();
+        let Some(rest) = text.split("table '").nth(1) else {
+            return e;
+        };
+        if !text.contains("not found") {
+            return e;
+        }
+        let full = rest.split('\'').next().unwrap_or_default();
+        let name = full.rsplit('.').next().unwrap_or(full);
+        let close = close_names(name, self.datasets.iter().map(String::as_str));
+        let hint = if close.is_empty() {
+            format!(
+                "; it is no dataset of this lake ({} datasets; `tarn ls` lists them)",
+                self.datasets.len()
+            )
+        } else {
+            format!("; did you mean {}?", close.join(", "))
+        };
+        QueryError::UnknownTable {
+            name: format!("\"{name}\""),
+            hint: format!(
+                "{hint} A dataset a/b/c is the table \"a/b/c\" (quoted) or a.b.c; any version is tarn('tarn://a/b/c:v3')"
+            ),
+        }
+    }
+}
+
+struct Rewriter<'a> {
+    datasets: &'a BTreeSet<String>,
+    refs: &'a mut References,
+}
+
+impl Rewriter<'_> {
+    /// The dataset (or URI) a table name means, if any: a quoted `"a/b/c"` or
+    /// `"a/b/c@dev:v3"`, or dotted parts `a.b.c` joined by `/` or `.` in the one way that
+    /// names an existing dataset.
+    fn resolve(&mut self, name: &ObjectName) -> Option<String> {
+        let parts: Vec<&Ident> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i),
+                ObjectNamePart::Function(_) => None,
+            })
+            .collect::<Option<_>>()?;
+        if let [one] = parts.as_slice() {
+            let text = one.value.as_str();
+            if self.datasets.contains(text) {
+                return Some(text.to_string());
+            }
+            if (text.contains('@') || text.contains(':'))
+                && let Ok(uri) = tarn::TarnUri::parse_lenient(text)
+                && self.datasets.contains(uri.dataset.as_str())
+            {
+                return Some(text.to_string());
+            }
+            return None;
+        }
+        // Every way to join the parts with '/' or '.', keeping those that are datasets.
+        let n = parts.len();
+        let mut found = Vec::new();
+        for mask in 0..(1u32 << (n - 1)) {
+            let mut s = parts[0].value.clone();
+            for (i, p) in parts.iter().enumerate().skip(1) {
+                s.push(if mask & (1 << (i - 1)) == 0 { '/' } else { '.' });
+                s.push_str(&p.value);
+            }
+            if self.datasets.contains(&s) {
+                found.push(s);
+            }
+        }
+        match found.len() {
+            0 => None,
+            1 => found.pop(),
+            _ => {
+                self.refs.errors.push(QueryError::Ambiguous {
+                    name: name.to_string(),
+                    candidates: found
+                        .iter()
+                        .map(|f| format!("\"{f}\""))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    first: found[0].clone(),
+                });
+                None
+            }
+        }
+    }
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table { name, args, .. } = factor else {
+            return ControlFlow::Continue(());
+        };
+        match args {
+            Some(args) => {
+                let is_tarn = matches!(name.0.as_slice(),
+                    [ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case(TABLE_FUNCTION));
+                if !is_tarn {
+                    return ControlFlow::Continue(());
+                }
+                match args.args.as_slice() {
+                    [
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(
+                            datafusion::sql::sqlparser::ast::Expr::Value(v),
+                        )),
+                    ] => match &v.value {
+                        Value::SingleQuotedString(uri) => {
+                            self.refs.calls.insert(uri.clone());
+                        }
+                        _ => self.refs.errors.push(call_error()),
+                    },
+                    _ => self.refs.errors.push(call_error()),
+                }
+            }
+            None => {
+                if let Some(dataset) = self.resolve(name) {
+                    *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
+                        '"', &dataset,
+                    ))]);
+                    self.refs.tables.insert(dataset);
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn call_error() -> QueryError {
+    QueryError::InvalidCall(
+        "tarn() takes one argument, a string literal naming a snapshot: tarn('tarn://weather/berlin:v3')"
+            .into(),
+    )
+}
+
+/// `tarn('tarn://...')`: the snapshots were resolved before planning (planning is
+/// synchronous); this looks them up.
+#[derive(Debug)]
+struct TarnFunction {
+    calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
+}
+
+impl TableFunctionImpl for TarnFunction {
+    fn call(&self, exprs: &[Expr]) -> datafusion::common::Result<Arc<dyn TableProvider>> {
+        let uri = match exprs {
+            [Expr::Literal(ScalarValue::Utf8(Some(uri)), _)] => uri,
+            _ => return Err(call_error().into_datafusion()),
+        };
+        let calls = self.calls.lock().map_err(|_| {
+            QueryError::Internal("table function cache poisoned".into()).into_datafusion()
+        })?;
+        calls.get(uri).cloned().ok_or_else(|| {
+            QueryError::Internal(format!("tarn('{uri}') was not resolved before planning"))
+                .into_datafusion()
+        })
+    }
+}
