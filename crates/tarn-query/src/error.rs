@@ -8,8 +8,12 @@ use datafusion::error::DataFusionError;
 pub enum QueryError {
     #[error(transparent)]
     Tarn(#[from] tarn::Error),
+    /// DataFusion's error, shown as DataFusion words it (its causes are in the message).
     #[error("{0}")]
-    DataFusion(#[from] DataFusionError),
+    DataFusion(DataFusionError),
+    /// The SQL does not parse; the message gives the line and column.
+    #[error("SQL syntax error: {0}")]
+    Syntax(String),
     /// A table name that is no dataset of the lake.
     #[error("unknown table {name}{hint}")]
     UnknownTable { name: String, hint: String },
@@ -29,6 +33,22 @@ pub enum QueryError {
     Internal(String),
 }
 
+impl From<DataFusionError> for QueryError {
+    fn from(e: DataFusionError) -> Self {
+        match e {
+            DataFusionError::SQL(parser, _) => {
+                let text = parser.to_string();
+                QueryError::Syntax(
+                    text.strip_prefix("sql parser error: ")
+                        .unwrap_or(&text)
+                        .to_string(),
+                )
+            }
+            other => QueryError::DataFusion(other),
+        }
+    }
+}
+
 impl QueryError {
     /// Carries this error through DataFusion (inside a table provider) so that it comes
     /// back out unchanged.
@@ -44,15 +64,15 @@ impl QueryError {
         match e {
             DataFusionError::External(inner) => match inner.downcast::<QueryError>() {
                 Ok(q) => *q,
-                Err(other) => QueryError::DataFusion(DataFusionError::External(other)),
+                Err(other) => DataFusionError::External(other).into(),
             },
             DataFusionError::Context(context, inner) => match *inner {
                 DataFusionError::External(ext) if ext.is::<QueryError>() => {
                     QueryError::from_datafusion(DataFusionError::External(ext))
                 }
-                other => QueryError::DataFusion(DataFusionError::Context(context, Box::new(other))),
+                other => DataFusionError::Context(context, Box::new(other)).into(),
             },
-            other => QueryError::DataFusion(other),
+            other => other.into(),
         }
     }
 
@@ -68,7 +88,8 @@ impl QueryError {
             ),
             QueryError::UnknownTable { .. }
             | QueryError::Ambiguous { .. }
-            | QueryError::InvalidCall(_) => true,
+            | QueryError::InvalidCall(_)
+            | QueryError::Syntax(_) => true,
             QueryError::Internal(_) => false,
         }
     }

@@ -201,8 +201,14 @@ impl QuerySession {
             return e;
         }
         let full = rest.split('\'').next().unwrap_or_default();
-        let name = full.rsplit('.').next().unwrap_or(full);
-        let close = close_names(name, self.datasets.iter().map(String::as_str));
+        // DataFusion qualifies the name with its default catalog and schema.
+        let name = full.strip_prefix("datafusion.").unwrap_or(full);
+        let name = name.strip_prefix("public.").unwrap_or(name);
+        let as_path = name.replace('.', "/");
+        let mut close = close_names(&as_path, self.datasets.iter().map(String::as_str));
+        if close.is_empty() {
+            close = close_names(name, self.datasets.iter().map(String::as_str));
+        }
         let hint = if close.is_empty() {
             format!(
                 "; it is no dataset of this lake ({} datasets; `tarn ls` lists them)",

@@ -149,7 +149,14 @@ fn bad_queries_are_clear_errors_and_change_nothing() {
             vec!["query", "SELECT * FROM \"q/y\""],
             vec!["unknown table \"q/y\"", "did you mean \"q/x\""],
         ),
-        (vec!["query", "SELEC 1"], vec!["SELEC"]),
+        (
+            vec!["query", "SELECT * FROM q.y"],
+            vec!["unknown table \"q.y\"", "did you mean \"q/x\""],
+        ),
+        (
+            vec!["query", "SELEC 1"],
+            vec!["SQL syntax error", "SELEC", "Line: 1, Column: 1"],
+        ),
         (vec!["query", "SELECT nope FROM \"q/x\""], vec!["nope"]),
         (
             vec!["query", "SELECT * FROM tarn('tarn://q/x:v7')"],
