@@ -6,6 +6,8 @@
 //! - [`QuerySession`]: SQL over one lake state. Every dataset is a table (`"a/b/c"`, or
 //!   `a.b.c` when that is unambiguous), `"a/b/c@dev:v3"` names any snapshot, and so does
 //!   the table function `tarn('tarn://a/b/c:2024-01-05')`.
+//! - [`CollectionTable`]: a collection as one table of all its datasets, with the key fields
+//!   as leading columns.
 //!
 //! ```no_run
 //! # async fn demo(lake: &tarn::Lake) -> tarn_query::Result<()> {
@@ -17,10 +19,12 @@
 //! # Ok(()) }
 //! ```
 
+mod collection;
 mod error;
 mod session;
 mod table;
 
+pub use collection::CollectionTable;
 pub use error::{QueryError, Result};
 pub use session::{QuerySession, TABLE_FUNCTION};
 pub use table::{DATA_URL, SnapshotTable};

@@ -6,6 +6,7 @@
 //! planned against those snapshots. All tables of all queries of a session see the same lake
 //! state, even while writers commit.
 
+use crate::collection::CollectionTable;
 use crate::error::{QueryError, Result, close_names};
 use crate::table::{DATA_URL, SnapshotTable};
 use datafusion::catalog::{TableFunctionImpl, TableProvider};
@@ -33,6 +34,8 @@ pub struct QuerySession {
     ctx: SessionContext,
     /// Every dataset name of the lake when the session started.
     datasets: BTreeSet<String>,
+    /// Every collection name of the lake when the session started.
+    collections: BTreeSet<String>,
     /// Tables registered so far, by the name they are registered under.
     registered: Mutex<BTreeSet<String>>,
     /// `tarn('uri')` calls resolved before planning, by URI text.
@@ -53,6 +56,8 @@ impl std::fmt::Debug for QuerySession {
 struct References {
     /// Table names, as the dataset (or URI) they were rewritten to.
     tables: BTreeSet<String>,
+    /// Table names that are collections.
+    collections: BTreeSet<String>,
     /// `tarn('...')` arguments.
     calls: BTreeSet<String>,
     errors: Vec<QueryError>,
@@ -70,6 +75,12 @@ impl QuerySession {
             .await?
             .into_iter()
             .map(|d| d.name.to_string())
+            .collect();
+        let collections = lake
+            .collections()
+            .await?
+            .iter()
+            .map(|c| c.name().to_string())
             .collect();
         let config = SessionConfig::new()
             .with_information_schema(true)
@@ -90,6 +101,7 @@ impl QuerySession {
             state,
             ctx,
             datasets,
+            collections,
             registered: Mutex::default(),
             calls,
         })
@@ -117,6 +129,9 @@ impl QuerySession {
         }
         for name in &refs.tables {
             self.register(name).await?;
+        }
+        for name in &refs.collections {
+            self.register_collection(name).await?;
         }
         for uri in &refs.calls {
             let snapshot = self.lake.snapshot_at(uri, Some(self.state)).await?;
@@ -150,14 +165,8 @@ impl QuerySession {
 
     /// Registers the table a rewritten name stands for (a dataset name, or a URI).
     async fn register(&self, name: &str) -> Result<()> {
-        {
-            let registered = self
-                .registered
-                .lock()
-                .map_err(|_| QueryError::Internal("session poisoned".into()))?;
-            if registered.contains(name) {
-                return Ok(());
-            }
+        if self.is_registered(name)? {
+            return Ok(());
         }
         let snapshot = self.lake.snapshot_at(name, Some(self.state)).await?;
         self.ctx
@@ -166,6 +175,56 @@ impl QuerySession {
                 Arc::new(SnapshotTable::new(self.lake.clone(), snapshot)),
             )
             .map_err(QueryError::from_datafusion)?;
+        self.mark_registered(name)
+    }
+
+    /// Registers a collection as one table of its datasets as they were at the session's
+    /// lake state (a dataset created later is not part of it).
+    async fn register_collection(&self, name: &str) -> Result<()> {
+        if self.is_registered(name)? {
+            return Ok(());
+        }
+        let listing = self.lake.collection_datasets(name, &[]).await?;
+        let fields: Vec<(String, tarn::core::key::KeyKind)> = listing
+            .collection
+            .schema
+            .fields()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect();
+        let mut members = Vec::new();
+        for d in listing.datasets {
+            match self
+                .lake
+                .snapshot_at(d.summary.name.as_str(), Some(self.state))
+                .await
+            {
+                Ok(snapshot) => members.push((
+                    d.key.into_iter().map(|(_, v)| v).collect(),
+                    SnapshotTable::new(self.lake.clone(), snapshot),
+                )),
+                Err(e) if e.kind() == tarn::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let table = CollectionTable::try_new(name, &fields, members)?;
+        self.ctx
+            .register_table(
+                datafusion::common::TableReference::bare(name),
+                Arc::new(table),
+            )
+            .map_err(QueryError::from_datafusion)?;
+        self.mark_registered(name)
+    }
+
+    fn is_registered(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .registered
+            .lock()
+            .map_err(|_| QueryError::Internal("session poisoned".into()))?
+            .contains(name))
+    }
+
+    fn mark_registered(&self, name: &str) -> Result<()> {
         self.registered
             .lock()
             .map_err(|_| QueryError::Internal("session poisoned".into()))?
@@ -179,6 +238,7 @@ impl QuerySession {
             DfStatement::Statement(s) => {
                 let mut visitor = Rewriter {
                     datasets: &self.datasets,
+                    collections: &self.collections,
                     refs,
                 };
                 let _ = s.visit(&mut visitor);
@@ -228,14 +288,21 @@ impl QuerySession {
 
 struct Rewriter<'a> {
     datasets: &'a BTreeSet<String>,
+    collections: &'a BTreeSet<String>,
     refs: &'a mut References,
+}
+
+/// What a table name means.
+enum Meaning {
+    Dataset(String),
+    Collection(String),
 }
 
 impl Rewriter<'_> {
     /// The dataset (or URI) a table name means, if any: a quoted `"a/b/c"` or
     /// `"a/b/c@dev:v3"`, or dotted parts `a.b.c` joined by `/` or `.` in the one way that
     /// names an existing dataset.
-    fn resolve(&mut self, name: &ObjectName) -> Option<String> {
+    fn resolve(&mut self, name: &ObjectName) -> Option<Meaning> {
         let parts: Vec<&Ident> = name
             .0
             .iter()
@@ -247,13 +314,16 @@ impl Rewriter<'_> {
         if let [one] = parts.as_slice() {
             let text = one.value.as_str();
             if self.datasets.contains(text) {
-                return Some(text.to_string());
+                return Some(Meaning::Dataset(text.to_string()));
+            }
+            if self.collections.contains(text) {
+                return Some(Meaning::Collection(text.to_string()));
             }
             if (text.contains('@') || text.contains(':'))
                 && let Ok(uri) = tarn::TarnUri::parse_lenient(text)
                 && self.datasets.contains(uri.dataset.as_str())
             {
-                return Some(text.to_string());
+                return Some(Meaning::Dataset(text.to_string()));
             }
             return None;
         }
@@ -266,13 +336,19 @@ impl Rewriter<'_> {
                 s.push(if mask & (1 << (i - 1)) == 0 { '/' } else { '.' });
                 s.push_str(&p.value);
             }
-            if self.datasets.contains(&s) {
+            if self.datasets.contains(&s) || self.collections.contains(&s) {
                 found.push(s);
             }
         }
         match found.len() {
             0 => None,
-            1 => found.pop(),
+            1 => found.pop().map(|s| {
+                if self.datasets.contains(&s) {
+                    Meaning::Dataset(s)
+                } else {
+                    Meaning::Collection(s)
+                }
+            }),
             _ => {
                 self.refs.errors.push(QueryError::Ambiguous {
                     name: name.to_string(),
@@ -318,12 +394,16 @@ impl VisitorMut for Rewriter<'_> {
                 }
             }
             None => {
-                if let Some(dataset) = self.resolve(name) {
-                    *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
-                        '"', &dataset,
-                    ))]);
-                    self.refs.tables.insert(dataset);
-                }
+                let meaning = self.resolve(name);
+                let (text, set) = match &meaning {
+                    Some(Meaning::Dataset(d)) => (d.clone(), &mut self.refs.tables),
+                    Some(Meaning::Collection(c)) => (c.clone(), &mut self.refs.collections),
+                    None => return ControlFlow::Continue(()),
+                };
+                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
+                    '"', &text,
+                ))]);
+                set.insert(text);
             }
         }
         ControlFlow::Continue(())

@@ -452,3 +452,66 @@ fn statistics_come_from_the_catalog() {
         );
     });
 }
+
+#[test]
+fn a_collection_is_one_table_with_its_key_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let lake = lake(dir.path()).await;
+        let schema = tarn::core::key::KeySchema::parse_spec(
+            "weather",
+            "quantity:str,city:str",
+            &["year:int"],
+            None,
+        )
+        .expect("schema");
+        lake.create_collection(schema).await.expect("collection");
+        let mut want: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for (i, city) in ["berlin", "paris", "rome"].iter().enumerate() {
+            let rows: Vec<(i64, f64)> = (0..50).map(|k| (BASE + k * 600, (k * (i as i64 + 1)) as f64)).collect();
+            let e = want.entry((*city).to_string()).or_default();
+            e.0 += rows.iter().map(|r| r.1).sum::<f64>();
+            e.1 += rows.len();
+            lake.write(
+                &format!("tarn://weather/temp-{city}/2024"),
+                batch(&rows),
+                WriteRequest::new().ordered_on("ts"),
+            )
+            .await
+            .expect("write");
+        }
+        let session = QuerySession::new(&lake, None).await.expect("session");
+        // A dataset created after the session started is not part of its lake state.
+        lake.write("tarn://weather/temp-oslo/2024", batch(&[(BASE, 1.0)]), WriteRequest::new().ordered_on("ts"))
+            .await
+            .expect("write");
+        let out = query(
+            &session,
+            "SELECT city, year, count(*) AS n, avg(v) AS m FROM weather GROUP BY city, year ORDER BY city",
+        )
+        .await;
+        let cities: Vec<String> = out
+            .iter()
+            .flat_map(|b| {
+                let c = b.column(0).as_string::<i32>();
+                (0..b.num_rows()).map(|i| c.value(i).to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(cities, want.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(i64s(&out, 1), vec![2024; 3]);
+        assert_eq!(i64s(&out, 2), want.values().map(|v| v.1 as i64).collect::<Vec<_>>());
+        for (got, (s, n)) in f64s(&out, 3).iter().zip(want.values()) {
+            assert!((got - s / *n as f64).abs() < 1e-9);
+        }
+        // A filter on a key field opens only that dataset.
+        let df = session
+            .sql("SELECT count(*) FROM weather WHERE city = 'paris'", vec![])
+            .await
+            .expect("plan");
+        let plan = df.clone().create_physical_plan().await.expect("physical");
+        let scans = scanned(&plan);
+        assert_eq!(scans.len(), 1, "one member scanned: {scans:?}");
+        assert!(scans[0].iter().all(|(p, _)| p.starts_with("weather/temp-paris/")), "{scans:?}");
+        assert_eq!(i64s(&df.collect().await.expect("collect"), 0), vec![50]);
+    });
+}
