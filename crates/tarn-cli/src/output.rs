@@ -20,6 +20,9 @@ pub enum OutputFormat {
     Arrow,
 }
 
+/// The encoded size at which a Parquet output closes its row group.
+const PARQUET_ROW_GROUP_BYTES: usize = 32 << 20;
+
 /// A sink for record batches in one format.
 enum Sink<W: Write + Send> {
     Table(Vec<RecordBatch>, W),
@@ -58,7 +61,14 @@ impl<W: Write + Send> Sink<W> {
             Sink::Csv(w) => w.write(batch)?,
             Sink::Json(w) => w.write(batch)?,
             Sink::Jsonl(w) => w.write(batch)?,
-            Sink::Parquet(w) => w.write(batch)?,
+            Sink::Parquet(w) => {
+                w.write(batch)?;
+                // A row group is buffered (encoded) until it is flushed: close it at a size
+                // bound so that a result larger than memory streams to the file.
+                if w.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+                    w.flush()?;
+                }
+            }
             Sink::Arrow(w) => w.write(batch)?,
         }
         Ok(())
