@@ -26,6 +26,8 @@
 #   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
 #   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
 #   TARN_BENCH_SQL_THREADS   W5: threads of tarn (DataFusion partitions) and of DuckDB  (2)
+#   TARN_BENCH_SQL_ARGS      W5: more tarn-bench sql arguments, e.g. "--utc-date-trunc" or
+#                            "--set datafusion.execution.batch_size=32768" (none)
 #   TARN_BENCH_HISTORY_VERSIONS   W6: versions of the dataset (10000 / 500)
 #   TARN_BENCH_HISTORY_REPEAT     W6: repetitions per measurement (15 / 5)
 #   TARN_BENCH_PEER_HISTORY  W6 on ArcticDB: version counts, comma-separated, "none" to skip
@@ -194,6 +196,9 @@ if [ "$run_sql" = 1 ]; then
         --datasets "$sql_datasets" --dataset-rows "$sql_dataset_rows" --threads "$sql_threads"
         --python "$PY" --duckdb-worker "$here/sql_duckdb.py")
     [ "$sql_duckdb" = 0 ] && sql_args+=(--no-duckdb)
+    # Word-split on purpose: a list of arguments.
+    # shellcheck disable=SC2206
+    [ -n "${TARN_BENCH_SQL_ARGS:-}" ] && sql_args+=(${TARN_BENCH_SQL_ARGS})
     echo "+ tarn-bench ${sql_args[*]}"
     "$bin/tarn-bench" "${sql_args[@]}" || { echo "run.sh: tarn-bench sql failed (exit $?)"; status=1; }
 fi
