@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Turn benchmark results (jsonl) into Markdown tables, one per workload (W1-W4), and one
-for all of W6's measurements, with their targets.
+"""Turn benchmark results (jsonl) into Markdown tables, one per workload (W1-W4), one for
+W5's queries (tarn against DuckDB) and one for all of W6's measurements, with their targets.
 
 Reads the lines written by bench/peers.py and by the Rust side ("tarn
 (in-process)", "tarn (CLI)"), all of the form
@@ -181,6 +181,62 @@ def w6_table(recs):
     return out
 
 
+W5_TITLE = "W5: SQL (issue 4): tarn (DataFusion) and DuckDB on the very same Parquet files"
+W5_TARN_ONE = "tarn (in-process, one session)"
+
+
+def is_w5(workload):
+    return workload.startswith("W5")
+
+
+def w5_table(recs):
+    """One row per query: tarn's median (new session per run), DuckDB's, the ratio against
+    the target, and tarn with one session for all runs."""
+    by_query = OrderedDict()
+    for r in recs:
+        by_query.setdefault(r["workload"], {})[r["system"]] = r
+    head = ["query", "tarn", "DuckDB", "tarn / DuckDB", "target", "met?", "tarn, one session (/ DuckDB)", "details"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for w in sorted(by_query):
+        systems = by_query[w]
+        tarn, duck, one = systems.get(TARN), systems.get("duckdb"), systems.get(W5_TARN_ONE)
+        ok = lambda r: r is not None and "error" not in r
+        extra = (tarn or {}).get("extra") or (duck or {}).get("extra") or {}
+        name = extra.get("query", w)
+        errors = [f"{r['system']}: {r['error']}" for r in (tarn, duck, one) if r is not None and "error" in r]
+        t_med = tarn.get("median_s") if ok(tarn) else None
+        d_med = duck.get("median_s") if ok(duck) else None
+        o_med = one.get("median_s") if ok(one) else None
+        target = extra.get("target", "–")
+        met = "–"
+        if t_med is not None and d_med is not None:
+            limit = (tarn.get("extra") or {}).get("met")
+            met = "yes" if limit else "**no**"
+        details = []
+        if ok(tarn):
+            te = tarn.get("extra") or {}
+            details.append(f"tarn plan {fmt_s(te.get('plan_median_s'))}")
+            details.append(f"runs {tarn.get('runs')}")
+        for key, label in (("input_rows", "rows"), ("files", "files"), ("row_groups", "row groups"), ("result_rows", "groups")):
+            if key in extra:
+                details.append(f"{label} {extra[key]:,}")
+        if "settings" in ((tarn or {}).get("extra") or {}):
+            details.append(f"settings {tarn['extra']['settings']}")
+        details += errors
+        row = [
+            cell(name),
+            fmt_s(t_med) if ok(tarn) else "**error**" if tarn else "–",
+            fmt_s(d_med) if ok(duck) else "**error**" if duck else "–",
+            ratio(t_med, d_med),
+            cell(target),
+            met,
+            (f"{fmt_s(o_med)} ({ratio(o_med, d_med)})" if o_med is not None else "–"),
+            cell(", ".join(details)),
+        ]
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -250,7 +306,7 @@ def main(argv=None):
         "",
     ]
     others = {w for _, w in latest} - set(WORKLOADS)
-    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w))
+    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w) and not is_w5(w))
     for w in workloads:
         recs = [r for (s, wl), r in latest.items() if wl == w]
         if not recs:
@@ -260,6 +316,9 @@ def main(argv=None):
         if sizes:
             lines += ["w1 rows: " + ", ".join(f"{n:,}" for n in sizes), ""]
         lines += table(w, recs) + [""]
+    w5 = [r for (_, wl), r in latest.items() if is_w5(wl)]
+    if w5:
+        lines += [f"## {W5_TITLE}", ""] + w5_table(w5) + [""]
     w6 = [r for (_, wl), r in latest.items() if is_w6(wl)]
     if w6:
         lines += [f"## {W6_TITLE}", ""] + w6_table(w6) + [""]

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run the W1-W4 and W6 benchmarks end to end: build tarn, set up the peers' venv, generate the
+# Run the W1-W6 benchmarks end to end: build tarn, set up the peers' venv, generate the
 # data, run tarn (in-process and CLI) and the Python peers into one results file, print the
 # report.
 #
-#   bench/run.sh            full run (5-year w1, 2000 appends each, W6 on 10,000 versions;
-#                           ~25 min on 2 cores)
+#   bench/run.sh            full run (5-year w1, 2000 appends each, W5 SQL against DuckDB,
+#                           W6 on 10,000 versions; ~30 min on 2 cores)
 #   bench/run.sh --smoke    small data, few repetitions (a couple of minutes); CI-style check
 #
 # Exits non-zero if a build, a step or any workload fails (error lines in the results).
@@ -21,7 +21,13 @@
 #   TARN_BENCH_PEERS         peers to run (peers.py --systems; default all, "none" to skip)
 #   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
 #   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
-#   TARN_BENCH_WORKLOADS     all, w1-w4 or history (W6 only)  (all)
+#   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only) or history (W6 only)  (all)
+#   TARN_BENCH_SQL_REPEAT    W5: timed rounds of every query  (10 / 3)
+#   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
+#   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
+#   TARN_BENCH_SQL_THREADS   W5: threads of tarn (DataFusion partitions) and of DuckDB  (2)
+#   TARN_BENCH_SQL_ARGS      W5: more tarn-bench sql arguments, e.g. "--utc-date-trunc" or
+#                            "--set datafusion.execution.batch_size=32768" (none)
 #   TARN_BENCH_HISTORY_VERSIONS   W6: versions of the dataset (10000 / 500)
 #   TARN_BENCH_HISTORY_REPEAT     W6: repetitions per measurement (15 / 5)
 #   TARN_BENCH_PEER_HISTORY  W6 on ArcticDB: version counts, comma-separated, "none" to skip
@@ -63,6 +69,9 @@ if [ "$mode" = smoke ]; then
     hist_versions=${TARN_BENCH_HISTORY_VERSIONS:-500}
     hist_repeat=${TARN_BENCH_HISTORY_REPEAT:-5}
     peer_hist=${TARN_BENCH_PEER_HISTORY:-200}
+    sql_repeat=${TARN_BENCH_SQL_REPEAT:-3}
+    sql_datasets=${TARN_BENCH_SQL_DATASETS:-20}
+    sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-20000}
 else
     rows=${TARN_BENCH_ROWS:-}
     days=${TARN_BENCH_DAYS:-2000}
@@ -76,25 +85,40 @@ else
     hist_versions=${TARN_BENCH_HISTORY_VERSIONS:-10000}
     hist_repeat=${TARN_BENCH_HISTORY_REPEAT:-15}
     peer_hist=${TARN_BENCH_PEER_HISTORY:-1000,2000}
+    sql_repeat=${TARN_BENCH_SQL_REPEAT:-10}
+    sql_datasets=${TARN_BENCH_SQL_DATASETS:-100}
+    sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-100000}
 fi
+sql_threads=${TARN_BENCH_SQL_THREADS:-2}
 workloads=${TARN_BENCH_WORKLOADS:-all}
 case "$workloads" in
-    all | w1-w4 | history) ;;
+    all | w1-w4 | sql | history) ;;
     *)
-        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4 or history (not $workloads)" >&2
+        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql or history (not $workloads)" >&2
         exit 2
         ;;
 esac
-run_w1_w4=1
-run_history=1
-[ "$workloads" = history ] && run_w1_w4=0
-[ "$workloads" = w1-w4 ] && run_history=0
+run_w1_w4=0
+run_sql=0
+run_history=0
+case "$workloads" in
+    all) run_w1_w4=1 run_sql=1 run_history=1 ;;
+    w1-w4) run_w1_w4=1 ;;
+    sql) run_sql=1 ;;
+    history) run_history=1 ;;
+esac
 # ArcticDB's W6 runs when the peers include it.
 case ",${TARN_BENCH_PEERS:-arcticdb-lmdb}," in
     *,arcticdb-lmdb,*) ;;
     *) peer_hist=none ;;
 esac
 peers=${TARN_BENCH_PEERS:-}
+# W5's DuckDB side runs when the peers include duckdb.
+sql_duckdb=1
+case ",${TARN_BENCH_PEERS:-duckdb}," in
+    *,duckdb,*) ;;
+    *) sql_duckdb=0 ;;
+esac
 bench_mode=${TARN_BENCH_MODE:-both}
 data=${TARN_BENCH_DATA:-$here/data/$mode}
 work=${TARN_BENCH_WORK:-$here/data/work}
@@ -130,7 +154,7 @@ step "python venv"
 PY=$("$here/setup_venv.sh")
 echo "python: $PY"
 
-if [ "$run_w1_w4" = 1 ]; then
+if [ "$run_w1_w4" = 1 ] || [ "$run_sql" = 1 ]; then
     step "data ($mode) in $data"
     # Regenerated only when the parameters or the generator changed.
     want="rows=${rows:-default} days=$days gen=$(sha256sum "$here/gen_data.py" | cut -d' ' -f1)"
@@ -164,6 +188,19 @@ if [ "$run_w1_w4" = 1 ]; then
         echo "+ peers.py ${peer_args[*]}"
         "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py failed (exit $?)"; status=1; }
     fi
+fi
+
+if [ "$run_sql" = 1 ]; then
+    step "tarn-bench sql (W5) -> $results"
+    sql_args=(sql --data "$data" --work "$work/sql" --results "$results" --repeat "$sql_repeat"
+        --datasets "$sql_datasets" --dataset-rows "$sql_dataset_rows" --threads "$sql_threads"
+        --python "$PY" --duckdb-worker "$here/sql_duckdb.py")
+    [ "$sql_duckdb" = 0 ] && sql_args+=(--no-duckdb)
+    # Word-split on purpose: a list of arguments.
+    # shellcheck disable=SC2206
+    [ -n "${TARN_BENCH_SQL_ARGS:-}" ] && sql_args+=(${TARN_BENCH_SQL_ARGS})
+    echo "+ tarn-bench ${sql_args[*]}"
+    "$bin/tarn-bench" "${sql_args[@]}" || { echo "run.sh: tarn-bench sql failed (exit $?)"; status=1; }
 fi
 
 if [ "$run_history" = 1 ]; then

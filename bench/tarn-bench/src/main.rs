@@ -13,10 +13,12 @@
 //! The CLI mode times whole processes (spawn, opening the lake, reading the input file).
 //!
 //! `tarn-bench history` runs W6 instead (history.rs): refs, old versions and `log` on a
-//! dataset with a long history.
+//! dataset with a long history. `tarn-bench sql` runs W5 (sql.rs): SQL queries through
+//! `tarn_query` side by side with DuckDB on the same Parquet files.
 
 mod breakdown;
 mod history;
+mod sql;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use arrow::array::{AsArray, RecordBatch};
@@ -50,7 +52,7 @@ const DURABILITY: &str = "data file + dir fsynced, SQLite WAL commit with synchr
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI), or W6",
+    about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI), or W5 (sql) or W6 (history)",
     args_conflicts_with_subcommands = true
 )]
 struct BenchArgs {
@@ -66,6 +68,9 @@ enum Workload {
     /// W6: resolve every ref form, read old versions and `log`, on a dataset with a long
     /// history (bench/README.md).
     History(history::HistoryArgs),
+    /// W5: SQL (tarn's DataFusion sessions) side by side with DuckDB on the very same
+    /// Parquet files (bench/README.md).
+    Sql(sql::SqlArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -1080,6 +1085,7 @@ async fn main() {
     let cli = BenchArgs::parse();
     let (outcome, results) = match (&cli.command, &cli.w1_w4) {
         (Some(Workload::History(h)), _) => (history::run(h).await, &h.results),
+        (Some(Workload::Sql(s)), _) => (sql::run(s).await, &s.results),
         (None, Some(args)) => (run(args).await, &args.results),
         (None, None) => {
             // clap already refuses this (--data, --work and --results are required).
