@@ -372,7 +372,7 @@ impl TableProvider for SnapshotTable {
         if let Some(ordering) = ordering {
             builder = builder.with_output_ordering(vec![ordering]);
         }
-        let format = ParquetFormat::default().with_options(state.table_options().parquet.clone());
+        let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
         format.create_physical_plan(state, builder.build()).await
     }
 }

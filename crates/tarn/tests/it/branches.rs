@@ -9,7 +9,7 @@
 
 use crate::common::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use std::collections::BTreeMap;
 use tarn::{ErrorKind, Lake, LakeState, RowGroupTarget, WriteRequest};
 
@@ -495,15 +495,7 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
 
 #[test]
 fn branches_and_tags_match_the_model() {
-    let cases = std::env::var("TARN_MODEL_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(24);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = model_runner(24);
     runner
         .run(&proptest::collection::vec(op(), 1..20), run_case)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -273,3 +273,17 @@ pub async fn fingerprint(lake: &Lake, lake_dir: &Path) -> Fingerprint {
         files: files_under(&data_dir(lake_dir)),
     }
 }
+
+/// A proptest runner for the model tests: `TARN_MODEL_CASES` cases when set (longer runs by
+/// hand), else `default_cases`; no persistence file.
+pub fn model_runner(default_cases: u32) -> proptest::test_runner::TestRunner {
+    let cases = std::env::var("TARN_MODEL_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(default_cases);
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+}

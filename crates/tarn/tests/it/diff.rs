@@ -5,7 +5,7 @@
 use crate::common::*;
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, TimestampMillisecondArray};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tarn::{DiffReport, ErrorKind, Lake, RowGroupTarget, WriteRequest};
@@ -307,15 +307,7 @@ async fn run(sc: Scenario) -> Result<(), String> {
 
 #[test]
 fn diff_matches_a_brute_force_model() {
-    let cases = std::env::var("TARN_MODEL_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = model_runner(32);
     let rt = runtime();
     runner
         .run(&scenario_strategy(), |sc| {

@@ -9,7 +9,7 @@ use arrow::array::{Array, ArrayRef, BinaryArray, Int64Array, RecordBatch, Timest
 use arrow::datatypes::DataType;
 use futures::{StreamExt, TryStreamExt};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use std::sync::Arc;
 use tarn::{
     Frequency, IntersectRequest, IntersectStep, Lake, OrderedValue, ReadRequest, RowGroupTarget,
@@ -509,15 +509,7 @@ async fn run(sc: Scenario) -> Result<(), String> {
 
 #[test]
 fn intersections_match_the_model() {
-    let cases = std::env::var("TARN_MODEL_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(32);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = model_runner(32);
     let rt = runtime();
     let result = runner.run(&scenario_strategy(), |sc| {
         rt.block_on(run(sc)).map_err(TestCaseError::fail)

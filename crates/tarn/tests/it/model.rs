@@ -9,7 +9,7 @@
 
 use crate::common::*;
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use std::collections::BTreeMap;
 use tarn::{Lake, ReadRequest, RowGroupTarget, WriteRequest};
 
@@ -570,15 +570,7 @@ async fn run(sc: Scenario) -> Result<(), String> {
 
 #[test]
 fn random_mutations_match_the_model() {
-    let cases = std::env::var("TARN_MODEL_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(40);
-    let mut runner = TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = model_runner(40);
     let rt = runtime();
     let result = runner.run(&scenario_strategy(), |sc| {
         rt.block_on(run(sc)).map_err(TestCaseError::fail)
