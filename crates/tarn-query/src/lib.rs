@@ -21,12 +21,14 @@
 
 mod collection;
 mod error;
+mod functions;
 mod session;
 mod table;
 
 pub use collection::CollectionTable;
 pub use error::{QueryError, Result};
-pub use session::{QuerySession, TABLE_FUNCTION};
+pub use functions::FixedOffsetDateTrunc;
+pub use session::{QueryEngine, QuerySession, TABLE_FUNCTION};
 pub use table::{DATA_URL, SnapshotTable};
 
 pub use datafusion;

@@ -5,11 +5,12 @@
 //! *segments*: runs of consecutive row groups of one file, in row order, each a
 //! `PartitionedFile` with a `ParquetAccessPlan` that reads only those row groups (a file may
 //! hold row groups other versions replaced) and exact statistics from the catalog (rows,
-//! `ordered_on` min/max). Segments are split into contiguous groups, one per partition, so
-//! every partition is sorted on `ordered_on` and the scan declares that ordering: an
-//! `ORDER BY ordered_on` over one dataset needs no sort, only a merge of sorted partitions.
-//! DataFusion then prunes row groups and pages with the footers' statistics and decodes only
-//! the projected columns.
+//! `ordered_on` min/max). The row groups are split into contiguous runs of similar size, one
+//! per partition, at row-group boundaries, so every partition is sorted on `ordered_on` and
+//! the scan declares that ordering: an `ORDER BY ordered_on` over one dataset needs no sort,
+//! only a merge of sorted partitions. DataFusion then prunes row groups and pages with the
+//! footers' statistics and decodes only the projected columns. What the catalog pruned is
+//! reported to `EXPLAIN` through [`SCAN_REPORTS`].
 
 use crate::error::QueryError;
 use arrow::datatypes::SchemaRef;
@@ -35,6 +36,12 @@ use tarn::{Lake, OrderedKind, OrderedValue, Snapshot};
 
 /// The URL under which a lake's data store is registered in a query session.
 pub const DATA_URL: &str = "tarn-data://lake";
+
+tokio::task_local! {
+    /// Where scans planned in this task say what the catalog pruned (one line each), for
+    /// `EXPLAIN`: DataFusion's own plan only shows what reached the Parquet scan.
+    pub(crate) static SCAN_REPORTS: Arc<std::sync::Mutex<Vec<String>>>;
+}
 
 /// One snapshot as a DataFusion table.
 #[derive(Debug, Clone)]
@@ -156,6 +163,39 @@ impl SnapshotTable {
         }
     }
 
+    /// `row_groups` (in row order) as at most `n` partitions of contiguous row groups with
+    /// similar row counts, so that each partition is sorted on `ordered_on`. A partition is
+    /// a list of *segments*: runs of consecutive row groups of one file, each a file with an
+    /// access plan that reads only them. Partitions split at row-group boundaries, never
+    /// inside one, so DataFusion must not split files again (the session turns
+    /// `repartition_file_scans` off): that would open files for byte ranges with no row
+    /// group in them.
+    async fn partitions(
+        &self,
+        row_groups: &[RowGroupRef],
+        n: usize,
+    ) -> Result<Vec<FileGroup>, QueryError> {
+        let total: u64 = row_groups.iter().map(|r| r.rows.max(1)).sum();
+        let n = n.clamp(1, row_groups.len().max(1)) as u64;
+        let per_partition = total.div_ceil(n);
+        let mut partitions = Vec::new();
+        let mut start = 0;
+        let mut in_current = 0;
+        for (i, rg) in row_groups.iter().enumerate() {
+            let rows = rg.rows.max(1);
+            if i > start && in_current + rows > per_partition && (partitions.len() as u64) + 1 < n {
+                partitions.push(FileGroup::new(self.segments(&row_groups[start..i]).await?));
+                start = i;
+                in_current = 0;
+            }
+            in_current += rows;
+        }
+        if start < row_groups.len() {
+            partitions.push(FileGroup::new(self.segments(&row_groups[start..]).await?));
+        }
+        Ok(partitions)
+    }
+
     /// The segments of `row_groups` (in row order): maximal runs of consecutive row groups of
     /// one file, each a file with an access plan that reads only them.
     async fn segments(
@@ -163,14 +203,8 @@ impl SnapshotTable {
         row_groups: &[RowGroupRef],
     ) -> Result<Vec<PartitionedFile>, QueryError> {
         let mut out = Vec::new();
-        let mut i = 0;
-        while i < row_groups.len() {
-            let first = &row_groups[i];
-            let mut j = i + 1;
-            while j < row_groups.len() && row_groups[j].path == first.path {
-                j += 1;
-            }
-            let run = &row_groups[i..j];
+        for run in row_groups.chunk_by(|a, b| a.path == b.path) {
+            let first = &run[0];
             let count = match first.file_row_groups {
                 Some(n) => n,
                 None => tarn::store::parquet_io::row_group_count(self.lake.store(), &first.path)
@@ -203,9 +237,46 @@ impl SnapshotTable {
                 file = file.with_statistics(Arc::new(self.statistics_of(rows, bytes, min, max)));
             }
             out.push(file);
-            i = j;
         }
         Ok(out)
+    }
+
+    /// Says, for EXPLAIN, what the catalog kept of the snapshot for the bounds `[start,
+    /// end)`.
+    fn report(
+        &self,
+        start: Option<&OrderedValue>,
+        end: Option<&OrderedValue>,
+        row_groups: &[RowGroupRef],
+        partitions: usize,
+    ) {
+        let _ = SCAN_REPORTS.try_with(|reports| {
+            let kind = self.snapshot.kind;
+            let column = self.snapshot.ordered_on();
+            let bounds = match (start, end) {
+                (None, None) => format!("no bound on {column}"),
+                (Some(s), None) => format!("{column} >= {}", s.display(kind)),
+                (None, Some(e)) => format!("{column} < {}", e.display(kind)),
+                (Some(s), Some(e)) => {
+                    format!("{column} >= {} AND {column} < {}", s.display(kind), e.display(kind))
+                }
+            };
+            let total = self.snapshot.version.row_groups;
+            let kept = row_groups.len() as u64;
+            let files: std::collections::BTreeSet<&str> =
+                row_groups.iter().map(|r| r.path.as_str()).collect();
+            let line = format!(
+                "{}: {bounds}: {kept} of {total} row groups kept, {} pruned in the catalog; {} file{}, {partitions} partition{}",
+                self.snapshot.uri(),
+                total.saturating_sub(kept),
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                if partitions == 1 { "" } else { "s" },
+            );
+            if let Ok(mut reports) = reports.lock() {
+                reports.push(line);
+            }
+        });
     }
 }
 
@@ -339,6 +410,12 @@ impl TableProvider for SnapshotTable {
                 .map_err(|e| QueryError::Tarn(e).into_datafusion())?
         };
         let schema = self.schema();
+        let partitions = state.config_options().execution.target_partitions.max(1);
+        let groups = self
+            .partitions(&row_groups, partitions)
+            .await
+            .map_err(QueryError::into_datafusion)?;
+        self.report(start.as_ref(), end.as_ref(), &row_groups, groups.len());
         if row_groups.is_empty() {
             let projected = match projection {
                 Some(p) => Arc::new(schema.project(p)?),
@@ -346,12 +423,6 @@ impl TableProvider for SnapshotTable {
             };
             return Ok(Arc::new(EmptyExec::new(projected)));
         }
-        let segments = self
-            .segments(&row_groups)
-            .await
-            .map_err(QueryError::into_datafusion)?;
-        let partitions = state.config_options().execution.target_partitions.max(1);
-        let groups = split_contiguous(segments, partitions);
         let ordered = schema.index_of(self.snapshot.ordered_on())?;
         let ordering = LexOrdering::new(vec![
             PhysicalSortExpr::new_default(Arc::new(PhysicalColumn::new(
@@ -375,34 +446,4 @@ impl TableProvider for SnapshotTable {
         let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
         format.create_physical_plan(state, builder.build()).await
     }
-}
-
-/// Splits segments (in row order) into at most `n` contiguous groups of similar row counts,
-/// so that each partition stays sorted.
-fn split_contiguous(segments: Vec<PartitionedFile>, n: usize) -> Vec<FileGroup> {
-    let rows = |f: &PartitionedFile| {
-        f.statistics
-            .as_ref()
-            .and_then(|s| s.num_rows.get_value().copied())
-            .unwrap_or(1)
-            .max(1)
-    };
-    let total: usize = segments.iter().map(rows).sum();
-    let per_group = total.div_ceil(n.min(segments.len()).max(1));
-    let mut groups: Vec<Vec<PartitionedFile>> = Vec::new();
-    let mut current = Vec::new();
-    let mut in_current = 0;
-    for segment in segments {
-        let r = rows(&segment);
-        if !current.is_empty() && in_current + r > per_group && groups.len() + 1 < n {
-            groups.push(std::mem::take(&mut current));
-            in_current = 0;
-        }
-        in_current += r;
-        current.push(segment);
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    groups.into_iter().map(FileGroup::new).collect()
 }

@@ -138,6 +138,20 @@ fn explain_shows_the_scan() {
     let text = out.stdout();
     assert!(text.contains("DataSourceExec"), "{text}");
     assert!(text.contains(".parquet"), "{text}");
+    assert!(text.contains("tarn_catalog_pruning"), "{text}");
+    assert!(
+        text.contains("row groups kept") && text.contains("pruned in the catalog"),
+        "{text}"
+    );
+    let analyze = lake
+        .run([
+            "query",
+            "EXPLAIN ANALYZE SELECT count(*), sum(id) FROM \"q/x\" WHERE ts >= '2024-01-01T06:00:00Z'",
+        ])
+        .ok();
+    let text = analyze.stdout();
+    assert!(text.contains("tarn_catalog_pruning"), "{text}");
+    assert!(text.contains("output_rows"), "{text}");
 }
 
 #[test]

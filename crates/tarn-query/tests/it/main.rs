@@ -1,6 +1,8 @@
 //! Integration tests of SQL over snapshots: results against the same computation on raw
 //! rows, pruning, naming, time travel in one query, pinning, and errors.
 
+mod functions;
+
 use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch, TimestampSecondArray};
 use arrow::datatypes::{Float64Type, Int64Type};
 use std::collections::BTreeMap;
@@ -317,6 +319,168 @@ fn a_one_day_filter_on_five_years_reads_one_row_group() {
         let plan = df.create_physical_plan().await.expect("physical");
         let total: usize = scanned(&plan).iter().map(|s| s.len()).sum();
         assert_eq!(total, 1_827);
+
+        // EXPLAIN and EXPLAIN ANALYZE say what the catalog pruned.
+        for explain in ["EXPLAIN", "EXPLAIN ANALYZE"] {
+            let sql = format!(
+                "{explain} SELECT count(*) FROM \"big/hourly\" \
+                 WHERE ts >= '2026-03-01T00:00:00Z' AND ts < '2026-03-02T00:00:00Z'"
+            );
+            let out = query(&session, &sql).await;
+            let rows = strings(&out);
+            let pruning: Vec<&(String, String)> = rows
+                .iter()
+                .filter(|(kind, _)| kind == "tarn_catalog_pruning")
+                .collect();
+            assert_eq!(pruning.len(), 1, "{explain}: {rows:?}");
+            assert_eq!(
+                pruning[0].1,
+                "tarn://big/hourly:v1: ts >= 2026-03-01T00:00:00Z AND ts < 2026-03-02T00:00:00Z: \
+                 1 of 1827 row groups kept, 1826 pruned in the catalog; 1 file, 1 partition",
+                "{explain}"
+            );
+            assert!(
+                rows.iter().any(|(_, plan)| plan.contains("DataSourceExec")),
+                "{explain}: DataFusion's plan is there too: {rows:?}"
+            );
+        }
+    });
+}
+
+/// The `(plan_type, plan)` rows of an EXPLAIN.
+fn strings(batches: &[RecordBatch]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for b in batches {
+        let text = |i: usize| {
+            arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8).expect("text")
+        };
+        let (kind, plan) = (text(0), text(1));
+        let (kind, plan) = (kind.as_string::<i32>(), plan.as_string::<i32>());
+        for i in 0..b.num_rows() {
+            out.push((kind.value(i).to_string(), plan.value(i).to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn partitions_are_contiguous_runs_of_whole_row_groups() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let lake = lake(dir.path()).await;
+        // 100 days of hourly rows in daily row groups, then a rewrite of days 40..45, so the
+        // snapshot's row groups come from two files and interleave.
+        let rows: Vec<(i64, f64)> = (0..100 * 24).map(|h| (BASE + h * 3600, h as f64)).collect();
+        let daily = || {
+            WriteRequest::new()
+                .ordered_on("ts")
+                .row_group_target(RowGroupTarget::parse("1D").expect("1D"))
+        };
+        lake.write("tarn://p/x", batch(&rows), daily())
+            .await
+            .expect("write");
+        let patch: Vec<(i64, f64)> = rows[40 * 24..45 * 24].iter().map(|r| (r.0, -r.1)).collect();
+        lake.write(
+            "tarn://p/x",
+            batch(&patch),
+            daily().duplicates_on(tarn::DuplicatesOn::parse("ts")),
+        )
+        .await
+        .expect("update");
+        let engine = tarn_query::QueryEngine::new(&lake).expect("engine");
+        for partitions in [1usize, 2, 3, 7, 500] {
+            let session = engine.session(None).await.expect("session");
+            session
+                .context()
+                .state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .execution
+                .target_partitions = partitions;
+            let df = session
+                .sql("SELECT ts, v FROM \"p/x\" ORDER BY ts", vec![])
+                .await
+                .expect("plan");
+            let plan = df.clone().create_physical_plan().await.expect("physical");
+            let config = find_scan(&plan).expect("a Parquet scan");
+            assert_eq!(
+                config.file_groups.len(),
+                partitions.min(100),
+                "{partitions} partitions asked"
+            );
+            // Every file of every partition is whole (no byte range), and the partitions
+            // concatenated list each live row group once, in row order.
+            let mut ranges = Vec::new();
+            for group in &config.file_groups {
+                let mut group_ranges = Vec::new();
+                for file in group.files() {
+                    assert!(file.range.is_none(), "{partitions}: {file:?}");
+                    let stats = file.statistics.as_ref().expect("statistics");
+                    let min = stats.column_statistics[0].min_value.get_value().cloned();
+                    let max = stats.column_statistics[0].max_value.get_value().cloned();
+                    group_ranges.push((min.expect("min"), max.expect("max")));
+                }
+                ranges.extend(group_ranges);
+            }
+            assert!(
+                ranges.windows(2).all(|w| w[0].1 < w[1].0),
+                "{partitions}: segments in row order, disjoint: {ranges:?}"
+            );
+            let read: usize = scanned(&plan).iter().map(|s| s.len()).sum();
+            assert_eq!(read, 100, "{partitions}: every day once");
+            let text = tarn_query::datafusion::physical_plan::displayable(plan.as_ref())
+                .indent(true)
+                .to_string();
+            assert!(!text.contains("SortExec"), "{partitions}: no sort:\n{text}");
+            let out = df.collect().await.expect("collect");
+            let want: Vec<i64> = raw(&lake, "tarn://p/x").await.iter().map(|r| r.0).collect();
+            assert_eq!(i64s(&out, 0), want, "{partitions}");
+            let v = f64s(&out, 1);
+            assert_eq!(v[40 * 24], -(40.0 * 24.0), "the update is read");
+        }
+    });
+}
+
+fn find_scan(plan: &Arc<dyn ExecutionPlan>) -> Option<FileScanConfig> {
+    if let Some(exec) = plan.downcast_ref::<DataSourceExec>()
+        && let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>()
+    {
+        return Some(config.clone());
+    }
+    plan.children().into_iter().find_map(find_scan)
+}
+
+#[test]
+fn sessions_of_one_engine_share_its_runtime_and_metadata_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let lake = lake(dir.path()).await;
+        fixture(&lake).await;
+        let engine = tarn_query::QueryEngine::new(&lake).expect("engine");
+        let first = engine.session(None).await.expect("session");
+        let cache = first
+            .context()
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache();
+        assert_eq!(cache.len(), 0);
+        query(&first, "SELECT sum(v) FROM \"site/a\"").await;
+        let cached = cache.len();
+        assert!(cached > 0, "the scan cached its footers");
+        let second = engine.session(None).await.expect("session");
+        assert!(Arc::ptr_eq(
+            &first.context().runtime_env(),
+            &second.context().runtime_env()
+        ));
+        query(&second, "SELECT sum(v) FROM \"site/a\"").await;
+        assert_eq!(cache.len(), cached, "the second session found them cached");
+        // A session of its own has a cache of its own.
+        let own = QuerySession::new(&lake, None).await.expect("session");
+        assert!(!Arc::ptr_eq(
+            &first.context().runtime_env(),
+            &own.context().runtime_env()
+        ));
     });
 }
 
