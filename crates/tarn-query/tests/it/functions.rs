@@ -154,7 +154,7 @@ proptest! {
                     .collect();
                 match want {
                     Some(want) => {
-                        let ours = ours.map_err(|e| TestCaseError::fail(e))?;
+                        let ours = ours.map_err(TestCaseError::fail)?;
                         prop_assert_eq!(&cells(&ours).1, &want);
                         if let Ok(theirs) = theirs {
                             prop_assert_eq!(cells(&theirs), cells(&ours));
