@@ -26,7 +26,7 @@
 #   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
 #   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
 #   TARN_BENCH_SQL_THREADS   W5: threads of tarn (DataFusion partitions) and of DuckDB  (2)
-#   TARN_BENCH_SQL_ARGS      W5: more tarn-bench sql arguments, e.g. "--utc-date-trunc" or
+#   TARN_BENCH_SQL_ARGS      W5: more tarn-bench sql arguments, e.g. "--datafusion-date-trunc" or
 #                            "--set datafusion.execution.batch_size=32768" (none)
 #   TARN_BENCH_HISTORY_VERSIONS   W6: versions of the dataset (10000 / 500)
 #   TARN_BENCH_HISTORY_REPEAT     W6: repetitions per measurement (15 / 5)

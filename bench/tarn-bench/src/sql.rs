@@ -18,15 +18,15 @@
 //! the same values within 1e-9, or the benchmark fails), then `--repeat` rounds, each running
 //! every query on every system in turn, so that load on the shared machine falls on all of
 //! them alike. tarn runs in this process, DuckDB in a Python child (bench/sql_duckdb.py),
-//! both with `--threads` threads. tarn is timed twice: with a new `QuerySession` per run
-//! (what `tarn query` or a service reading the latest state does: the session's tables, its
-//! catalog lookups and DataFusion's per-session Parquet metadata cache are all new), and with
-//! one session for all runs. DuckDB keeps one connection, with its default caches.
+//! both with `--threads` threads. tarn is timed twice, with a new `QuerySession` per run
+//! either way (the session's tables and catalog lookups are new each time): with a runtime
+//! of its own, as `tarn query` does (DataFusion's Parquet metadata cache starts empty), and
+//! from one `QueryEngine` for all runs, as a long-lived service does (the cache is shared).
+//! DuckDB keeps one connection, with its default caches.
 
 use crate::{INPROC, Recorder, base_extra, median, min_max, read_parquet, secs, with_rev};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::FieldRef;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -37,14 +37,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use tarn::{Durability, Lake, LakeConfig, WriteRequest};
-use tarn_query::QuerySession;
+use tarn_query::{QueryEngine, QuerySession};
 use tarn_query::datafusion::common::config::ConfigField;
-use tarn_query::datafusion::common::{Result as DfResult, ScalarValue};
 use tarn_query::datafusion::functions::datetime::date_trunc::DateTruncFunc;
-use tarn_query::datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
-use tarn_query::datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-};
+use tarn_query::datafusion::logical_expr::ScalarUDF;
 
 /// Issue 4: each query at most this many times DuckDB's median on the same files.
 const TARGET_RATIO: f64 = 1.25;
@@ -53,7 +49,7 @@ const MANY_PREFIX: &str = "bench/many/s";
 /// 2020-01-01T00:00:00Z, where gen_data.py's series and the generated datasets start.
 const T0_NS: i64 = 1_577_836_800 * 1_000_000_000;
 const MINUTE_NS: i64 = 60_000_000_000;
-const SESSION_REUSED: &str = "tarn (in-process, one session)";
+const ENGINE_SHARED: &str = "tarn (in-process, one engine)";
 const DUCKDB: &str = "duckdb";
 const PARAMS_FILE: &str = ".w5-params";
 
@@ -97,11 +93,11 @@ pub struct SqlArgs {
     /// also goes to the session's Parquet table options, which tarn's scan reads).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
-    /// Experiment: tarn's sessions get a `date_trunc` that truncates UTC timestamps to hours
-    /// and days with arithmetic (DataFusion 55 does so only for timestamps without a time
-    /// zone, and converts every value through chrono-tz for "UTC").
+    /// Comparison: tarn's sessions use DataFusion's own `date_trunc` instead of tarn's,
+    /// which truncates UTC and fixed-offset timestamps to hours, days and weeks with
+    /// arithmetic (DataFusion 55 converts every value through chrono-tz for "UTC").
     #[arg(long)]
-    utc_date_trunc: bool,
+    datafusion_date_trunc: bool,
     /// Do not print EXPLAIN ANALYZE of each query (tarn's and DuckDB's) to stderr.
     #[arg(long)]
     no_explain: bool,
@@ -600,113 +596,32 @@ async fn new_session(
     lake: &Lake,
     args: &SqlArgs,
     settings: &[(String, String)],
+    engine: Option<&QueryEngine>,
 ) -> Result<QuerySession> {
-    let session = QuerySession::new(lake, None).await?;
+    let session = match engine {
+        Some(engine) => engine.session(None).await?,
+        None => QuerySession::new(lake, None).await?,
+    };
     configure(&session, args.threads, settings)?;
-    if args.utc_date_trunc {
+    if args.datafusion_date_trunc {
         session
             .context()
-            .register_udf(ScalarUDF::from(UtcDateTrunc::default()));
+            .register_udf(ScalarUDF::from(DateTruncFunc::new()));
     }
     Ok(session)
 }
 
-/// DataFusion's `date_trunc`, except that hours and days of UTC timestamps are truncated
-/// with arithmetic, as DataFusion already does for timestamps without a time zone (in UTC
-/// both have a fixed length). The experiment of `--utc-date-trunc`.
-#[derive(Debug, Default, PartialEq, Eq, Hash)]
-struct UtcDateTrunc {
-    inner: DateTruncFunc,
-}
-
-impl UtcDateTrunc {
-    /// The step of `granularity` in `unit`, for the granularities done here.
-    fn step(granularity: &ColumnarValue, unit: TimeUnit) -> Option<i64> {
-        let text = match granularity {
-            ColumnarValue::Scalar(
-                ScalarValue::Utf8(Some(s))
-                | ScalarValue::Utf8View(Some(s))
-                | ScalarValue::LargeUtf8(Some(s)),
-            ) => s.to_ascii_lowercase(),
-            _ => return None,
-        };
-        let seconds = match text.as_str() {
-            "hour" => 3600,
-            "day" => 86_400,
-            _ => return None,
-        };
-        Some(
-            seconds
-                * match unit {
-                    TimeUnit::Second => 1,
-                    TimeUnit::Millisecond => 1_000,
-                    TimeUnit::Microsecond => 1_000_000,
-                    TimeUnit::Nanosecond => 1_000_000_000,
-                },
-        )
-    }
-}
-
-impl ScalarUDFImpl for UtcDateTrunc {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn aliases(&self) -> &[String] {
-        self.inner.aliases()
-    }
-
-    fn signature(&self) -> &Signature {
-        self.inner.signature()
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> DfResult<DataType> {
-        self.inner.return_type(arg_types)
-    }
-
-    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
-        self.inner.return_field_from_args(args)
-    }
-
-    fn output_ordering(&self, input: &[ExprProperties]) -> DfResult<SortProperties> {
-        self.inner.output_ordering(input)
-    }
-
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        if let [granularity, ColumnarValue::Array(values)] = args.args.as_slice()
-            && let DataType::Timestamp(unit, Some(tz)) = values.data_type()
-            && matches!(tz.as_ref(), "UTC" | "Etc/UTC" | "+00:00" | "Z")
-            && let Some(step) = Self::step(granularity, *unit)
-        {
-            let ints = arrow::compute::cast(values, &DataType::Int64)?;
-            let truncated: arrow::array::Int64Array =
-                arrow::compute::kernels::arity::unary(ints.as_primitive::<Int64Type>(), |v| {
-                    v - v.rem_euclid(step)
-                });
-            let out = arrow::compute::cast(&truncated, values.data_type())?;
-            return Ok(ColumnarValue::Array(out));
-        }
-        self.inner.invoke_with_args(args)
-    }
-}
-
-/// One run: a session (new unless given), planning (catalog lookups included), execution.
+/// One run: a new session (of `engine` if given, else with a runtime of its own),
+/// planning (catalog lookups included), execution.
 async fn run_tarn(
     lake: &Lake,
     args: &SqlArgs,
     settings: &[(String, String)],
-    session: Option<&QuerySession>,
+    engine: Option<&QueryEngine>,
     sql: &str,
 ) -> Result<TarnRun> {
     let t = Instant::now();
-    let fresh;
-    let session = match session {
-        Some(s) => s,
-        None => {
-            fresh = new_session(lake, args, settings).await?;
-            &fresh
-        }
-    };
+    let session = new_session(lake, args, settings, engine).await?;
     let df = session.sql(sql, vec![]).await?;
     let task = Arc::new(df.task_ctx());
     let plan = df.create_physical_plan().await?;
@@ -894,14 +809,14 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
     // Untimed round: every system once, answers compared.
     let answers = args.work.join("answers");
     fs::create_dir_all(&answers)?;
-    let reused = new_session(&lake, args, &settings).await?;
+    let engine = QueryEngine::new(&lake)?;
     let mut failed: Vec<bool> = vec![false; all.len()];
     // Queries DuckDB failed (an error is recorded, no time).
     let mut duck_failed: Vec<bool> = vec![duck.is_none(); all.len()];
     for (qi, q) in all.iter().enumerate() {
         let check = async {
             let fresh = run_tarn(&lake, args, &settings, None, &q.tarn_sql).await?;
-            let one = run_tarn(&lake, args, &settings, Some(&reused), &q.tarn_sql).await?;
+            let one = run_tarn(&lake, args, &settings, Some(&engine), &q.tarn_sql).await?;
             let got = answer_of_batches(&fresh.batches)?;
             let again = answer_of_batches(&one.batches)?;
             if let Some(d) = duck.as_mut() {
@@ -909,7 +824,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
                 d.run(&q.duckdb_sql, Some(&path), false)?;
                 let want = answer_of_json(&path, &q.labels)?;
                 compare(q, "tarn", &got, &want)?;
-                compare(q, "tarn (one session)", &again, &want)?;
+                compare(q, "tarn (one engine)", &again, &want)?;
                 eprintln!(
                     "[W5] query {}: tarn and DuckDB agree ({} groups)",
                     q.id,
@@ -928,7 +843,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
         };
         if let Err(e) = check.await {
             let msg = format!("{e:#}");
-            for system in [INPROC, SESSION_REUSED, DUCKDB] {
+            for system in [INPROC, ENGINE_SHARED, DUCKDB] {
                 rec.error(system, &workload(q), &msg);
             }
             failed[qi] = true;
@@ -948,8 +863,8 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
             }
             let step = async {
                 let fresh = run_tarn(&lake, args, &settings, None, &q.tarn_sql).await?;
-                let one = run_tarn(&lake, args, &settings, Some(&reused), &q.tarn_sql).await?;
-                for (what, r) in [("tarn", &fresh), ("tarn (one session)", &one)] {
+                let one = run_tarn(&lake, args, &settings, Some(&engine), &q.tarn_sql).await?;
+                for (what, r) in [("tarn", &fresh), ("tarn (one engine)", &one)] {
                     let n: usize = r.batches.iter().map(|b| b.num_rows()).sum();
                     ensure!(
                         n == q.expect_rows,
@@ -968,7 +883,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
             if let Err(e) = step.await {
                 let msg = format!("round {round}: {e:#}");
                 rec.error(INPROC, &workload(q), &msg);
-                rec.error(SESSION_REUSED, &workload(q), &msg);
+                rec.error(ENGINE_SHARED, &workload(q), &msg);
                 failed[qi] = true;
                 continue;
             }
@@ -1007,7 +922,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
         for (system, times, session) in [
             (INPROC, &tarn_fresh[qi], "a new QuerySession per run"),
             (
-                SESSION_REUSED,
+                ENGINE_SHARED,
                 &tarn_one[qi],
                 "one QuerySession for all runs",
             ),
@@ -1030,8 +945,8 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
             extra.insert("tokio_workers".into(), json!(workers));
             let mut variant: Vec<String> =
                 args.settings.iter().map(|s| format!("--set {s}")).collect();
-            if args.utc_date_trunc {
-                variant.push("--utc-date-trunc".into());
+            if args.datafusion_date_trunc {
+                variant.push("--datafusion-date-trunc".into());
             }
             if !variant.is_empty() {
                 extra.insert("settings".into(), json!(variant.join(" ")));
@@ -1067,7 +982,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
             if failed[qi] {
                 continue;
             }
-            let session = new_session(&lake, args, &settings).await?;
+            let session = new_session(&lake, args, &settings, None).await?;
             if let Err(e) = explain_tarn(&session, q).await {
                 eprintln!("[W5] tarn EXPLAIN ANALYZE of query {} failed: {e:#}", q.id);
             }
@@ -1083,7 +998,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
         }
     }
     drop(duck);
-    drop(reused);
+    drop(engine);
     drop(lake);
     let _ = fs::remove_dir_all(&answers);
     if !args.keep {
