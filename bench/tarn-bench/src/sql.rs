@@ -37,10 +37,10 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 use tarn::{Durability, Lake, LakeConfig, WriteRequest};
-use tarn_query::{QueryEngine, QuerySession};
 use tarn_query::datafusion::common::config::ConfigField;
 use tarn_query::datafusion::functions::datetime::date_trunc::DateTruncFunc;
 use tarn_query::datafusion::logical_expr::ScalarUDF;
+use tarn_query::{QueryEngine, QuerySession};
 
 /// Issue 4: each query at most this many times DuckDB's median on the same files.
 const TARGET_RATIO: f64 = 1.25;

@@ -9,6 +9,7 @@ mod input;
 mod intersect_cmd;
 mod output;
 mod query_cmd;
+mod shell;
 mod vc_cmd;
 
 use anyhow::{Context, Result, bail};

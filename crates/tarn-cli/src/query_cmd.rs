@@ -13,8 +13,9 @@ use tarn_query::datafusion::common::ScalarValue;
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// One SQL statement. Datasets are tables: "a/b/c" (quoted), a.b.c, or any snapshot as
-    /// "a/b/c@dev:v3" or tarn('tarn://a/b/c:2024-01-05').
-    pub sql: String,
+    /// "a/b/c@dev:v3" or tarn('tarn://a/b/c:2024-01-05'). Without it, statements come from
+    /// stdin: an interactive shell on a terminal, else a script (statements end with ';').
+    pub sql: Option<String>,
     /// Output format (default: a table on the terminal, else from --output's extension).
     #[arg(long, value_enum)]
     pub format: Option<OutputFormat>,
@@ -90,6 +91,14 @@ fn format_of(args: &QueryArgs, json: bool) -> Result<OutputFormat> {
 }
 
 pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
+    let Some(sql) = args.sql.as_deref() else {
+        if args.output.is_some() || args.params.is_some() {
+            bail!(
+                "--output and --params take one statement: pass the SQL as an argument (tarn query \"<SQL>\" --output FILE)"
+            );
+        }
+        return crate::shell::run(ctx, args.format, args.as_of.as_deref()).await;
+    };
     let format = format_of(&args, ctx.json)?;
     if args.output.is_none()
         && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
@@ -108,7 +117,7 @@ pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
     let lake = ctx.lake().await?;
     let state = crate::state_as_of(&lake, args.as_of.as_deref()).await?;
     let session = QuerySession::new(&lake, state).await?;
-    let df = session.sql(&args.sql, params).await?;
+    let df = session.sql(sql, params).await?;
     let schema = df.schema().inner().clone();
     let stream = df
         .execute_stream()

@@ -177,6 +177,27 @@ impl TestLake {
         self.raw(self.args(args))
     }
 
+    /// `tarn --lake LAKE ARGS` with `input` on stdin.
+    pub fn run_stdin<I, S>(&self, args: I, input: &str) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        use std::io::Write;
+        let args = self.args(args);
+        let mut child = tarn_cmd(self.tmp.path())
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tarn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input.as_bytes()).expect("write stdin");
+        drop(stdin);
+        Run::from_output(args, child.wait_with_output().expect("wait"))
+    }
+
     /// Starts `tarn --lake LAKE ARGS` with piped output.
     pub fn spawn<I, S>(&self, args: I) -> (Vec<OsString>, Child)
     where

@@ -204,8 +204,9 @@ fn bad_queries_are_clear_errors_and_change_nothing() {
         let run = lake.run(&args);
         run.fails(1, &needles.iter().map(|s| &**s).collect::<Vec<_>>());
     }
-    let run = lake.run(["query"]);
-    run.fails(2, &["<SQL>"]);
+    // Without SQL the statements come from stdin; empty input runs none.
+    let run = lake.run(["query"]).ok();
+    assert!(run.stdout.is_empty(), "{}", run.describe());
     assert_eq!(lake.fingerprint(&["q/x"]), before);
 }
 
@@ -341,4 +342,117 @@ fn a_result_larger_than_memory_streams_to_a_file() {
             written >> 20
         );
     }
+}
+
+#[test]
+fn statements_from_stdin_run_in_order_until_the_first_error() {
+    let lake = lake_with_history();
+    let script = "-- a report\n\
+        SELECT count(*) AS n FROM \"q/x\";\n\
+        SELECT id FROM q.x\n  WHERE id >= 6 -- the appended rows; not the end\n  ORDER BY id; SELECT ';' AS s\n";
+    let out = lake.run_stdin(["query", "--format", "csv"], script).ok();
+    assert_eq!(out.stdout(), "n\n8\nid\n6\n7\ns\n;\n");
+
+    // Shell commands work in scripts too.
+    let out = lake
+        .run_stdin(
+            ["query", "--format", "csv"],
+            "\\d q.x\nSELECT 1 AS one;\n\\q\nSELECT 2;\n",
+        )
+        .ok();
+    let text = out.stdout();
+    assert!(
+        text.contains("column") && text.contains("Timestamp"),
+        "{text}"
+    );
+    assert!(text.ends_with("one\n1\n"), "stops at \\q: {text}");
+
+    // The first error stops the run, names the statement, and changes nothing.
+    let before = lake.fingerprint(&["q/x"]);
+    let run = lake.run_stdin(
+        ["query", "--format", "csv"],
+        "SELECT 1 AS a;\nSELECT nope\nFROM \"q/x\";\nSELECT 3 AS c;\n",
+    );
+    run.fails(1, &["statement 2 (ending on line 3)", "nope"]);
+    assert_eq!(run.stdout(), "a\n1\n", "statement 3 never ran");
+    assert_eq!(lake.fingerprint(&["q/x"]), before);
+
+    for (args, needles) in [
+        (
+            vec!["query", "--output", "x.csv"],
+            vec!["--output and --params take one statement"],
+        ),
+        (
+            vec!["query", "--format", "parquet"],
+            vec!["print table, csv, json or jsonl"],
+        ),
+    ] {
+        lake.run_stdin(args, "SELECT 1;").fails(1, &needles);
+    }
+    lake.run_stdin(["query"], "\\bogus\n")
+        .fails(1, &["unknown shell command", "\\?"]);
+    lake.run_stdin(["query"], "SELECT 1 AS a; SELEC 2;")
+        .fails(1, &["statement 2", "SQL syntax error"]);
+    assert_eq!(lake.fingerprint(&["q/x"]), before);
+}
+
+/// The interactive shell, on a pseudo-terminal from `script(1)` (util-linux).
+#[test]
+fn the_shell_on_a_terminal_edits_continues_lines_and_keeps_history() {
+    use std::io::Write;
+    let lake = lake_with_history();
+    let history = lake.path("history");
+    let command = format!("{TARN} --lake {} query", lake.lake.display());
+    let mut child = std::process::Command::new("script")
+        .current_dir(lake.dir())
+        .env_remove("TARN_LAKE")
+        .env_remove("TARN_LOG")
+        .env("TARN_HISTORY", &history)
+        .env("TERM", "dumb")
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script(1) runs; it is in util-linux (Debian: bsdutils)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(400));
+    // Lines typed one by one: a statement over two lines, a line cancelled with Ctrl-C,
+    // a shell command, a failing statement (the shell goes on), then \q.
+    for keys in [
+        "SELECT max(id) + 35\r",
+        "AS answer FROM \"q/x\";\r",
+        "SELECT 'cancelled' AS never\x03",
+        "\\d\r",
+        "SELECT nope;\r",
+        "SELECT 'still here' AS after;\r",
+        "\\q\r",
+    ] {
+        pause();
+        stdin.write_all(keys.as_bytes()).expect("type");
+        stdin.flush().expect("flush");
+    }
+    let out = child.wait_with_output().expect("wait");
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("tarn SQL shell on"), "{text}");
+    assert!(text.contains("42"), "the two-line statement ran: {text}");
+    assert!(text.contains("(1 row in"), "{text}");
+    assert!(
+        text.contains("\"q/x\"") && text.contains("dataset"),
+        "\\d: {text}"
+    );
+    assert!(text.contains("nope"), "the error is shown: {text}");
+    assert!(text.contains("still here"), "the shell went on: {text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains('│') && l.contains("cancelled")),
+        "Ctrl-C dropped the line: {text}"
+    );
+    let saved = std::fs::read_to_string(&history).expect("history saved");
+    assert!(saved.contains("AS answer FROM"), "{saved}");
+    assert!(saved.contains("still here"), "{saved}");
+    assert!(!saved.contains("cancelled"), "{saved}");
 }
