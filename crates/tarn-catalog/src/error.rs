@@ -1,3 +1,4 @@
+use crate::model::ComponentKind;
 use tarn_core::CoreError;
 
 /// Errors of the catalog.
@@ -31,6 +32,26 @@ pub enum CatalogError {
         found: i64,
         known: i64,
     },
+    /// A registry component was to be created, but it exists: update it from its head.
+    #[error("{kind} {name:?} already exists (version {head_version}); update it instead")]
+    ComponentExists {
+        kind: ComponentKind,
+        name: String,
+        head_version: u64,
+    },
+    /// A registry component was to be updated, but it does not exist.
+    #[error("{kind} {name:?} does not exist; create it first")]
+    ComponentNotFound { kind: ComponentKind, name: String },
+    /// The component's head moved since the writer read it: re-read it and update again.
+    #[error(
+        "update conflict on {kind} {name:?}: planned on version {expected}, but the head is now version {actual}; re-read it and update again"
+    )]
+    ComponentConflict {
+        kind: ComponentKind,
+        name: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("catalog database error: {0}")]
     Sql(#[from] rusqlite::Error),
     /// The operation is refused as asked (a name taken, a merge that is not a fast-forward,
@@ -46,8 +67,10 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    /// A head moved under a compare-and-swap (a dataset branch's or a registry component's):
+    /// nothing was written, and re-planning on the new head may succeed.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
+        matches!(self, Self::Conflict { .. } | Self::ComponentConflict { .. })
     }
 }
 

@@ -1,7 +1,9 @@
 //! tarn's catalog: the SQL database that says which datasets, branches, versions, files, row
 //! groups and tags exist. It owns the commit protocol (docs/design/0001-commit.md): a
 //! version becomes visible in one transaction that succeeds only if the branch head is still
-//! the version the writer planned on. It also keeps the collections' key schemas. It knows nothing of Parquet or of HTTP.
+//! the version the writer planned on. It also keeps the collections' key schemas, and the
+//! registry's versioned dimensions, mappings, projects and registrations
+//! (docs/design/0005-registry.md). It knows nothing of Parquet or of HTTP.
 
 mod error;
 mod model;
@@ -118,4 +120,65 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn collection(&self, name: &DatasetName) -> Result<Option<CollectionRecord>>;
     /// Every collection, by name.
     async fn collections(&self) -> Result<Vec<CollectionRecord>>;
+
+    /// Writes a registry component version (docs/design/0005): the first one (version 1)
+    /// when `v.base_version` is `None`, else version `base_version + 1`.
+    ///
+    /// - It is one transaction: a new lake commit (so [`Catalog::last_commit`] is the
+    ///   version's `commit_id` right after, and its time never precedes an earlier commit's),
+    ///   the version row, its records, mapping rows and dependencies, and the move of the
+    ///   component's head become visible together or not at all.
+    /// - It is exclusive: a create fails with [`CatalogError::ComponentExists`] when the
+    ///   component exists; an update fails with [`CatalogError::ComponentNotFound`] when it
+    ///   does not, and with [`CatalogError::ComponentConflict`] when the head is no longer
+    ///   `base_version`. Of several writers on the same base exactly one succeeds, so
+    ///   versions are 1, 2, 3... without gaps. It never retries.
+    /// - It is refused ([`CatalogError::Refused`], naming the culprit) when records are given
+    ///   for a kind other than a dimension or rows for a kind other than a mapping, when
+    ///   record ids or mapping `(from_id, to_id)` pairs repeat, when a dependency's kind is
+    ///   neither a component kind nor `dataset`, or when a target is named twice (all checked
+    ///   first, on the request alone); and, after the create/update checks, when a dependency
+    ///   on a registry component names a version that does not exist. Dataset targets are
+    ///   not checked.
+    /// - Whether the new version changes anything, and whether the records, rows and body are
+    ///   valid for the kind, is the caller's to check: every call that succeeds makes a version.
+    /// - On any error nothing is written.
+    async fn put_component_version(&self, v: NewComponentVersion) -> Result<ComponentVersion>;
+    async fn component(&self, kind: ComponentKind, name: &str) -> Result<Option<ComponentRecord>>;
+    /// Every component of `kind` (of every kind when `None`), by kind then name.
+    async fn components(&self, kind: Option<ComponentKind>) -> Result<Vec<ComponentRecord>>;
+    /// Version `version` of a component (its head when `None`); `None` when the component
+    /// or the version does not exist.
+    async fn component_version(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<ComponentVersion>>;
+    /// Every version of a component, newest first (empty when it does not exist).
+    async fn component_history(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+    ) -> Result<Vec<ComponentVersion>>;
+    /// The records of a dimension version, by id.
+    async fn dimension_records(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> Result<Vec<DimensionRecordRow>>;
+    /// The rows of a mapping version, by `(from_id, to_id)`.
+    async fn mapping_rows(&self, component_id: i64, version: u64) -> Result<Vec<MappingRow>>;
+    /// What a component version depends on, by target kind then name.
+    async fn dependencies(&self, component_id: i64, version: u64) -> Result<Vec<DependencyTarget>>;
+    /// The component versions that depend on `target_version` of the target (on any of its
+    /// versions when `None`), by kind, name, version. `target_kind` is a component kind's
+    /// string or `dataset`. Answered from one seek of the `registry_dependents` index, so its
+    /// cost follows the number of dependents, not the size of the registry.
+    async fn dependents(
+        &self,
+        target_kind: &str,
+        target_name: &str,
+        target_version: Option<u64>,
+    ) -> Result<Vec<Dependent>>;
 }

@@ -182,3 +182,141 @@ impl CollectionRecord {
         self.schema.collection()
     }
 }
+
+/// The four kinds of registry component (docs/design/0005). They order as their names do,
+/// which is how listings order them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ComponentKind {
+    Dimension,
+    Mapping,
+    Project,
+    Registration,
+}
+
+impl ComponentKind {
+    pub const ALL: [ComponentKind; 4] = [
+        ComponentKind::Dimension,
+        ComponentKind::Mapping,
+        ComponentKind::Project,
+        ComponentKind::Registration,
+    ];
+
+    /// The kind's name as stored and as written on the command line (`dimension`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ComponentKind::Dimension => "dimension",
+            ComponentKind::Mapping => "mapping",
+            ComponentKind::Project => "project",
+            ComponentKind::Registration => "registration",
+        }
+    }
+
+    /// The kind named `s` exactly (lower case), or `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for ComponentKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ComponentKind {
+    type Err = crate::CatalogError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s).ok_or_else(|| {
+            crate::CatalogError::Refused(format!(
+                "unknown component kind {s:?}: expected dimension, mapping, project or registration"
+            ))
+        })
+    }
+}
+
+/// A registry component and its newest version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentRecord {
+    pub id: i64,
+    pub kind: ComponentKind,
+    pub name: String,
+    pub head_version: u64,
+}
+
+/// One version of a registry component. A version never changes once written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentVersion {
+    pub component_id: i64,
+    pub kind: ComponentKind,
+    pub name: String,
+    pub version: u64,
+    /// The lake commit that made this version, and its time.
+    pub commit_id: i64,
+    pub timestamp: DateTime<Utc>,
+    pub author: String,
+    pub message: String,
+    /// The kind's definition, as JSON (its shape is the caller's).
+    pub body_json: String,
+}
+
+/// A record of a dimension version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DimensionRecordRow {
+    pub id: String,
+    pub name: String,
+    /// A JSON object of the record's other columns, as text.
+    pub extra_json: String,
+}
+
+/// A row of a mapping version: `fraction` of `from_id` goes to `to_id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingRow {
+    pub from_id: String,
+    pub to_id: String,
+    pub fraction: f64,
+}
+
+/// What a component version depends on: version `version` of a registry component (`kind`
+/// is a [`ComponentKind`]'s string), or of a dataset (`kind` is [`DependencyTarget::DATASET`]
+/// and `name` is like `demand/nc@main`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DependencyTarget {
+    pub kind: String,
+    pub name: String,
+    pub version: u64,
+}
+
+impl DependencyTarget {
+    /// The target kind of a dataset version.
+    pub const DATASET: &'static str = "dataset";
+}
+
+/// A component version that depends on `target`. `head_version` is its component's newest
+/// version, so that a caller can keep only the dependents that are heads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dependent {
+    pub kind: ComponentKind,
+    pub name: String,
+    pub version: u64,
+    pub head_version: u64,
+    pub target: DependencyTarget,
+}
+
+/// A component version to write: the component's first version when `base_version` is
+/// `None` (the component must not exist yet), else version `base_version + 1`, which is
+/// written only if the head is still `base_version` (compare-and-swap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewComponentVersion {
+    pub kind: ComponentKind,
+    pub name: String,
+    pub base_version: Option<u64>,
+    pub author: String,
+    pub message: String,
+    pub body_json: String,
+    /// The records of a dimension version (empty for the other kinds).
+    pub records: Vec<DimensionRecordRow>,
+    /// The rows of a mapping version (empty for the other kinds).
+    pub mapping_rows: Vec<MappingRow>,
+    pub dependencies: Vec<DependencyTarget>,
+}

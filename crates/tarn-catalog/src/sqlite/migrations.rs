@@ -116,4 +116,61 @@ CREATE TABLE collections (
 );
 "#,
     ),
+    (
+        4,
+        r#"
+-- The registry (docs/design/0005): dimensions, mappings, projects and registrations, each
+-- versioned; a version takes a lake commit, and its records, mapping rows and dependencies
+-- are written in the same transaction.
+CREATE TABLE registry_components (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('dimension', 'mapping', 'project', 'registration')),
+    name TEXT NOT NULL,
+    head_version INTEGER NOT NULL,
+    UNIQUE (kind, name)
+);
+CREATE TABLE registry_versions (
+    component_id INTEGER NOT NULL REFERENCES registry_components(id),
+    version INTEGER NOT NULL,
+    commit_id INTEGER NOT NULL REFERENCES commits(id),
+    author TEXT NOT NULL,
+    message TEXT NOT NULL,
+    body_json TEXT NOT NULL,
+    PRIMARY KEY (component_id, version)
+) WITHOUT ROWID;
+-- A dimension version's records; extra_json is a JSON object of the record's other columns.
+CREATE TABLE dimension_records (
+    component_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    extra_json TEXT NOT NULL,
+    PRIMARY KEY (component_id, version, id),
+    FOREIGN KEY (component_id, version) REFERENCES registry_versions (component_id, version)
+) WITHOUT ROWID;
+CREATE TABLE mapping_rows (
+    component_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    from_id TEXT NOT NULL,
+    to_id TEXT NOT NULL,
+    fraction REAL NOT NULL,
+    PRIMARY KEY (component_id, version, from_id, to_id),
+    FOREIGN KEY (component_id, version) REFERENCES registry_versions (component_id, version)
+) WITHOUT ROWID;
+-- What a component version uses: a registry component version, or a dataset version
+-- (target_kind 'dataset', target_name like 'demand/nc@main'). Not a foreign key: dataset
+-- targets live elsewhere, and component targets are checked when the version is written.
+CREATE TABLE registry_dependencies (
+    component_id INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    target_kind TEXT NOT NULL,
+    target_name TEXT NOT NULL,
+    target_version INTEGER NOT NULL,
+    PRIMARY KEY (component_id, version, target_kind, target_name),
+    FOREIGN KEY (component_id, version) REFERENCES registry_versions (component_id, version)
+) WITHOUT ROWID;
+-- "What uses county v2" is one seek.
+CREATE INDEX registry_dependents ON registry_dependencies (target_kind, target_name, target_version);
+"#,
+    ),
 ];

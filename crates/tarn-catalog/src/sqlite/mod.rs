@@ -5,6 +5,9 @@
 
 mod branches;
 pub mod migrations;
+mod registry;
+
+pub use registry::dependents_query_plan;
 
 use crate::Catalog;
 use crate::error::{CatalogError, Result};
@@ -923,6 +926,72 @@ impl Catalog for SqliteCatalog {
         })
         .await
     }
+
+    async fn put_component_version(&self, v: NewComponentVersion) -> Result<ComponentVersion> {
+        self.with(move |conn| registry::put_version(conn, v)).await
+    }
+
+    async fn component(&self, kind: ComponentKind, name: &str) -> Result<Option<ComponentRecord>> {
+        let name = name.to_string();
+        self.with(move |conn| registry::load_component(conn, kind, &name))
+            .await
+    }
+
+    async fn components(&self, kind: Option<ComponentKind>) -> Result<Vec<ComponentRecord>> {
+        self.with(move |conn| registry::components(conn, kind))
+            .await
+    }
+
+    async fn component_version(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+        version: Option<u64>,
+    ) -> Result<Option<ComponentVersion>> {
+        let name = name.to_string();
+        self.with(move |conn| registry::component_version(conn, kind, &name, version))
+            .await
+    }
+
+    async fn component_history(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+    ) -> Result<Vec<ComponentVersion>> {
+        let name = name.to_string();
+        self.with(move |conn| registry::history(conn, kind, &name))
+            .await
+    }
+
+    async fn dimension_records(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> Result<Vec<DimensionRecordRow>> {
+        self.with(move |conn| registry::dimension_records(conn, component_id, version))
+            .await
+    }
+
+    async fn mapping_rows(&self, component_id: i64, version: u64) -> Result<Vec<MappingRow>> {
+        self.with(move |conn| registry::mapping_rows(conn, component_id, version))
+            .await
+    }
+
+    async fn dependencies(&self, component_id: i64, version: u64) -> Result<Vec<DependencyTarget>> {
+        self.with(move |conn| registry::dependencies(conn, component_id, version))
+            .await
+    }
+
+    async fn dependents(
+        &self,
+        target_kind: &str,
+        target_name: &str,
+        target_version: Option<u64>,
+    ) -> Result<Vec<Dependent>> {
+        let (kind, name) = (target_kind.to_string(), target_name.to_string());
+        self.with(move |conn| registry::dependents(conn, &kind, &name, target_version))
+            .await
+    }
 }
 
 /// Row counts per table, for tests and `tarn info --verbose`.
@@ -942,7 +1011,10 @@ pub fn table_counts(catalog: &SqliteCatalog) -> Result<HashMap<String, i64>> {
         "branch_row_groups",
         "tags",
         "collections",
-    ] {
+    ]
+    .into_iter()
+    .chain(registry::TABLES)
+    {
         let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
         out.insert(table.to_string(), n);
     }

@@ -1,6 +1,8 @@
 //! Conformance tests of the commit protocol, run against the SQLite catalog. Every future
 //! catalog backend runs the same suite through `conformance`.
 
+mod registry;
+
 use std::collections::BTreeMap;
 use tarn_catalog::*;
 use tarn_core::value::SqlScalar;
