@@ -9,6 +9,7 @@ mod input;
 mod intersect_cmd;
 mod output;
 mod query_cmd;
+mod registry_cmd;
 mod shell;
 mod vc_cmd;
 
@@ -175,6 +176,26 @@ enum Command {
     Collection {
         #[command(subcommand)]
         command: collection_cmd::CollectionCommand,
+    },
+    /// Registry dimensions: typed lists of records (create, update, ls, show).
+    Dimension {
+        #[command(subcommand)]
+        command: registry_cmd::DimensionCommand,
+    },
+    /// Registry mappings between dimensions (create, update, ls, show).
+    Mapping {
+        #[command(subcommand)]
+        command: registry_cmd::MappingCommand,
+    },
+    /// Registry projects: dimensions, mappings, registered datasets, queries through mappings.
+    Project {
+        #[command(subcommand)]
+        command: registry_cmd::ProjectCommand,
+    },
+    /// The registry's components, their history and what depends on them.
+    Registry {
+        #[command(subcommand)]
+        command: registry_cmd::RegistryCommand,
     },
     /// Build a demo lake from real weather data and print what to try next.
     Demo {
@@ -556,6 +577,10 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Intersect(args) => intersect_cmd::run(ctx, args).await,
         Command::Collection { command } => collection_cmd::run(ctx, command).await,
+        Command::Dimension { command } => registry_cmd::dimension(ctx, command).await,
+        Command::Mapping { command } => registry_cmd::mapping(ctx, command).await,
+        Command::Project { command } => registry_cmd::project(ctx, command).await,
+        Command::Registry { command } => registry_cmd::registry(ctx, command).await,
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
 }

@@ -62,11 +62,34 @@ fn parse_params(text: &str) -> Result<Vec<ScalarValue>> {
         .collect()
 }
 
-fn format_of(args: &QueryArgs, json: bool) -> Result<OutputFormat> {
-    if let Some(f) = args.format {
+/// The output format: `--format`, else from `--output`'s extension, else JSON with
+/// `--json`, else a table.
+pub fn output_format(
+    format: Option<OutputFormat>,
+    output: Option<&str>,
+    json: bool,
+) -> Result<OutputFormat> {
+    let format = chosen_format(format, output, json)?;
+    if output.is_none()
+        && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
+        && std::io::stdout().is_terminal()
+    {
+        bail!(
+            "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
+        );
+    }
+    Ok(format)
+}
+
+fn chosen_format(
+    format: Option<OutputFormat>,
+    output: Option<&str>,
+    json: bool,
+) -> Result<OutputFormat> {
+    if let Some(f) = format {
         return Ok(f);
     }
-    if let Some(path) = &args.output {
+    if let Some(path) = output {
         let ext = std::path::Path::new(path)
             .extension()
             .and_then(|e| e.to_str())
@@ -99,15 +122,7 @@ pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
         }
         return crate::shell::run(ctx, args.format, args.as_of.as_deref()).await;
     };
-    let format = format_of(&args, ctx.json)?;
-    if args.output.is_none()
-        && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
-        && std::io::stdout().is_terminal()
-    {
-        bail!(
-            "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
-        );
-    }
+    let format = output_format(args.format, args.output.as_deref(), ctx.json)?;
     let params = args
         .params
         .as_deref()

@@ -56,15 +56,20 @@ impl Error {
                 StoreError::Schema(_) | StoreError::InvalidInput(_) | StoreError::Core(_),
             ) => ErrorKind::InvalidInput,
             Error::Catalog(
-                CatalogError::CollectionExists(_) | CatalogError::CollectionOverlap { .. },
+                CatalogError::CollectionExists(_)
+                | CatalogError::CollectionOverlap { .. }
+                | CatalogError::ComponentExists { .. },
             ) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
             Error::Catalog(
-                CatalogError::DatasetNotFound(_) | CatalogError::BranchNotFound { .. },
+                CatalogError::DatasetNotFound(_)
+                | CatalogError::BranchNotFound { .. }
+                | CatalogError::ComponentNotFound { .. },
             ) => ErrorKind::NotFound,
-            Error::TooManyConflicts { .. } | Error::Catalog(CatalogError::Conflict { .. }) => {
-                ErrorKind::Conflict
-            }
+            Error::TooManyConflicts { .. }
+            | Error::Catalog(
+                CatalogError::Conflict { .. } | CatalogError::ComponentConflict { .. },
+            ) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
     }

@@ -362,6 +362,71 @@ impl Catalog for FlakyCatalog {
     async fn collections(&self) -> tarn::catalog::Result<Vec<tarn::CollectionRecord>> {
         self.inner.collections().await
     }
+    async fn put_component_version(
+        &self,
+        v: tarn::catalog::NewComponentVersion,
+    ) -> tarn::catalog::Result<tarn::catalog::ComponentVersion> {
+        self.inner.put_component_version(v).await
+    }
+    async fn component(
+        &self,
+        kind: tarn::catalog::ComponentKind,
+        name: &str,
+    ) -> tarn::catalog::Result<Option<tarn::catalog::ComponentRecord>> {
+        self.inner.component(kind, name).await
+    }
+    async fn components(
+        &self,
+        kind: Option<tarn::catalog::ComponentKind>,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::ComponentRecord>> {
+        self.inner.components(kind).await
+    }
+    async fn component_version(
+        &self,
+        kind: tarn::catalog::ComponentKind,
+        name: &str,
+        version: Option<u64>,
+    ) -> tarn::catalog::Result<Option<tarn::catalog::ComponentVersion>> {
+        self.inner.component_version(kind, name, version).await
+    }
+    async fn component_history(
+        &self,
+        kind: tarn::catalog::ComponentKind,
+        name: &str,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::ComponentVersion>> {
+        self.inner.component_history(kind, name).await
+    }
+    async fn dimension_records(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::DimensionRecordRow>> {
+        self.inner.dimension_records(component_id, version).await
+    }
+    async fn mapping_rows(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::MappingRow>> {
+        self.inner.mapping_rows(component_id, version).await
+    }
+    async fn dependencies(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::DependencyTarget>> {
+        self.inner.dependencies(component_id, version).await
+    }
+    async fn dependents(
+        &self,
+        target_kind: &str,
+        target_name: &str,
+        target_version: Option<u64>,
+    ) -> tarn::catalog::Result<Vec<tarn::catalog::Dependent>> {
+        self.inner
+            .dependents(target_kind, target_name, target_version)
+            .await
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,0 +1,724 @@
+//! `tarn dimension|mapping|project|registry ...` (SPEC §7, §11): the registry of projects,
+//! dimensions with records, mappings, dataset registrations, their history and dependencies.
+
+use crate::Ctx;
+use crate::collection_cmd::parse_field_value;
+use crate::output::{self, OutputFormat};
+use anyhow::Result;
+use clap::Subcommand;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use tarn::catalog::{ComponentKind, ComponentVersion, Dependent};
+use tarn_registry::{
+    Aggregation, ComponentRef, DimensionInput, GroupBy, MappingInput, ProjectDefinition,
+    ProjectQuery, Registry, UpdateOutcome,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum DimensionCommand {
+    /// Create a dimension from a CSV or Parquet file of records (id, name, other columns).
+    Create {
+        name: String,
+        /// geography, sector, subsector, metric, scenario, model_year, weather_year, time, or
+        /// a type of your own.
+        #[arg(long = "type")]
+        dimension_type: String,
+        #[arg(long)]
+        records: PathBuf,
+        #[arg(long, default_value = "id")]
+        id_column: String,
+        #[arg(long, default_value = "name")]
+        name_column: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Replace a dimension's records: a new version.
+    Update {
+        name: String,
+        #[arg(long)]
+        records: PathBuf,
+        #[arg(long, default_value = "id")]
+        id_column: String,
+        #[arg(long, default_value = "name")]
+        name_column: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// List dimensions.
+    Ls,
+    /// Show a dimension version and its records.
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Create a mapping between two dimensions from a CSV or Parquet file of
+    /// (from_id, to_id[, fraction]) rows.
+    Create {
+        name: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        records: PathBuf,
+        #[arg(long, default_value = "from_id")]
+        from_column: String,
+        #[arg(long, default_value = "to_id")]
+        to_column: String,
+        #[arg(long, default_value = "fraction")]
+        fraction_column: String,
+        /// A record may split over several records with fractions that need not sum to 1.
+        #[arg(long)]
+        disaggregation: bool,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Replace a mapping's rows (validated against its dimensions' current versions).
+    Update {
+        name: String,
+        #[arg(long)]
+        records: PathBuf,
+        #[arg(long, default_value = "from_id")]
+        from_column: String,
+        #[arg(long, default_value = "to_id")]
+        to_column: String,
+        #[arg(long, default_value = "fraction")]
+        fraction_column: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// List mappings.
+    Ls,
+    /// Show a mapping version and its rows.
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project from its dimensions and mappings (pinned at their current versions).
+    Create {
+        name: String,
+        #[arg(long = "dimension")]
+        dimensions: Vec<String>,
+        #[arg(long = "mapping")]
+        mappings: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Create or update a project from a TOML definition (name, description, dimensions,
+    /// mappings).
+    Apply {
+        file: PathBuf,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// List projects.
+    Ls,
+    /// Show a project version and its registered datasets.
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u64>,
+    },
+    /// The versions of a project, newest first.
+    History { name: String },
+    /// Validate a dataset snapshot against the project's dimensions and register it.
+    RegisterDataset {
+        project: String,
+        uri: String,
+        /// COLUMN=DIMENSION, for every dimension column (repeatable).
+        #[arg(long = "dimension", value_name = "COLUMN=DIMENSION", required = true,
+              value_parser = parse_field_value)]
+        dimensions: Vec<(String, String)>,
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Aggregate registered datasets to the project's dimensions through its mappings.
+    Query {
+        project: String,
+        /// Registered datasets (all when none is given).
+        #[arg(long = "dataset")]
+        datasets: Vec<String>,
+        /// COLUMN=DIMENSION maps a column; a bare COLUMN groups as it is (comma-separated,
+        /// repeatable).
+        #[arg(long = "group-by", value_name = "COLUMN[=DIMENSION],...")]
+        group_by: Vec<String>,
+        /// sum(COL), count(*), count(COL), avg(COL), min(COL), max(COL) (repeatable).
+        #[arg(long = "agg", required = true)]
+        aggregations: Vec<String>,
+        /// A SQL condition on each dataset's rows, before mapping.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// Group the ordered-on column into periods: 1h, 15min, 1D, 1W, 1MS, ...
+        #[arg(long)]
+        time_resample: Option<String>,
+        #[arg(long, value_enum)]
+        format: Option<OutputFormat>,
+        #[arg(long)]
+        output: Option<String>,
+        /// Print the SQL (to stderr) before running it.
+        #[arg(long)]
+        show_sql: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Every component: dimensions, mappings, projects and registrations.
+    Ls,
+    /// The versions of a component (KIND:NAME), newest first, with author, time and message.
+    History { component: String },
+    /// The components whose latest version uses a component (KIND:NAME[@VERSION]) or a
+    /// dataset (dataset:NAME[@BRANCH]).
+    Dependents { component: String },
+}
+
+fn version_json(v: &ComponentVersion) -> Value {
+    json!({
+        "kind": v.kind.as_str(),
+        "name": v.name,
+        "version": v.version,
+        "commit_id": v.commit_id,
+        "timestamp": v.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "author": v.author,
+        "message": v.message,
+        "definition": serde_json::from_str::<Value>(&v.body_json).unwrap_or(Value::Null),
+    })
+}
+
+fn dependent_json(d: &Dependent) -> Value {
+    json!({
+        "kind": d.kind.as_str(),
+        "name": d.name,
+        "version": d.version,
+        "uses": {"kind": d.target.kind, "name": d.target.name, "version": d.target.version},
+    })
+}
+
+fn table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().copied());
+    t
+}
+
+fn print_created(ctx: &Ctx, v: &ComponentVersion, verb: &str) -> Result<()> {
+    if ctx.json {
+        ctx.print_json(&version_json(v))
+    } else {
+        if !ctx.quiet {
+            println!("{verb} {} {:?} v{}", v.kind.as_str(), v.name, v.version);
+        }
+        Ok(())
+    }
+}
+
+fn print_update(ctx: &Ctx, kind: ComponentKind, name: &str, outcome: &UpdateOutcome) -> Result<()> {
+    if ctx.json {
+        return ctx.print_json(&json!({
+            "version": outcome.version.as_ref().map(version_json),
+            "stale": outcome.stale.iter().map(dependent_json).collect::<Vec<_>>(),
+        }));
+    }
+    match &outcome.version {
+        None => println!("{} {name:?} is unchanged", kind.as_str()),
+        Some(v) => println!("updated {} {name:?} to v{}", kind.as_str(), v.version),
+    }
+    if !outcome.stale.is_empty() {
+        println!("these use an older version and need an update or a new registration:");
+        for d in &outcome.stale {
+            println!(
+                "  {}:{} v{} uses {} v{}",
+                d.kind.as_str(),
+                d.name,
+                d.version,
+                name,
+                d.target.version
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_history(ctx: &Ctx, history: &[ComponentVersion]) -> Result<()> {
+    if ctx.json {
+        return ctx.print_json(&history.iter().map(version_json).collect::<Vec<_>>());
+    }
+    let mut t = table(&["version", "time", "author", "message"]);
+    for v in history {
+        t.add_row([
+            format!("v{}", v.version),
+            v.timestamp
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            v.author.clone(),
+            v.message.clone(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+async fn list(ctx: &Ctx, registry: &Registry, kind: Option<ComponentKind>) -> Result<()> {
+    let components = registry.components(kind).await?;
+    if ctx.json {
+        return ctx.print_json(
+            &components
+                .iter()
+                .map(
+                    |c| json!({"kind": c.kind.as_str(), "name": c.name, "version": c.head_version}),
+                )
+                .collect::<Vec<_>>(),
+        );
+    }
+    let mut t = table(&["kind", "name", "version"]);
+    for c in components {
+        t.add_row([
+            c.kind.as_str().to_string(),
+            c.name,
+            format!("v{}", c.head_version),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}
+
+pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
+    let registry = Registry::new(&ctx.lake().await?);
+    match command {
+        DimensionCommand::Create {
+            name,
+            dimension_type,
+            records,
+            id_column,
+            name_column,
+            message,
+        } => {
+            let v = registry
+                .create_dimension(&DimensionInput {
+                    name: &name,
+                    dimension_type: Some(&dimension_type),
+                    records: &records,
+                    id_column: &id_column,
+                    name_column: &name_column,
+                    message: message.as_deref(),
+                })
+                .await?;
+            print_created(ctx, &v, "created")
+        }
+        DimensionCommand::Update {
+            name,
+            records,
+            id_column,
+            name_column,
+            message,
+        } => {
+            let outcome = registry
+                .update_dimension(&DimensionInput {
+                    name: &name,
+                    dimension_type: None,
+                    records: &records,
+                    id_column: &id_column,
+                    name_column: &name_column,
+                    message: message.as_deref(),
+                })
+                .await?;
+            print_update(ctx, ComponentKind::Dimension, &name, &outcome)
+        }
+        DimensionCommand::Ls => list(ctx, &registry, Some(ComponentKind::Dimension)).await,
+        DimensionCommand::Show { name, version } => {
+            let d = registry.dimension(&name, version).await?;
+            if ctx.json {
+                let mut v = version_json(&d.version);
+                v["records"] = d
+                    .records
+                    .iter()
+                    .map(|r| {
+                        let mut o = json!({"id": r.id, "name": r.name});
+                        for (k, val) in &r.extra {
+                            o[k] = json!(val);
+                        }
+                        o
+                    })
+                    .collect();
+                return ctx.print_json(&v);
+            }
+            println!(
+                "dimension {:?} v{} (type {}), {} records, by {} at {}: {}",
+                name,
+                d.version.version,
+                d.body.dimension_type,
+                d.records.len(),
+                d.version.author,
+                d.version
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                d.version.message
+            );
+            let mut header = vec!["id", "name"];
+            header.extend(d.body.extra_columns.iter().map(String::as_str));
+            let mut t = table(&header);
+            for r in &d.records {
+                let mut row = vec![r.id.clone(), r.name.clone()];
+                row.extend(
+                    d.body
+                        .extra_columns
+                        .iter()
+                        .map(|c| r.extra.get(c).cloned().unwrap_or_default()),
+                );
+                t.add_row(row);
+            }
+            println!("{t}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
+    let registry = Registry::new(&ctx.lake().await?);
+    match command {
+        MappingCommand::Create {
+            name,
+            from,
+            to,
+            records,
+            from_column,
+            to_column,
+            fraction_column,
+            disaggregation,
+            message,
+        } => {
+            let v = registry
+                .create_mapping(&MappingInput {
+                    name: &name,
+                    from: Some(&from),
+                    to: Some(&to),
+                    records: &records,
+                    from_column: &from_column,
+                    to_column: &to_column,
+                    fraction_column: &fraction_column,
+                    disaggregation,
+                    message: message.as_deref(),
+                })
+                .await?;
+            print_created(ctx, &v, "created")
+        }
+        MappingCommand::Update {
+            name,
+            records,
+            from_column,
+            to_column,
+            fraction_column,
+            message,
+        } => {
+            let outcome = registry
+                .update_mapping(&MappingInput {
+                    name: &name,
+                    from: None,
+                    to: None,
+                    records: &records,
+                    from_column: &from_column,
+                    to_column: &to_column,
+                    fraction_column: &fraction_column,
+                    disaggregation: false,
+                    message: message.as_deref(),
+                })
+                .await?;
+            print_update(ctx, ComponentKind::Mapping, &name, &outcome)
+        }
+        MappingCommand::Ls => list(ctx, &registry, Some(ComponentKind::Mapping)).await,
+        MappingCommand::Show { name, version } => {
+            let m = registry.mapping(&name, version).await?;
+            if ctx.json {
+                let mut v = version_json(&m.version);
+                v["rows"] = m
+                    .rows
+                    .iter()
+                    .map(
+                        |r| json!({"from_id": r.from_id, "to_id": r.to_id, "fraction": r.fraction}),
+                    )
+                    .collect();
+                return ctx.print_json(&v);
+            }
+            println!(
+                "mapping {:?} v{}: {} v{} -> {} v{}{}, {} rows, by {} at {}: {}",
+                name,
+                m.version.version,
+                m.body.from.name,
+                m.body.from.version,
+                m.body.to.name,
+                m.body.to.version,
+                if m.body.disaggregation {
+                    " (disaggregation)"
+                } else {
+                    ""
+                },
+                m.rows.len(),
+                m.version.author,
+                m.version
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.version.message
+            );
+            let mut t = table(&["from_id", "to_id", "fraction"]);
+            for r in &m.rows {
+                t.add_row([r.from_id.clone(), r.to_id.clone(), r.fraction.to_string()]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
+    let lake = ctx.lake().await?;
+    let registry = Registry::new(&lake);
+    match command {
+        ProjectCommand::Create {
+            name,
+            dimensions,
+            mappings,
+            description,
+            message,
+        } => {
+            let def = ProjectDefinition {
+                name,
+                description,
+                dimensions,
+                mappings,
+            };
+            let v = registry.create_project(&def, message.as_deref()).await?;
+            print_created(ctx, &v, "created")
+        }
+        ProjectCommand::Apply { file, message } => {
+            let def = ProjectDefinition::from_toml_file(&file)?;
+            let outcome = registry.apply_project(&def, message.as_deref()).await?;
+            match &outcome.version {
+                Some(v) => print_created(
+                    ctx,
+                    v,
+                    if outcome.created {
+                        "created"
+                    } else {
+                        "updated"
+                    },
+                ),
+                None if ctx.json => ctx.print_json(&json!({"version": null})),
+                None => {
+                    println!("project {:?} is unchanged", def.name);
+                    Ok(())
+                }
+            }
+        }
+        ProjectCommand::Ls => list(ctx, &registry, Some(ComponentKind::Project)).await,
+        ProjectCommand::History { name } => {
+            let history = registry.history(ComponentKind::Project, &name).await?;
+            print_history(ctx, &history)
+        }
+        ProjectCommand::Show { name, version } => {
+            let p = registry.project(&name, version).await?;
+            let registrations = registry.registrations(&name).await?;
+            if ctx.json {
+                let mut v = version_json(&p.version);
+                v["datasets"] = registrations
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "dataset": r.body.dataset,
+                            "uri": r.body.uri,
+                            "registration_version": r.version.version,
+                            "project_version": r.body.project.version,
+                            "columns": r.body.columns.iter().map(|(c, d)| (c.clone(), json!({"dimension": d.name, "version": d.version}))).collect::<serde_json::Map<_, _>>(),
+                        })
+                    })
+                    .collect();
+                return ctx.print_json(&v);
+            }
+            println!(
+                "project {:?} v{}, by {} at {}: {}",
+                name,
+                p.version.version,
+                p.version.author,
+                p.version
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                p.version.message
+            );
+            if !p.body.description.is_empty() {
+                println!("{}", p.body.description);
+            }
+            let pins = |v: &[tarn_registry::Pinned]| {
+                v.iter()
+                    .map(|p| format!("{} v{}", p.name, p.version))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!("dimensions: {}", pins(&p.body.dimensions));
+            println!("mappings: {}", pins(&p.body.mappings));
+            let mut t = table(&["dataset", "validated snapshot", "columns", "registered"]);
+            for r in &registrations {
+                t.add_row([
+                    r.body.dataset.clone(),
+                    r.body.uri.clone(),
+                    r.body
+                        .columns
+                        .iter()
+                        .map(|(c, d)| format!("{c}={} v{}", d.name, d.version))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    format!(
+                        "v{} (project v{})",
+                        r.version.version, r.body.project.version
+                    ),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+        ProjectCommand::RegisterDataset {
+            project,
+            uri,
+            dimensions,
+            message,
+        } => {
+            let outcome = registry
+                .register_dataset(&project, &uri, &dimensions, message.as_deref())
+                .await?;
+            let r = &outcome.registration;
+            if ctx.json {
+                let mut v = version_json(&r.version);
+                v["changed"] = json!(outcome.changed);
+                return ctx.print_json(&v);
+            }
+            if outcome.changed {
+                println!(
+                    "registered {} to project {project:?}: {} rows valid (registration v{})",
+                    r.body.uri, r.body.rows, r.version.version
+                );
+            } else {
+                println!(
+                    "{} is already registered to project {project:?} (registration v{})",
+                    r.body.uri, r.version.version
+                );
+            }
+            Ok(())
+        }
+        ProjectCommand::Query {
+            project,
+            datasets,
+            group_by,
+            aggregations,
+            filter,
+            time_resample,
+            format,
+            output,
+            show_sql,
+        } => {
+            let mut groups = Vec::new();
+            for g in &group_by {
+                groups.extend(GroupBy::parse_list(g)?);
+            }
+            let query = ProjectQuery {
+                project,
+                datasets,
+                group_by: groups,
+                aggregations: aggregations
+                    .iter()
+                    .map(|a| Aggregation::parse(a))
+                    .collect::<tarn_registry::Result<_>>()?,
+                filter,
+                time_resample,
+            };
+            let prepared = registry.prepare_query(&query).await?;
+            if show_sql {
+                eprintln!("{}", prepared.sql);
+            }
+            let format = crate::query_cmd::output_format(format, output.as_deref(), ctx.json)?;
+            let df = prepared.dataframe().await?;
+            let schema = df.schema().inner().clone();
+            let stream = df
+                .execute_stream()
+                .await
+                .map_err(tarn_query::QueryError::from_datafusion)?
+                .boxed();
+            output::write_stream(stream, &schema, format, output.as_deref()).await?;
+            Ok(())
+        }
+    }
+}
+
+pub async fn registry(ctx: &Ctx, command: RegistryCommand) -> Result<()> {
+    let registry = Registry::new(&ctx.lake().await?);
+    match command {
+        RegistryCommand::Ls => list(ctx, &registry, None).await,
+        RegistryCommand::History { component } => {
+            let r = ComponentRef::parse(&component)?;
+            let head = registry
+                .resolve(&ComponentRef { version: None, ..r })
+                .await?;
+            let history = registry.history(head.kind, &head.name).await?;
+            print_history(ctx, &history)
+        }
+        RegistryCommand::Dependents { component } => {
+            let (kind, name, version) = match component.strip_prefix("dataset:") {
+                Some(rest) => {
+                    let (name, version) = match rest.rsplit_once(':') {
+                        Some((n, v)) => (
+                            n.to_string(),
+                            Some(v.trim_start_matches('v').parse::<u64>().map_err(|_| {
+                                anyhow::anyhow!("{component:?}: a dataset version is vN")
+                            })?),
+                        ),
+                        None => (rest.to_string(), None),
+                    };
+                    let name = if name.contains('@') {
+                        name
+                    } else {
+                        format!("{name}@main")
+                    };
+                    ("dataset".to_string(), name, version)
+                }
+                None => {
+                    let r = ComponentRef::parse(&component)?;
+                    let v = registry
+                        .resolve(&ComponentRef {
+                            version: None,
+                            ..r.clone()
+                        })
+                        .await?;
+                    (v.kind.as_str().to_string(), v.name, r.version)
+                }
+            };
+            let dependents = registry.dependents(&kind, &name, version).await?;
+            if ctx.json {
+                return ctx.print_json(&dependents.iter().map(dependent_json).collect::<Vec<_>>());
+            }
+            if dependents.is_empty() {
+                println!("nothing uses {kind}:{name}");
+                return Ok(());
+            }
+            let mut t = table(&["kind", "name", "version", "uses"]);
+            for d in &dependents {
+                t.add_row([
+                    d.kind.as_str().to_string(),
+                    d.name.clone(),
+                    format!("v{}", d.version),
+                    format!("{}:{} v{}", d.target.kind, d.target.name, d.target.version),
+                ]);
+            }
+            println!("{t}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,483 @@
+//! Queries through mappings: registered datasets aggregated to a project's dimensions.
+//!
+//! The query is built as ordinary DataFusion SQL, so that `--show-sql` prints exactly what
+//! runs. Each dataset becomes one `SELECT` that joins each mapped column with the rows of
+//! the mappings on its path (registered in the session as memory tables, at the versions
+//! the project pins) and weights every row by the product of their fractions. The
+//! `UNION ALL` of those selects is then grouped. A sum adds `value × weight`, so a
+//! disaggregation splits a value exactly and an aggregation adds values up; `count` adds
+//! the weights; `avg` is `sum(value × weight) / sum(weight)`; `min` and `max` ignore the
+//! weights.
+
+use crate::error::{Listing, RegistryError, Result};
+use crate::project::Project;
+use crate::registration::{Registration, ident, literal};
+use crate::{Pinned, Registry};
+use arrow::array::{Float64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tarn::core::Frequency;
+use tarn::core::freq::FreqUnit;
+use tarn_query::QuerySession;
+use tarn_query::datafusion::dataframe::DataFrame;
+use tarn_query::datafusion::datasource::MemTable;
+
+/// One `--group-by` item: a column as it is, or a column mapped to a dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupBy {
+    Column(String),
+    Mapped { column: String, dimension: String },
+}
+
+impl GroupBy {
+    /// Parses `county=state,sector`.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|item| match item.split_once('=') {
+                Some((c, d)) if !c.trim().is_empty() && !d.trim().is_empty() => Ok(Self::Mapped {
+                    column: c.trim().to_string(),
+                    dimension: d.trim().to_string(),
+                }),
+                Some(_) => Err(RegistryError::Invalid(format!(
+                    "--group-by item {item:?} must be COLUMN=DIMENSION or COLUMN"
+                ))),
+                None => Ok(Self::Column(item.to_string())),
+            })
+            .collect()
+    }
+
+    fn column(&self) -> &str {
+        match self {
+            Self::Column(c) | Self::Mapped { column: c, .. } => c,
+        }
+    }
+
+    /// The name of the output column.
+    fn output(&self) -> &str {
+        match self {
+            Self::Column(c) => c,
+            Self::Mapped { dimension, .. } => dimension,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFn {
+    Sum,
+    Count,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One `--agg` item: `sum(value)`, `count(*)`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregation {
+    pub function: AggFn,
+    /// `None` for `count(*)`.
+    pub column: Option<String>,
+}
+
+impl Aggregation {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            RegistryError::Invalid(format!(
+                "--agg {text:?} must be FUNCTION(COLUMN) with sum, count, avg, min or max, e.g. sum(value) or count(*)"
+            ))
+        };
+        let text = text.trim();
+        let (f, rest) = text.split_once('(').ok_or_else(bad)?;
+        let column = rest.strip_suffix(')').ok_or_else(bad)?.trim();
+        let function = match f.trim().to_ascii_lowercase().as_str() {
+            "sum" => AggFn::Sum,
+            "count" => AggFn::Count,
+            "avg" | "mean" => AggFn::Avg,
+            "min" => AggFn::Min,
+            "max" => AggFn::Max,
+            _ => return Err(bad()),
+        };
+        let column = match column {
+            "*" if function == AggFn::Count => None,
+            "" | "*" => return Err(bad()),
+            c => Some(c.trim_matches('"').to_string()),
+        };
+        Ok(Self { function, column })
+    }
+
+    fn output(&self) -> String {
+        let f = match self.function {
+            AggFn::Sum => "sum",
+            AggFn::Count => "count",
+            AggFn::Avg => "avg",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+        };
+        match &self.column {
+            Some(c) => format!("{f}_{c}"),
+            None => f.to_string(),
+        }
+    }
+}
+
+/// A query of a project's registered datasets.
+#[derive(Debug, Clone, Default)]
+pub struct ProjectQuery {
+    pub project: String,
+    /// Datasets (names or URIs) registered to the project; all of them when empty.
+    pub datasets: Vec<String>,
+    pub group_by: Vec<GroupBy>,
+    pub aggregations: Vec<Aggregation>,
+    /// A SQL condition on each dataset's rows, applied before mapping.
+    pub filter: Option<String>,
+    /// Groups the `ordered_on` column into periods of this frequency (`1h`, `1D`, `1MS`).
+    pub time_resample: Option<String>,
+}
+
+/// A query ready to run: its SQL and the session it runs in (mapping tables registered).
+pub struct PreparedQuery {
+    pub sql: String,
+    pub session: QuerySession,
+}
+
+impl PreparedQuery {
+    pub async fn dataframe(&self) -> Result<DataFrame> {
+        Ok(self.session.sql(&self.sql, Vec::new()).await?)
+    }
+}
+
+fn mapping_table(m: &Pinned) -> String {
+    format!("__tarn_mapping_{}_v{}", m.name, m.version)
+}
+
+/// The unique path of mappings from dimension `from` to `to` in the project.
+fn path(
+    project: &Project,
+    edges: &[(String, String, Pinned)],
+    from: &str,
+    to: &str,
+) -> Result<Vec<Pinned>> {
+    fn walk(
+        edges: &[(String, String, Pinned)],
+        at: &str,
+        to: &str,
+        path: &mut Vec<Pinned>,
+        found: &mut Vec<Vec<Pinned>>,
+    ) {
+        if at == to {
+            found.push(path.clone());
+            return;
+        }
+        for (f, t, m) in edges {
+            if f == at {
+                path.push(m.clone());
+                walk(edges, t, to, path, found);
+                path.pop();
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(edges, from, to, &mut Vec::new(), &mut found);
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(RegistryError::Invalid(format!(
+            "project {:?} has no mapping from dimension {from:?} to {to:?}; its mappings are {}",
+            project.version.name,
+            Listing(
+                &edges
+                    .iter()
+                    .map(|(f, t, m)| format!("{} ({f} -> {t})", m.name))
+                    .collect::<Vec<_>>()
+            )
+        ))),
+        _ => Err(RegistryError::Invalid(format!(
+            "project {:?} maps dimension {from:?} to {to:?} in {} ways ({}); a project should have one",
+            project.version.name,
+            found.len(),
+            found
+                .iter()
+                .map(|p| p
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" then "))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))),
+    }
+}
+
+/// The SQL expression that puts `column` (of type timestamp) into periods of `freq`.
+fn resample(freq: &str, column: &str) -> Result<String> {
+    let f = Frequency::parse(freq).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+    let n = i64::from(f.count);
+    let fixed = |unit_ms: i64, origin: &str| {
+        format!(
+            "date_bin(INTERVAL '{} milliseconds', {column}, TIMESTAMP '{origin}')",
+            n * unit_ms
+        )
+    };
+    Ok(match f.unit {
+        FreqUnit::Millisecond => fixed(1, "1970-01-01T00:00:00Z"),
+        FreqUnit::Second => fixed(1_000, "1970-01-01T00:00:00Z"),
+        FreqUnit::Minute => fixed(60_000, "1970-01-01T00:00:00Z"),
+        FreqUnit::Hour => fixed(3_600_000, "1970-01-01T00:00:00Z"),
+        FreqUnit::Day => fixed(86_400_000, "1970-01-01T00:00:00Z"),
+        // Weeks start on Monday, as everywhere in tarn.
+        FreqUnit::Week => fixed(7 * 86_400_000, "1970-01-05T00:00:00Z"),
+        FreqUnit::MonthStart if n == 1 => format!("date_trunc('month', {column})"),
+        FreqUnit::YearStart if n == 1 => format!("date_trunc('year', {column})"),
+        FreqUnit::MonthStart | FreqUnit::YearStart => {
+            return Err(RegistryError::Invalid(format!(
+                "--time-resample {freq}: months and years resample one at a time (1MS, 1YS)"
+            )));
+        }
+    })
+}
+
+impl Registry {
+    /// Builds the SQL of `q` and a session (at the current lake state) with the mapping
+    /// tables it joins.
+    pub async fn prepare_query(&self, q: &ProjectQuery) -> Result<PreparedQuery> {
+        if q.aggregations.is_empty() {
+            return Err(RegistryError::Invalid(
+                "a project query needs at least one --agg, e.g. --agg 'sum(value)'".into(),
+            ));
+        }
+        let project = self.project(&q.project, None).await?;
+        let registrations: Vec<Registration> = if q.datasets.is_empty() {
+            let all = self.registrations(&q.project).await?;
+            if all.is_empty() {
+                return Err(RegistryError::Invalid(format!(
+                    "no dataset is registered to project {:?} (tarn project register-dataset)",
+                    q.project
+                )));
+            }
+            all
+        } else {
+            let mut out = Vec::new();
+            for text in &q.datasets {
+                out.push(self.registered(&q.project, text).await?);
+            }
+            out
+        };
+        let mut edges: Vec<(String, String, Pinned)> = Vec::new();
+        for m in &project.body.mappings {
+            let mapping = self.mapping(&m.name, Some(m.version)).await?;
+            edges.push((
+                mapping.body.from.name.clone(),
+                mapping.body.to.name.clone(),
+                m.clone(),
+            ));
+        }
+        let session = QuerySession::new(self.lake(), None).await?;
+        let mut tables: BTreeMap<String, Pinned> = BTreeMap::new();
+        let mut selects = Vec::new();
+        for reg in &registrations {
+            let snapshot = self.lake().snapshot(&reg.body.uri).await?;
+            let schema = snapshot.schema.clone();
+            let has = |c: &str| schema.field_with_name(c).is_ok();
+            let missing_column = |c: &str| {
+                RegistryError::Invalid(format!("dataset {} has no column {c:?}", reg.body.dataset))
+            };
+            let mut joins = Vec::new();
+            let mut weights = Vec::new();
+            let mut items = Vec::new();
+            for g in &q.group_by {
+                let column = g.column();
+                if !has(column) {
+                    return Err(missing_column(column));
+                }
+                let source = ident(column);
+                let expr = match g {
+                    GroupBy::Column(_) => format!("d.{source}"),
+                    GroupBy::Mapped { dimension, .. } => {
+                        let Some(registered) = reg.body.columns.get(column) else {
+                            return Err(RegistryError::Invalid(format!(
+                                "column {column:?} of {} is registered to no dimension, so it cannot map to {dimension:?}; group by it as it is (--group-by {column})",
+                                reg.body.dataset
+                            )));
+                        };
+                        if project.body.dimension(dimension).is_none() {
+                            return Err(RegistryError::NotFound(format!(
+                                "project {:?} has no dimension {dimension:?}",
+                                q.project
+                            )));
+                        }
+                        let steps = if &registered.name == dimension {
+                            Vec::new()
+                        } else {
+                            path(&project, &edges, &registered.name, dimension)?
+                        };
+                        let mut key = format!("CAST(d.{source} AS VARCHAR)");
+                        for m in steps {
+                            let alias = format!("m{}", joins.len());
+                            let table = mapping_table(&m);
+                            joins.push(format!(
+                                "JOIN {} AS {alias} ON {key} = {alias}.from_id",
+                                ident(&table)
+                            ));
+                            weights.push(format!("{alias}.fraction"));
+                            key = format!("{alias}.to_id");
+                            tables.insert(table, m);
+                        }
+                        key
+                    }
+                };
+                items.push(format!("{expr} AS {}", ident(g.output())));
+            }
+            let ordered_on = snapshot.ordered_on().to_string();
+            if let Some(freq) = &q.time_resample {
+                if !matches!(
+                    schema
+                        .field_with_name(&ordered_on)
+                        .map(|f| f.data_type().clone()),
+                    Ok(DataType::Timestamp(..) | DataType::Date32 | DataType::Date64)
+                ) {
+                    return Err(RegistryError::Invalid(format!(
+                        "--time-resample needs a time column; {} is ordered on {ordered_on:?}, which is not one",
+                        reg.body.dataset
+                    )));
+                }
+                items.push(format!(
+                    "{} AS {}",
+                    resample(freq, &format!("d.{}", ident(&ordered_on)))?,
+                    ident(&ordered_on)
+                ));
+            }
+            let weight = if weights.is_empty() {
+                "1.0".to_string()
+            } else {
+                weights.join(" * ")
+            };
+            for (i, a) in q.aggregations.iter().enumerate() {
+                let value = match &a.column {
+                    Some(c) if !has(c) => return Err(missing_column(c)),
+                    Some(c) => format!("d.{}", ident(c)),
+                    None => String::new(),
+                };
+                match (a.function, a.column.is_some()) {
+                    (AggFn::Sum, _) => {
+                        items.push(format!("CAST({value} AS DOUBLE) * {weight} AS __s{i}"))
+                    }
+                    (AggFn::Count, false) => items.push(format!("{weight} AS __w{i}")),
+                    (AggFn::Count, true) => items.push(format!(
+                        "CASE WHEN {value} IS NULL THEN 0.0 ELSE {weight} END AS __w{i}"
+                    )),
+                    (AggFn::Avg, _) => {
+                        items.push(format!("CAST({value} AS DOUBLE) * {weight} AS __s{i}"));
+                        items.push(format!(
+                            "CASE WHEN {value} IS NULL THEN NULL ELSE {weight} END AS __w{i}"
+                        ));
+                    }
+                    (AggFn::Min | AggFn::Max, _) => items.push(format!("{value} AS __v{i}")),
+                }
+            }
+            let mut select = format!(
+                "SELECT {}\nFROM tarn({}) AS d",
+                items.join(", "),
+                literal(&reg.body.uri)
+            );
+            for j in &joins {
+                select.push('\n');
+                select.push_str(j);
+            }
+            if let Some(f) = &q.filter {
+                select.push_str(&format!("\nWHERE ({f})"));
+            }
+            selects.push(select);
+        }
+        let mut outer: Vec<String> = q.group_by.iter().map(|g| ident(g.output())).collect();
+        let time_column = match &q.time_resample {
+            Some(_) => {
+                let first = self.lake().snapshot(&registrations[0].body.uri).await?;
+                Some(first.ordered_on().to_string())
+            }
+            None => None,
+        };
+        if let Some(t) = &time_column {
+            outer.push(ident(t));
+        }
+        let keys = outer.clone();
+        for (i, a) in q.aggregations.iter().enumerate() {
+            let name = ident(&a.output());
+            outer.push(match a.function {
+                AggFn::Sum => format!("sum(__s{i}) AS {name}"),
+                AggFn::Count => format!("sum(__w{i}) AS {name}"),
+                AggFn::Avg => format!("sum(__s{i}) / sum(__w{i}) AS {name}"),
+                AggFn::Min => format!("min(__v{i}) AS {name}"),
+                AggFn::Max => format!("max(__v{i}) AS {name}"),
+            });
+        }
+        let mut sql = format!(
+            "SELECT {}\nFROM (\n{}\n) AS rows",
+            outer.join(", "),
+            selects.join("\nUNION ALL\n")
+        );
+        if !keys.is_empty() {
+            sql.push_str(&format!("\nGROUP BY {}", keys.join(", ")));
+            sql.push_str(&format!("\nORDER BY {}", keys.join(", ")));
+        }
+        for (table, m) in &tables {
+            let mapping = self.mapping(&m.name, Some(m.version)).await?;
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("from_id", DataType::Utf8, false),
+                Field::new("to_id", DataType::Utf8, false),
+                Field::new("fraction", DataType::Float64, false),
+            ]));
+            let batch = RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(StringArray::from_iter_values(
+                        mapping.rows.iter().map(|r| r.from_id.as_str()),
+                    )),
+                    Arc::new(StringArray::from_iter_values(
+                        mapping.rows.iter().map(|r| r.to_id.as_str()),
+                    )),
+                    Arc::new(Float64Array::from_iter_values(
+                        mapping.rows.iter().map(|r| r.fraction),
+                    )),
+                ],
+            )
+            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            let mem = MemTable::try_new(schema, vec![vec![batch]])
+                .map_err(tarn_query::QueryError::from_datafusion)?;
+            session
+                .context()
+                .register_table(table.as_str(), Arc::new(mem))
+                .map_err(tarn_query::QueryError::from_datafusion)?;
+        }
+        Ok(PreparedQuery { sql, session })
+    }
+
+    /// The registration of `text` (a dataset name or URI) to `project`. A URI with a ref
+    /// must name the snapshot the registration validated.
+    async fn registered(&self, project: &str, text: &str) -> Result<Registration> {
+        let uri = tarn::TarnUri::parse_lenient(text).map_err(tarn::Error::from)?;
+        let dataset = uri.dataset.to_string();
+        let reg = match self.registration(project, &dataset, None).await {
+            Ok(r) => r,
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                return Err(RegistryError::NotFound(format!(
+                    "dataset {dataset:?} is not registered to project {project:?} (tarn project register-dataset)"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        if uri.branch.is_some() || !matches!(uri.reference, tarn::Ref::Live | tarn::Ref::Latest) {
+            let asked = self.lake().snapshot(text).await?;
+            if asked.branch.name.as_str() != reg.body.branch
+                || asked.version.version != reg.body.dataset_version
+            {
+                return Err(RegistryError::Invalid(format!(
+                    "{text} is {}, but project {project:?} validated {}; register that version first (tarn project register-dataset)",
+                    asked.uri(),
+                    reg.body.uri
+                )));
+            }
+        }
+        Ok(reg)
+    }
+}
