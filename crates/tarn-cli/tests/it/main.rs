@@ -1,7 +1,7 @@
 //! Process-level integration tests of the `tarn` binary: concurrent writers, killed writers,
 //! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
-//! `tarn intersect`, collections (SPEC §1) and version control (`vc`: tags, branches, merges,
-//! `--as-of`).
+//! `tarn intersect`, collections (SPEC §1), version control (`vc`: tags, branches, merges,
+//! `--as-of`), SQL (`query`) and the registry (SPEC §7).
 
 mod bad_input;
 mod collection;
@@ -12,4 +12,5 @@ mod diff;
 mod formats;
 mod intersect;
 mod query;
+mod registry;
 mod vc;
