@@ -1,7 +1,9 @@
 //! `tarn demo`: a lake built from real measurements shipped inside the binary (one month of
 //! 1-minute BSRN radiation data from Payerne and three typical-year hourly weather files),
 //! with the incremental writes a daily pipeline makes: an initial load, an append, a
-//! correction that replaces duplicates, a metadata change and a range deletion.
+//! correction that replaces duplicates, a metadata change and a range deletion; then a
+//! registry of US counties and states with a demand dataset registered to a project
+//! (demo_registry.rs).
 
 use crate::input::{InputFormat, read_bytes};
 use crate::{Ctx, report_outcome};
@@ -168,12 +170,16 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
     report(ctx, &review)?;
     steps.push(review);
 
+    let mut greensboro = None;
     for (name, bytes, source) in HOURLY {
         say(
             ctx,
             &format!("load a typical meteorological year into {name} (one row group per month)"),
         );
         let batch = csv(bytes).with_context(|| format!("embedded data for {name}"))?;
+        if name.contains("greensboro") {
+            greensboro = Some(batch.clone());
+        }
         let outcome = lake
             .write(
                 name,
@@ -190,6 +196,13 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
         steps.push(outcome);
     }
 
+    say(
+        ctx,
+        "register US counties and states as dimensions, map counties to states, and register a demand dataset of the Carolinas to project us_demand",
+    );
+    let greensboro = greensboro.context("embedded Greensboro data")?;
+    let registry = crate::demo_registry::build(&lake, path, &greensboro).await?;
+
     let lake_arg = path.display().to_string();
     if ctx.json {
         return ctx.print_json(&json!({
@@ -198,6 +211,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "writes": steps,
             "tags": [tag],
             "branches": [branch],
+            "registry": registry,
         }));
     }
     if !ctx.quiet {
@@ -219,6 +233,13 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "diff tarn://weather/payerne/1min tarn://weather/payerne/1min@review".to_string(),
             "diff tarn://weather/payerne/1min:qc-passed tarn://weather/payerne/1min".to_string(),
             "intersect weather/amsterdam_nl/1h weather/piedmont_it/1h --start 1990-07-01 --end 1990-07-02 --step 6h".to_string(),
+            "registry ls".to_string(),
+            format!("project show {}", crate::demo_registry::PROJECT),
+            format!(
+                "project query {} --group-by county=state,sector --agg 'sum(demand_mwh)' --time-resample 1D",
+                crate::demo_registry::PROJECT
+            ),
+            "registry dependents dimension:county".to_string(),
             "vacuum --dry-run".to_string(),
         ] {
             println!("  tarn --lake {lake_arg} {cmd}");

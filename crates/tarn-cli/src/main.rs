@@ -4,6 +4,7 @@
 
 mod collection_cmd;
 mod demo;
+mod demo_registry;
 mod diff_cmd;
 mod input;
 mod intersect_cmd;

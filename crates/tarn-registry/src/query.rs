@@ -209,24 +209,23 @@ fn path(
     }
 }
 
+const EPOCH: &str = "1970-01-01T00:00:00Z";
+
 /// The SQL expression that puts `column` (of type timestamp) into periods of `freq`.
 fn resample(freq: &str, column: &str) -> Result<String> {
     let f = Frequency::parse(freq).map_err(|e| RegistryError::Invalid(e.to_string()))?;
     let n = i64::from(f.count);
-    let fixed = |unit_ms: i64, origin: &str| {
-        format!(
-            "date_bin(INTERVAL '{} milliseconds', {column}, TIMESTAMP '{origin}')",
-            n * unit_ms
-        )
+    let fixed = |count: i64, unit: &str, origin: &str| {
+        format!("date_bin(INTERVAL '{count} {unit}', {column}, TIMESTAMP '{origin}')")
     };
     Ok(match f.unit {
-        FreqUnit::Millisecond => fixed(1, "1970-01-01T00:00:00Z"),
-        FreqUnit::Second => fixed(1_000, "1970-01-01T00:00:00Z"),
-        FreqUnit::Minute => fixed(60_000, "1970-01-01T00:00:00Z"),
-        FreqUnit::Hour => fixed(3_600_000, "1970-01-01T00:00:00Z"),
-        FreqUnit::Day => fixed(86_400_000, "1970-01-01T00:00:00Z"),
+        FreqUnit::Millisecond => fixed(n, "milliseconds", EPOCH),
+        FreqUnit::Second => fixed(n, "seconds", EPOCH),
+        FreqUnit::Minute => fixed(n, "minutes", EPOCH),
+        FreqUnit::Hour => fixed(n, "hours", EPOCH),
+        FreqUnit::Day => fixed(n, "days", EPOCH),
         // Weeks start on Monday, as everywhere in tarn.
-        FreqUnit::Week => fixed(7 * 86_400_000, "1970-01-05T00:00:00Z"),
+        FreqUnit::Week => fixed(7 * n, "days", "1970-01-05T00:00:00Z"),
         FreqUnit::MonthStart if n == 1 => format!("date_trunc('month', {column})"),
         FreqUnit::YearStart if n == 1 => format!("date_trunc('year', {column})"),
         FreqUnit::MonthStart | FreqUnit::YearStart => {

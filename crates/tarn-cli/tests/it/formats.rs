@@ -797,10 +797,10 @@ fn demo_builds_in_seconds_and_its_suggestions_work() {
         "tarn demo took {elapsed:?}"
     );
     let text = demo.stdout();
-    let suggestions: Vec<Vec<&str>> = text
+    let suggestions: Vec<Vec<String>> = text
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("tarn "))
-        .map(|l| l.split_whitespace().collect())
+        .map(shell_words)
         .collect();
     assert!(suggestions.len() >= 5, "demo suggests commands: {text}");
     let mut outputs = Vec::new();
@@ -813,7 +813,7 @@ fn demo_builds_in_seconds_and_its_suggestions_work() {
                 .expect("run suggestion"),
         )
         .ok();
-        if args.contains(&"vacuum") {
+        if args.iter().any(|a| a == "vacuum") {
             assert!(
                 run.stderr.contains("would delete"),
                 "vacuum --dry-run reports what it would do: {}",
@@ -868,4 +868,41 @@ fn demo_builds_in_seconds_and_its_suggestions_work() {
     assert_eq!(v["writes"].as_array().map(Vec::len), Some(9), "{v}");
     assert_eq!(v["tags"][0]["name"], "qc-passed", "{v}");
     assert_eq!(v["branches"][0]["name"], "review", "{v}");
+    assert_eq!(v["registry"]["project"], "us_demand", "{v}");
+    assert_eq!(
+        v["registry"]["registered"], "tarn://demand/carolinas/1h:v1",
+        "{v}"
+    );
+    // 146 counties of NC and SC, 3 sectors, 168 hours.
+    assert_eq!(v["registry"]["rows"], 146 * 3 * 168, "{v}");
+}
+
+/// A suggested command line split as a shell would: on blanks, outside single quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
 }
