@@ -182,7 +182,7 @@ def w6_table(recs):
 
 
 W5_TITLE = "W5: SQL (issue 4): tarn (DataFusion) and DuckDB on the very same Parquet files"
-W5_TARN_ONE = "tarn (in-process, one session)"
+W5_TARN_ONE = "tarn (in-process, one engine)"
 
 
 def is_w5(workload):
@@ -191,11 +191,11 @@ def is_w5(workload):
 
 def w5_table(recs):
     """One row per query: tarn's median (new session per run), DuckDB's, the ratio against
-    the target, and tarn with one session for all runs."""
+    the target, and tarn with one QueryEngine (shared metadata cache) for all runs."""
     by_query = OrderedDict()
     for r in recs:
         by_query.setdefault(r["workload"], {})[r["system"]] = r
-    head = ["query", "tarn", "DuckDB", "tarn / DuckDB", "target", "met?", "tarn, one session (/ DuckDB)", "details"]
+    head = ["query", "tarn", "DuckDB", "tarn / DuckDB", "target", "met?", "tarn, one engine (/ DuckDB)", "details"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for w in sorted(by_query):
         systems = by_query[w]
