@@ -3,6 +3,8 @@
 //! here from raw rows, history and dependents, and every bad input (a clear error, and the
 //! registry unchanged).
 
+mod model;
+
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
