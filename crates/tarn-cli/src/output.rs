@@ -128,11 +128,18 @@ where
     Ok(rows)
 }
 
+/// An empty terminal table with these column names, in tarn's style.
+pub fn table<S: ToString>(header: &[S]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().map(ToString::to_string));
+    t
+}
+
 /// Renders rows as a terminal table (timestamps in RFC 3339).
 pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    table.set_header(schema.fields().iter().map(|f| f.name().clone()));
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let mut table = table(&names);
     let options = FormatOptions::default().with_null("null");
     for batch in batches {
         let formatters = batch

@@ -15,6 +15,37 @@ use tarn_registry::{
     ProjectQuery, Registry, UpdateOutcome,
 };
 
+/// A records file and the columns of its ids and names.
+#[derive(Debug, clap::Args)]
+pub struct RecordsArgs {
+    /// A CSV (with a header) or Parquet file.
+    #[arg(long)]
+    records: PathBuf,
+    #[arg(long, default_value = "id")]
+    id_column: String,
+    #[arg(long, default_value = "name")]
+    name_column: String,
+    #[arg(long)]
+    message: Option<String>,
+}
+
+/// A mapping rows file and its columns.
+#[derive(Debug, clap::Args)]
+pub struct RowsArgs {
+    /// A CSV (with a header) or Parquet file of (from_id, to_id[, fraction]) rows.
+    #[arg(long)]
+    records: PathBuf,
+    #[arg(long, default_value = "from_id")]
+    from_column: String,
+    #[arg(long, default_value = "to_id")]
+    to_column: String,
+    /// A missing column or an empty cell is a fraction of 1.
+    #[arg(long, default_value = "fraction")]
+    fraction_column: String,
+    #[arg(long)]
+    message: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum DimensionCommand {
     /// Create a dimension from a CSV or Parquet file of records (id, name, other columns).
@@ -24,26 +55,14 @@ pub enum DimensionCommand {
         /// a type of your own.
         #[arg(long = "type")]
         dimension_type: String,
-        #[arg(long)]
-        records: PathBuf,
-        #[arg(long, default_value = "id")]
-        id_column: String,
-        #[arg(long, default_value = "name")]
-        name_column: String,
-        #[arg(long)]
-        message: Option<String>,
+        #[command(flatten)]
+        records: RecordsArgs,
     },
-    /// Replace a dimension's records: a new version.
+    /// Replace a dimension's records: a new version (--message says what changed).
     Update {
         name: String,
-        #[arg(long)]
-        records: PathBuf,
-        #[arg(long, default_value = "id")]
-        id_column: String,
-        #[arg(long, default_value = "name")]
-        name_column: String,
-        #[arg(long)]
-        message: Option<String>,
+        #[command(flatten)]
+        records: RecordsArgs,
     },
     /// List dimensions.
     Ls,
@@ -65,33 +84,17 @@ pub enum MappingCommand {
         from: String,
         #[arg(long)]
         to: String,
-        #[arg(long)]
-        records: PathBuf,
-        #[arg(long, default_value = "from_id")]
-        from_column: String,
-        #[arg(long, default_value = "to_id")]
-        to_column: String,
-        #[arg(long, default_value = "fraction")]
-        fraction_column: String,
+        #[command(flatten)]
+        rows: RowsArgs,
         /// A record may split over several records with fractions that need not sum to 1.
         #[arg(long)]
         disaggregation: bool,
-        #[arg(long)]
-        message: Option<String>,
     },
     /// Replace a mapping's rows (validated against its dimensions' current versions).
     Update {
         name: String,
-        #[arg(long)]
-        records: PathBuf,
-        #[arg(long, default_value = "from_id")]
-        from_column: String,
-        #[arg(long, default_value = "to_id")]
-        to_column: String,
-        #[arg(long, default_value = "fraction")]
-        fraction_column: String,
-        #[arg(long)]
-        message: Option<String>,
+        #[command(flatten)]
+        rows: RowsArgs,
     },
     /// List mappings.
     Ls,
@@ -185,6 +188,40 @@ pub enum RegistryCommand {
     Dependents { component: String },
 }
 
+impl RecordsArgs {
+    fn input<'a>(&'a self, name: &'a str, dimension_type: Option<&'a str>) -> DimensionInput<'a> {
+        DimensionInput {
+            name,
+            dimension_type,
+            records: &self.records,
+            id_column: &self.id_column,
+            name_column: &self.name_column,
+            message: self.message.as_deref(),
+        }
+    }
+}
+
+impl RowsArgs {
+    fn input<'a>(
+        &'a self,
+        name: &'a str,
+        ends: Option<(&'a str, &'a str)>,
+        disaggregation: bool,
+    ) -> MappingInput<'a> {
+        MappingInput {
+            name,
+            from: ends.map(|e| e.0),
+            to: ends.map(|e| e.1),
+            records: &self.records,
+            from_column: &self.from_column,
+            to_column: &self.to_column,
+            fraction_column: &self.fraction_column,
+            disaggregation,
+            message: self.message.as_deref(),
+        }
+    }
+}
+
 fn version_json(v: &ComponentVersion) -> Value {
     json!({
         "kind": v.kind.as_str(),
@@ -205,13 +242,6 @@ fn dependent_json(d: &Dependent) -> Value {
         "version": d.version,
         "uses": {"kind": d.target.kind, "name": d.target.name, "version": d.target.version},
     })
-}
-
-fn table(header: &[&str]) -> comfy_table::Table {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(header.iter().copied());
-    t
 }
 
 fn print_created(ctx: &Ctx, v: &ComponentVersion, verb: &str) -> Result<()> {
@@ -256,7 +286,7 @@ fn print_history(ctx: &Ctx, history: &[ComponentVersion]) -> Result<()> {
     if ctx.json {
         return ctx.print_json(&history.iter().map(version_json).collect::<Vec<_>>());
     }
-    let mut t = table(&["version", "time", "author", "message"]);
+    let mut t = output::table(&["version", "time", "author", "message"]);
     for v in history {
         t.add_row([
             format!("v{}", v.version),
@@ -282,7 +312,7 @@ async fn list(ctx: &Ctx, registry: &Registry, kind: Option<ComponentKind>) -> Re
                 .collect::<Vec<_>>(),
         );
     }
-    let mut t = table(&["kind", "name", "version"]);
+    let mut t = output::table(&["kind", "name", "version"]);
     for c in components {
         t.add_row([
             c.kind.as_str().to_string(),
@@ -301,38 +331,15 @@ pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
             name,
             dimension_type,
             records,
-            id_column,
-            name_column,
-            message,
         } => {
             let v = registry
-                .create_dimension(&DimensionInput {
-                    name: &name,
-                    dimension_type: Some(&dimension_type),
-                    records: &records,
-                    id_column: &id_column,
-                    name_column: &name_column,
-                    message: message.as_deref(),
-                })
+                .create_dimension(&records.input(&name, Some(&dimension_type)))
                 .await?;
             print_created(ctx, &v, "created")
         }
-        DimensionCommand::Update {
-            name,
-            records,
-            id_column,
-            name_column,
-            message,
-        } => {
+        DimensionCommand::Update { name, records } => {
             let outcome = registry
-                .update_dimension(&DimensionInput {
-                    name: &name,
-                    dimension_type: None,
-                    records: &records,
-                    id_column: &id_column,
-                    name_column: &name_column,
-                    message: message.as_deref(),
-                })
+                .update_dimension(&records.input(&name, None))
                 .await?;
             print_update(ctx, ComponentKind::Dimension, &name, &outcome)
         }
@@ -368,7 +375,7 @@ pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
             );
             let mut header = vec!["id", "name"];
             header.extend(d.body.extra_columns.iter().map(String::as_str));
-            let mut t = table(&header);
+            let mut t = output::table(&header);
             for r in &d.records {
                 let mut row = vec![r.id.clone(), r.name.clone()];
                 row.extend(
@@ -392,48 +399,17 @@ pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
             name,
             from,
             to,
-            records,
-            from_column,
-            to_column,
-            fraction_column,
+            rows,
             disaggregation,
-            message,
         } => {
             let v = registry
-                .create_mapping(&MappingInput {
-                    name: &name,
-                    from: Some(&from),
-                    to: Some(&to),
-                    records: &records,
-                    from_column: &from_column,
-                    to_column: &to_column,
-                    fraction_column: &fraction_column,
-                    disaggregation,
-                    message: message.as_deref(),
-                })
+                .create_mapping(&rows.input(&name, Some((&from, &to)), disaggregation))
                 .await?;
             print_created(ctx, &v, "created")
         }
-        MappingCommand::Update {
-            name,
-            records,
-            from_column,
-            to_column,
-            fraction_column,
-            message,
-        } => {
+        MappingCommand::Update { name, rows } => {
             let outcome = registry
-                .update_mapping(&MappingInput {
-                    name: &name,
-                    from: None,
-                    to: None,
-                    records: &records,
-                    from_column: &from_column,
-                    to_column: &to_column,
-                    fraction_column: &fraction_column,
-                    disaggregation: false,
-                    message: message.as_deref(),
-                })
+                .update_mapping(&rows.input(&name, None, false))
                 .await?;
             print_update(ctx, ComponentKind::Mapping, &name, &outcome)
         }
@@ -471,7 +447,7 @@ pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 m.version.message
             );
-            let mut t = table(&["from_id", "to_id", "fraction"]);
+            let mut t = output::table(&["from_id", "to_id", "fraction"]);
             for r in &m.rows {
                 t.add_row([r.from_id.clone(), r.to_id.clone(), r.fraction.to_string()]);
             }
@@ -566,7 +542,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
             };
             println!("dimensions: {}", pins(&p.body.dimensions));
             println!("mappings: {}", pins(&p.body.mappings));
-            let mut t = table(&["dataset", "validated snapshot", "columns", "registered"]);
+            let mut t = output::table(&["dataset", "validated snapshot", "columns", "registered"]);
             for r in &registrations {
                 t.add_row([
                     r.body.dataset.clone(),
@@ -708,7 +684,7 @@ pub async fn registry(ctx: &Ctx, command: RegistryCommand) -> Result<()> {
                 println!("nothing uses {kind}:{name}");
                 return Ok(());
             }
-            let mut t = table(&["kind", "name", "version", "uses"]);
+            let mut t = output::table(&["kind", "name", "version", "uses"]);
             for d in &dependents {
                 t.add_row([
                     d.kind.as_str().to_string(),

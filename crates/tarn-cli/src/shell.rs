@@ -231,9 +231,7 @@ impl Shell {
                 let df = session
                     .sql(&format!("SELECT * FROM {name} LIMIT 0"), Vec::new())
                     .await?;
-                let mut table = comfy_table::Table::new();
-                table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-                table.set_header(["column", "type", "nullable"]);
+                let mut table = output::table(&["column", "type", "nullable"]);
                 for field in df.schema().fields() {
                     table.add_row([
                         field.name().clone(),
@@ -249,9 +247,7 @@ impl Shell {
     }
 
     async fn list(&self) -> Result<()> {
-        let mut table = comfy_table::Table::new();
-        table.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        table.set_header(["table", "kind", "rows", "version"]);
+        let mut table = output::table(&["table", "kind", "rows", "version"]);
         for d in self.lake.datasets(None).await? {
             let name = d.name.to_string();
             let (rows, version) = match self.lake.snapshot_at(&name, self.as_of).await {

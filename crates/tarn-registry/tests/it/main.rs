@@ -157,14 +157,7 @@ impl Fixture {
             "id,name\nres,Residential\ncom,Commercial\nind,Industrial\n",
         );
         self.registry
-            .create_dimension(&DimensionInput {
-                name: "sector",
-                dimension_type: Some("sector"),
-                records: &sectors,
-                id_column: "id",
-                name_column: "name",
-                message: None,
-            })
+            .create_dimension(&dim("sector", "sector", &sectors))
             .await
             .expect("sector dimension");
     }
@@ -193,6 +186,18 @@ impl Fixture {
             )
             .await
             .expect("write");
+    }
+}
+
+/// A dimension from a records file with `id` and `name` columns.
+fn dim<'a>(name: &'a str, dimension_type: &'a str, records: &'a Path) -> DimensionInput<'a> {
+    DimensionInput {
+        name,
+        dimension_type: Some(dimension_type),
+        records,
+        id_column: "id",
+        name_column: "name",
+        message: None,
     }
 }
 
@@ -412,14 +417,7 @@ fn a_disaggregation_splits_values_by_fraction_exactly() {
         f.geography().await;
         let regions = f.file("regions.csv", "id,name\nnorth,North\nsouth,South\n");
         f.registry
-            .create_dimension(&DimensionInput {
-                name: "region",
-                dimension_type: Some("geography"),
-                records: &regions,
-                id_column: "id",
-                name_column: "name",
-                message: None,
-            })
+            .create_dimension(&dim("region", "geography", &regions))
             .await
             .expect("region");
         // north splits 1/4 : 3/4 over two counties; south goes whole to a third.
@@ -615,14 +613,7 @@ fn bad_inputs_are_clear_errors_and_change_nothing() {
         let dup = f.file("dup.csv", "id,name\na,A\nb,B\na,A again\n");
         let e = f
             .registry
-            .create_dimension(&DimensionInput {
-                name: "dup",
-                dimension_type: Some("sector"),
-                records: &dup,
-                id_column: "id",
-                name_column: "name",
-                message: None,
-            })
+            .create_dimension(&dim("dup", "sector", &dup))
             .await
             .expect_err("duplicates")
             .to_string();
@@ -643,14 +634,7 @@ fn bad_inputs_are_clear_errors_and_change_nothing() {
         assert!(e.contains("has no column \"code\""), "{e}");
         let e = f
             .registry
-            .create_dimension(&DimensionInput {
-                name: "Bad Name",
-                dimension_type: Some("sector"),
-                records: &dup,
-                id_column: "id",
-                name_column: "name",
-                message: None,
-            })
+            .create_dimension(&dim("Bad Name", "sector", &dup))
             .await
             .expect_err("name")
             .to_string();

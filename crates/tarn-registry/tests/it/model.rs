@@ -6,7 +6,7 @@
 use super::{Demand, Fixture, T0, close, mapping, run};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
-use tarn_registry::{Aggregation, DimensionInput, GroupBy, MappingInput, ProjectQuery};
+use tarn_registry::{Aggregation, GroupBy, MappingInput, ProjectQuery};
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -67,14 +67,7 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     let sectors = f.file("sectors.csv", "id,name\na,A\nb,B\n");
     for (name, path) in [("src", &src), ("dst", &dst), ("sector", &sectors)] {
         f.registry
-            .create_dimension(&DimensionInput {
-                name,
-                dimension_type: Some("geography"),
-                records: path,
-                id_column: "id",
-                name_column: "name",
-                message: None,
-            })
+            .create_dimension(&super::dim(name, "geography", path))
             .await
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
