@@ -19,8 +19,8 @@ use datafusion::logical_expr::Expr;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor, Value, VisitMut,
-    VisitorMut,
+    FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor, Value, Visit,
+    VisitMut, Visitor, VisitorMut,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -35,8 +35,6 @@ pub struct QuerySession {
     lake: Lake,
     state: LakeState,
     ctx: SessionContext,
-    /// Every dataset name of the lake when the session started.
-    datasets: BTreeSet<String>,
     /// Every collection name of the lake when the session started.
     collections: BTreeSet<String>,
     /// Tables registered so far, by the name they are registered under.
@@ -49,7 +47,6 @@ impl std::fmt::Debug for QuerySession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QuerySession")
             .field("state", &self.state)
-            .field("datasets", &self.datasets.len())
             .finish_non_exhaustive()
     }
 }
@@ -105,12 +102,6 @@ impl QueryEngine {
             Some(s) => s,
             None => lake.state().await?,
         };
-        let datasets = lake
-            .datasets(None)
-            .await?
-            .into_iter()
-            .map(|d| d.name.to_string())
-            .collect();
         let collections = lake
             .collections()
             .await?
@@ -137,7 +128,6 @@ impl QueryEngine {
             lake: lake.clone(),
             state,
             ctx,
-            datasets,
             collections,
             registered: Mutex::default(),
             calls,
@@ -167,8 +157,9 @@ impl QuerySession {
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect)?;
+        let datasets = self.existing_datasets(&statement).await?;
         let mut refs = References::default();
-        self.rewrite(&mut statement, &mut refs);
+        self.rewrite(&mut statement, &datasets, &mut refs);
         if let Some(e) = refs.errors.into_iter().next() {
             return Err(e);
         }
@@ -187,7 +178,7 @@ impl QuerySession {
         let explain = matches!(statement, DfStatement::Explain(_));
         let plan = match state.statement_to_plan(statement).await {
             Ok(plan) => plan,
-            Err(e) => return Err(self.explain_error(QueryError::from_datafusion(e))),
+            Err(e) => return Err(self.explain_error(QueryError::from_datafusion(e)).await),
         };
         let df = self
             .ctx
@@ -318,24 +309,54 @@ impl QuerySession {
         Ok(())
     }
 
+    /// The datasets among the names the statement's tables could mean (looked up one by
+    /// one, so that a lake of millions of datasets is never listed to plan a query).
+    async fn existing_datasets(&self, statement: &DfStatement) -> Result<BTreeSet<String>> {
+        let mut names = Candidates::default();
+        names.collect(statement);
+        let mut out = BTreeSet::new();
+        for name in names.0 {
+            let Ok(dataset) = tarn::DatasetName::new(name.as_str()) else {
+                continue;
+            };
+            if self
+                .lake
+                .catalog()
+                .dataset(&dataset)
+                .await
+                .map_err(tarn::Error::from)?
+                .is_some()
+            {
+                out.insert(name);
+            }
+        }
+        Ok(out)
+    }
+
     /// Rewrites table names to the datasets they mean, and collects `tarn()` calls.
-    fn rewrite(&self, statement: &mut DfStatement, refs: &mut References) {
+    fn rewrite(
+        &self,
+        statement: &mut DfStatement,
+        datasets: &BTreeSet<String>,
+        refs: &mut References,
+    ) {
         match statement {
             DfStatement::Statement(s) => {
                 let mut visitor = Rewriter {
-                    datasets: &self.datasets,
+                    datasets,
                     collections: &self.collections,
                     refs,
                 };
                 let _ = s.visit(&mut visitor);
             }
-            DfStatement::Explain(explain) => self.rewrite(&mut explain.statement, refs),
+            DfStatement::Explain(explain) => self.rewrite(&mut explain.statement, datasets, refs),
             _ => {}
         }
     }
 
-    /// Adds the close dataset names to DataFusion's "table not found".
-    fn explain_error(&self, e: QueryError) -> QueryError {
+    /// Adds the close dataset names to DataFusion's "table not found" (listing the lake's
+    /// datasets, on this error path only).
+    async fn explain_error(&self, e: QueryError) -> QueryError {
         let QueryError::DataFusion(df) = &e else {
             return e;
         };
@@ -351,14 +372,18 @@ impl QuerySession {
         let name = full.strip_prefix("datafusion.").unwrap_or(full);
         let name = name.strip_prefix("public.").unwrap_or(name);
         let as_path = name.replace('.', "/");
-        let mut close = close_names(&as_path, self.datasets.iter().map(String::as_str));
+        let datasets: Vec<String> = match self.lake.datasets(None).await {
+            Ok(all) => all.into_iter().map(|d| d.name.to_string()).collect(),
+            Err(_) => Vec::new(),
+        };
+        let mut close = close_names(&as_path, datasets.iter().map(String::as_str));
         if close.is_empty() {
-            close = close_names(name, self.datasets.iter().map(String::as_str));
+            close = close_names(name, datasets.iter().map(String::as_str));
         }
         let hint = if close.is_empty() {
             format!(
                 "; it is no dataset of this lake ({} datasets; `tarn ls` lists them)",
-                self.datasets.len()
+                datasets.len()
             )
         } else {
             format!("; did you mean {}?", close.join(", "))
@@ -369,6 +394,69 @@ impl QuerySession {
                 "{hint} A dataset a/b/c is the table \"a/b/c\" (quoted) or a.b.c; any version is tarn('tarn://a/b/c:v3')"
             ),
         }
+    }
+}
+
+/// Every name a statement's table references could mean: a single part as it is (and the
+/// dataset of a URI), several parts joined by `/` or `.` in every way.
+#[derive(Default)]
+struct Candidates(BTreeSet<String>);
+
+impl Candidates {
+    fn collect(&mut self, statement: &DfStatement) {
+        match statement {
+            DfStatement::Statement(s) => {
+                let _ = s.visit(self);
+            }
+            DfStatement::Explain(explain) => self.collect(&explain.statement),
+            _ => {}
+        }
+    }
+}
+
+impl Visitor for Candidates {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+        else {
+            return ControlFlow::Continue(());
+        };
+        let parts: Option<Vec<&str>> = name
+            .0
+            .iter()
+            .map(|p| match p {
+                ObjectNamePart::Identifier(i) => Some(i.value.as_str()),
+                ObjectNamePart::Function(_) => None,
+            })
+            .collect();
+        let Some(parts) = parts else {
+            return ControlFlow::Continue(());
+        };
+        if let [one] = parts.as_slice() {
+            self.0.insert(one.to_string());
+            if (one.contains('@') || one.contains(':'))
+                && let Ok(uri) = tarn::TarnUri::parse_lenient(one)
+            {
+                self.0.insert(uri.dataset.to_string());
+            }
+            return ControlFlow::Continue(());
+        }
+        // At most 2^(n-1) joins; names of more than 12 parts are no dataset anyway.
+        if parts.len() > 12 {
+            return ControlFlow::Continue(());
+        }
+        for mask in 0..(1u32 << (parts.len() - 1)) {
+            let mut s = parts[0].to_string();
+            for (i, p) in parts.iter().enumerate().skip(1) {
+                s.push(if mask & (1 << (i - 1)) == 0 { '/' } else { '.' });
+                s.push_str(p);
+            }
+            self.0.insert(s);
+        }
+        ControlFlow::Continue(())
     }
 }
 
@@ -413,8 +501,12 @@ impl Rewriter<'_> {
             }
             return None;
         }
-        // Every way to join the parts with '/' or '.', keeping those that are datasets.
+        // Every way to join the parts with '/' or '.', keeping those that are datasets
+        // (names of more than 12 parts are none: see `Candidates`).
         let n = parts.len();
+        if n > 12 {
+            return None;
+        }
         let mut found = Vec::new();
         for mask in 0..(1u32 << (n - 1)) {
             let mut s = parts[0].value.clone();
