@@ -136,6 +136,22 @@ pub fn table<S: ToString>(header: &[S]) -> comfy_table::Table {
     t
 }
 
+/// Runs a query's plan and streams its result to `output` (stdout when `None`). Returns the
+/// row count.
+pub async fn write_dataframe(
+    df: tarn_query::datafusion::dataframe::DataFrame,
+    format: OutputFormat,
+    output: Option<&str>,
+) -> Result<u64> {
+    let schema = df.schema().inner().clone();
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(tarn_query::QueryError::from_datafusion)?
+        .boxed();
+    write_stream(stream, &schema, format, output).await
+}
+
 /// Renders rows as a terminal table (timestamps in RFC 3339).
 pub fn render_table(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<String> {
     let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();

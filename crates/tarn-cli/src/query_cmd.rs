@@ -5,7 +5,6 @@ use crate::Ctx;
 use crate::output::{self, OutputFormat};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use futures::StreamExt;
 use std::io::IsTerminal;
 use tarn_query::QuerySession;
 use tarn_query::datafusion::common::ScalarValue;
@@ -133,12 +132,6 @@ pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
     let state = crate::state_as_of(&lake, args.as_of.as_deref()).await?;
     let session = QuerySession::new(&lake, state).await?;
     let df = session.sql(sql, params).await?;
-    let schema = df.schema().inner().clone();
-    let stream = df
-        .execute_stream()
-        .await
-        .map_err(tarn_query::QueryError::from_datafusion)?;
-    let stream = stream.boxed();
-    output::write_stream(stream, &schema, format, args.output.as_deref()).await?;
+    output::write_dataframe(df, format, args.output.as_deref()).await?;
     Ok(())
 }

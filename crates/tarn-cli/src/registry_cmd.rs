@@ -6,7 +6,6 @@ use crate::collection_cmd::parse_field_value;
 use crate::output::{self, OutputFormat};
 use anyhow::Result;
 use clap::Subcommand;
-use futures::StreamExt;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use tarn::catalog::{ComponentKind, ComponentVersion, Dependent};
@@ -622,13 +621,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
             }
             let format = crate::query_cmd::output_format(format, output.as_deref(), ctx.json)?;
             let df = prepared.dataframe().await?;
-            let schema = df.schema().inner().clone();
-            let stream = df
-                .execute_stream()
-                .await
-                .map_err(tarn_query::QueryError::from_datafusion)?
-                .boxed();
-            output::write_stream(stream, &schema, format, output.as_deref()).await?;
+            output::write_dataframe(df, format, output.as_deref()).await?;
             Ok(())
         }
     }

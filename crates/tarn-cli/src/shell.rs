@@ -10,7 +10,6 @@
 use crate::Ctx;
 use crate::output::{self, OutputFormat};
 use anyhow::{Context, Result, bail};
-use futures::StreamExt;
 use std::io::{BufRead, IsTerminal};
 use std::time::Instant;
 use tarn::{Lake, LakeState};
@@ -187,13 +186,7 @@ impl Shell {
         let t = Instant::now();
         let session = self.engine.session(self.as_of).await?;
         let df = session.sql(sql, Vec::new()).await?;
-        let schema = df.schema().inner().clone();
-        let stream = df
-            .execute_stream()
-            .await
-            .map_err(tarn_query::QueryError::from_datafusion)?
-            .boxed();
-        let rows = output::write_stream(stream, &schema, self.format, None).await?;
+        let rows = output::write_dataframe(df, self.format, None).await?;
         if self.timing {
             eprintln!(
                 "({rows} row{} in {:.3} s)",

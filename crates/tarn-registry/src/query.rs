@@ -274,6 +274,8 @@ impl Registry {
         let session = QuerySession::new(self.lake(), None).await?;
         let mut tables: BTreeMap<String, Pinned> = BTreeMap::new();
         let mut selects = Vec::new();
+        // The output's time column: the first dataset's ordered_on (resolved once, below).
+        let mut time_column: Option<String> = None;
         for reg in &registrations {
             let snapshot = self.lake().snapshot(&reg.body.uri).await?;
             let schema = snapshot.schema.clone();
@@ -328,6 +330,9 @@ impl Registry {
                 items.push(format!("{expr} AS {}", ident(g.output())));
             }
             let ordered_on = snapshot.ordered_on().to_string();
+            if q.time_resample.is_some() && time_column.is_none() {
+                time_column = Some(ordered_on.clone());
+            }
             if let Some(freq) = &q.time_resample {
                 if !matches!(
                     schema
@@ -389,13 +394,6 @@ impl Registry {
             selects.push(select);
         }
         let mut outer: Vec<String> = q.group_by.iter().map(|g| ident(g.output())).collect();
-        let time_column = match &q.time_resample {
-            Some(_) => {
-                let first = self.lake().snapshot(&registrations[0].body.uri).await?;
-                Some(first.ordered_on().to_string())
-            }
-            None => None,
-        };
         if let Some(t) = &time_column {
             outer.push(ident(t));
         }
