@@ -402,13 +402,16 @@ fn the_shell_on_a_terminal_edits_continues_lines_and_keeps_history() {
     use std::io::Write;
     let lake = lake_with_history();
     let history = lake.path("history");
-    let command = format!("{TARN} --lake {} query", lake.lake.display());
+    // `exec`: the Ctrl-C typed below reaches the terminal's foreground group; a shell left
+    // waiting for tarn (dash) would take it and exit with 130 after tarn's clean exit.
+    let command = format!("exec {TARN} --lake {} query", lake.lake.display());
     let mut child = std::process::Command::new("script")
         .current_dir(lake.dir())
         .env_remove("TARN_LAKE")
         .env_remove("TARN_LOG")
         .env("TARN_HISTORY", &history)
         .env("TERM", "dumb")
+        .env("SHELL", "/bin/sh")
         .args(["-qfec", &command, "/dev/null"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -435,7 +438,12 @@ fn the_shell_on_a_terminal_edits_continues_lines_and_keeps_history() {
     let out = child.wait_with_output().expect("wait");
     drop(stdin);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{text}");
+    assert!(
+        out.status.success(),
+        "{}\n{text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("tarn SQL shell on"), "{text}");
     assert!(text.contains("42"), "the two-line statement ran: {text}");
     assert!(text.contains("(1 row in"), "{text}");
