@@ -840,8 +840,8 @@ pub async fn run(args: &RegistryArgs) -> Result<usize> {
     };
     if let Err(e) = check.await {
         let msg = format!("untimed round: {e:#}");
-        for w in ["W7 read", "W7 scan", "W7 county", "W7 validate", "W7 query"] {
-            rec.error(INPROC, w, &msg);
+        for p in PARTS.iter().filter(|p| on(p)) {
+            rec.error(INPROC, &format!("W7 {p}"), &msg);
         }
         if duck.is_some() {
             rec.error(DUCKDB, "W7 query", &msg);
@@ -895,8 +895,11 @@ pub async fn run(args: &RegistryArgs) -> Result<usize> {
         };
         if let Err(e) = step.await {
             let msg = format!("round {round}: {e:#}");
-            for w in ["W7 read", "W7 scan", "W7 county", "W7 validate", "W7 query"] {
-                rec.error(INPROC, w, &msg);
+            for p in PARTS.iter().filter(|p| on(p)) {
+                rec.error(INPROC, &format!("W7 {p}"), &msg);
+            }
+            if duck.is_some() {
+                rec.error(DUCKDB, "W7 query", &msg);
             }
             return Ok(rec.errors);
         }
