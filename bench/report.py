@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Turn benchmark results (jsonl) into Markdown tables, one per workload (W1-W4), one for
-W5's queries (tarn against DuckDB) and one for all of W6's measurements, with their targets.
+W5's queries (tarn against DuckDB), one for all of W6's measurements and one for W7's
+(registry validation against a full scan, a query through a mapping against DuckDB), with
+their targets.
 
 Reads the lines written by bench/peers.py and by the Rust side ("tarn
 (in-process)", "tarn (CLI)"), all of the form
@@ -237,6 +239,64 @@ def w5_table(recs):
     return out
 
 
+W7_TITLE = "W7: registry (issue 5): validation against a full scan, a query through a mapping against DuckDB"
+W7_ORDER = ["W7 read", "W7 scan", "W7 county", "W7 validate", "W7 query"]
+# Shown in their own columns, or not at all, in the W7 table.
+W7_SHOWN = HIDDEN | {"target", "met", "ratio", "reference", "reference_median_s", "measures", "sql", "settings", "min_s", "max_s"}
+# The same for every measurement: shown once, above the table.
+W7_COMMON = [
+    ("input_rows", "dataset rows"),
+    ("files", "files"),
+    ("row_groups", "row groups"),
+    ("counties", "county records"),
+    ("partitions", "tarn partitions"),
+    ("setup_write_s", "setup: write"),
+    ("setup_register_dataset_s", "setup: register_dataset (county and sector)"),
+]
+
+
+def is_w7(workload):
+    return workload.startswith("W7")
+
+
+def w7_table(recs):
+    """One row per measurement and system: the median, what it is compared with (the full
+    scan for validation, DuckDB for the query), the ratio against the target."""
+    out = []
+    first = next(((r.get("extra") or {}) for r in recs if r["system"] == TARN and "error" not in r), {})
+    facts = [f"{label} {fmt_value(key, first[key])}" for key, label in W7_COMMON if key in first]
+    if facts:
+        out += ["; ".join(facts), ""]
+    head = ["measurement", "system", "median", "compared with", "ratio", "target", "met?", "runs", "details"]
+    out += ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    rank = lambda r: (W7_ORDER.index(r["workload"]) if r["workload"] in W7_ORDER else len(W7_ORDER), r["workload"], r["system"] != TARN)
+    for r in sorted(recs, key=rank):
+        name = r["workload"][len("W7"):].strip()
+        if "error" in r:
+            out.append("| " + " | ".join([name, r["system"], "**error**", "–", "–", "–", "–", "–", cell(r["error"])]) + " |")
+            continue
+        extra = r.get("extra") or {}
+        ref = extra.get("reference")
+        ref_s = extra.get("reference_median_s")
+        met = extra.get("met")
+        details = [f"{extra['measures']}"] if "measures" in extra else []
+        common = {k for k, _ in W7_COMMON}
+        details += [f"{k}={fmt_value(k, v)}" for k, v in extra.items() if k not in W7_SHOWN and k not in common]
+        row = [
+            name,
+            r["system"],
+            fmt_s(r.get("median_s")),
+            f"{ref} ({fmt_s(ref_s)})" if ref else "–",
+            f"{extra['ratio']:.2f}×" if isinstance(extra.get("ratio"), (int, float)) else "–",
+            cell(extra.get("target", "–")),
+            "–" if met is None else ("yes" if met else "**no**"),
+            str(r.get("runs", "–")),
+            cell(", ".join(details)),
+        ]
+        out.append("| " + " | ".join(row) + " |")
+    return out
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -306,7 +366,7 @@ def main(argv=None):
         "",
     ]
     others = {w for _, w in latest} - set(WORKLOADS)
-    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w) and not is_w5(w))
+    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w) and not is_w5(w) and not is_w7(w))
     for w in workloads:
         recs = [r for (s, wl), r in latest.items() if wl == w]
         if not recs:
@@ -322,6 +382,9 @@ def main(argv=None):
     w6 = [r for (_, wl), r in latest.items() if is_w6(wl)]
     if w6:
         lines += [f"## {W6_TITLE}", ""] + w6_table(w6) + [""]
+    w7 = [r for (_, wl), r in latest.items() if is_w7(wl)]
+    if w7:
+        lines += [f"## {W7_TITLE}", ""] + w7_table(w7) + [""]
     lines += machine_facts(latest)
     text = "\n".join(lines) + "\n"
 

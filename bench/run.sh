@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run the W1-W6 benchmarks end to end: build tarn, set up the peers' venv, generate the
+# Run the W1-W7 benchmarks end to end: build tarn, set up the peers' venv, generate the
 # data, run tarn (in-process and CLI) and the Python peers into one results file, print the
 # report.
 #
 #   bench/run.sh            full run (5-year w1, 2000 appends each, W5 SQL against DuckDB,
-#                           W6 on 10,000 versions; ~30 min on 2 cores)
+#                           W6 on 10,000 versions, W7 on 10 M rows; ~35 min on 2 cores)
 #   bench/run.sh --smoke    small data, few repetitions (a couple of minutes); CI-style check
 #
 # Exits non-zero if a build, a step or any workload fails (error lines in the results).
@@ -21,15 +21,18 @@
 #   TARN_BENCH_PEERS         peers to run (peers.py --systems; default all, "none" to skip)
 #   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
 #   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
-#   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only) or history (W6 only)  (all)
+#   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only), history (W6 only) or registry (W7 only)  (all)
 #   TARN_BENCH_SQL_REPEAT    W5: timed rounds of every query  (10 / 3)
 #   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
 #   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
-#   TARN_BENCH_SQL_THREADS   W5: threads of tarn (DataFusion partitions) and of DuckDB  (2)
+#   TARN_BENCH_SQL_THREADS   W5: threads of tarn (DataFusion partitions) and of DuckDB; W7: of DuckDB  (2)
 #   TARN_BENCH_SQL_ARGS      W5: more tarn-bench sql arguments, e.g. "--datafusion-date-trunc" or
 #                            "--set datafusion.execution.batch_size=32768" (none)
 #   TARN_BENCH_HISTORY_VERSIONS   W6: versions of the dataset (10000 / 500)
 #   TARN_BENCH_HISTORY_REPEAT     W6: repetitions per measurement (15 / 5)
+#   TARN_BENCH_REGISTRY_ROWS      W7: rows of the registered dataset  (10000000 / 200000)
+#   TARN_BENCH_REGISTRY_REPEAT    W7: timed rounds of every part      (5 / 3)
+#   TARN_BENCH_REGISTRY_ARGS      W7: more tarn-bench registry arguments, e.g. "--parts validate,read" (none)
 #   TARN_BENCH_PEER_HISTORY  W6 on ArcticDB: version counts, comma-separated, "none" to skip
 #                            (1000,2000 / 200); also skipped when TARN_BENCH_PEERS leaves
 #                            out arcticdb-lmdb
@@ -72,6 +75,8 @@ if [ "$mode" = smoke ]; then
     sql_repeat=${TARN_BENCH_SQL_REPEAT:-3}
     sql_datasets=${TARN_BENCH_SQL_DATASETS:-20}
     sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-20000}
+    registry_rows=${TARN_BENCH_REGISTRY_ROWS:-200000}
+    registry_repeat=${TARN_BENCH_REGISTRY_REPEAT:-3}
 else
     rows=${TARN_BENCH_ROWS:-}
     days=${TARN_BENCH_DAYS:-2000}
@@ -88,24 +93,28 @@ else
     sql_repeat=${TARN_BENCH_SQL_REPEAT:-10}
     sql_datasets=${TARN_BENCH_SQL_DATASETS:-100}
     sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-100000}
+    registry_rows=${TARN_BENCH_REGISTRY_ROWS:-10000000}
+    registry_repeat=${TARN_BENCH_REGISTRY_REPEAT:-5}
 fi
 sql_threads=${TARN_BENCH_SQL_THREADS:-2}
 workloads=${TARN_BENCH_WORKLOADS:-all}
 case "$workloads" in
-    all | w1-w4 | sql | history) ;;
+    all | w1-w4 | sql | history | registry) ;;
     *)
-        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql or history (not $workloads)" >&2
+        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql, history or registry (not $workloads)" >&2
         exit 2
         ;;
 esac
 run_w1_w4=0
 run_sql=0
 run_history=0
+run_registry=0
 case "$workloads" in
-    all) run_w1_w4=1 run_sql=1 run_history=1 ;;
+    all) run_w1_w4=1 run_sql=1 run_history=1 run_registry=1 ;;
     w1-w4) run_w1_w4=1 ;;
     sql) run_sql=1 ;;
     history) run_history=1 ;;
+    registry) run_registry=1 ;;
 esac
 # ArcticDB's W6 runs when the peers include it.
 case ",${TARN_BENCH_PEERS:-arcticdb-lmdb}," in
@@ -113,7 +122,7 @@ case ",${TARN_BENCH_PEERS:-arcticdb-lmdb}," in
     *) peer_hist=none ;;
 esac
 peers=${TARN_BENCH_PEERS:-}
-# W5's DuckDB side runs when the peers include duckdb.
+# W5's and W7's DuckDB side runs when the peers include duckdb.
 sql_duckdb=1
 case ",${TARN_BENCH_PEERS:-duckdb}," in
     *,duckdb,*) ;;
@@ -216,6 +225,17 @@ if [ "$run_history" = 1 ]; then
         echo "+ peers.py ${peer_args[*]}"
         "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py (W6) failed (exit $?)"; status=1; }
     fi
+fi
+if [ "$run_registry" = 1 ]; then
+    step "tarn-bench registry (W7) --rows $registry_rows -> $results"
+    reg_args=(registry --work "$work/registry" --results "$results" --rows "$registry_rows"
+        --repeat "$registry_repeat" --threads "$sql_threads" --python "$PY" --duckdb-worker "$here/sql_duckdb.py")
+    [ "$sql_duckdb" = 0 ] && reg_args+=(--no-duckdb)
+    # Word-split on purpose: a list of arguments.
+    # shellcheck disable=SC2206
+    [ -n "${TARN_BENCH_REGISTRY_ARGS:-}" ] && reg_args+=(${TARN_BENCH_REGISTRY_ARGS})
+    echo "+ tarn-bench ${reg_args[*]}"
+    "$bin/tarn-bench" "${reg_args[@]}" || { echo "run.sh: tarn-bench registry failed (exit $?)"; status=1; }
 fi
 rm -rf "$work"
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""DuckDB's side of W5 (`tarn-bench sql`): runs the queries tarn-bench sends, on the Parquet
-files of tarn's snapshots, and times them.
+"""DuckDB's side of W5 (`tarn-bench sql`) and W7 (`tarn-bench registry`): runs the queries
+tarn-bench sends, on the Parquet files of tarn's snapshots, and times them.
 
 tarn-bench starts this script once and talks to it over stdin/stdout, one JSON object per
 line, so that tarn's runs and DuckDB's alternate within one round (load on the shared machine
@@ -8,6 +8,9 @@ then falls on both alike):
 
   in:  {"sql": "...", "result": "/path.json" | null, "explain": false}
   out: {"seconds": t, "rows": n}  or  {"error": "..."}
+
+  in:  {"sql": "CREATE TABLE ...", "execute": true}   a statement without a result
+       (W7 loads the mapping rows into a table with it, untimed); out: {"seconds": t, "rows": 0}
 
 The timer covers `con.sql(sql).to_arrow_table()`: planning (DuckDB reads the files' footers
 then) and execution into Arrow, as tarn's timer covers planning and collecting the batches.
@@ -72,6 +75,11 @@ def main(argv=None):
         try:
             req = json.loads(line)
             sql = req["sql"]
+            if req.get("execute"):
+                t0 = time.perf_counter()
+                con.execute(sql)
+                print(json.dumps({"seconds": time.perf_counter() - t0, "rows": 0}), flush=True)
+                continue
             t0 = time.perf_counter()
             table = con.sql(sql).to_arrow_table()
             dt = time.perf_counter() - t0

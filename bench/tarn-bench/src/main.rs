@@ -14,10 +14,12 @@
 //!
 //! `tarn-bench history` runs W6 instead (history.rs): refs, old versions and `log` on a
 //! dataset with a long history. `tarn-bench sql` runs W5 (sql.rs): SQL queries through
-//! `tarn_query` side by side with DuckDB on the same Parquet files.
+//! `tarn_query` side by side with DuckDB on the same Parquet files. `tarn-bench registry`
+//! runs W7 (registry.rs): validation against a dimension and a query through a mapping.
 
 mod breakdown;
 mod history;
+mod registry;
 mod sql;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -52,7 +54,7 @@ const DURABILITY: &str = "data file + dir fsynced, SQLite WAL commit with synchr
 
 #[derive(Debug, Parser)]
 #[command(
-    about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI), or W5 (sql) or W6 (history)",
+    about = "Run the W1-W4 benchmark workloads on tarn (in-process and/or through the CLI), or W5 (sql), W6 (history) or W7 (registry)",
     args_conflicts_with_subcommands = true
 )]
 struct BenchArgs {
@@ -71,6 +73,9 @@ enum Workload {
     /// W5: SQL (tarn's DataFusion sessions) side by side with DuckDB on the very same
     /// Parquet files (bench/README.md).
     Sql(sql::SqlArgs),
+    /// W7: registry validation against a full scan, and a query through a mapping against
+    /// DuckDB (bench/README.md).
+    Registry(registry::RegistryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -1086,6 +1091,7 @@ async fn main() {
     let (outcome, results) = match (&cli.command, &cli.w1_w4) {
         (Some(Workload::History(h)), _) => (history::run(h).await, &h.results),
         (Some(Workload::Sql(s)), _) => (sql::run(s).await, &s.results),
+        (Some(Workload::Registry(r)), _) => (registry::run(r).await, &r.results),
         (None, Some(args)) => (run(args).await, &args.results),
         (None, None) => {
             // clap already refuses this (--data, --work and --results are required).

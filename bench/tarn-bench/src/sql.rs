@@ -114,14 +114,14 @@ pub struct SqlArgs {
 // the lake
 
 /// One table as both engines see it: tarn's dataset and the files of its snapshot.
-struct TableFiles {
+pub(crate) struct TableFiles {
     dataset: String,
-    rows: u64,
-    row_groups: usize,
-    files: Vec<PathBuf>,
+    pub(crate) rows: u64,
+    pub(crate) row_groups: usize,
+    pub(crate) files: Vec<PathBuf>,
 }
 
-fn splitmix(x: u64) -> u64 {
+pub(crate) fn splitmix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -215,7 +215,7 @@ async fn build(args: &SqlArgs, dir: &Path) -> Result<(Lake, Option<f64>)> {
 
 /// The files of `dataset`'s head snapshot, checked to hold exactly its rows: every row group
 /// of every file is one of the snapshot's.
-async fn table_files(lake: &Lake, data_dir: &Path, dataset: &str) -> Result<TableFiles> {
+pub(crate) async fn table_files(lake: &Lake, data_dir: &Path, dataset: &str) -> Result<TableFiles> {
     let snapshot = lake.snapshot(dataset).await?;
     let row_groups = snapshot.row_groups(lake, None, None).await?;
     let mut per_file: Vec<(String, usize)> = Vec::new();
@@ -277,7 +277,7 @@ struct Query {
     labels: HashMap<String, String>,
 }
 
-fn sql_list(files: &[PathBuf]) -> String {
+pub(crate) fn sql_list(files: &[PathBuf]) -> String {
     let quoted: Vec<String> = files
         .iter()
         .map(|f| format!("'{}'", f.display().to_string().replace('\'', "''")))
@@ -370,14 +370,14 @@ fn queries(w1: &TableFiles, many: &[TableFiles], start: &str, end: &str) -> Vec<
 // answers
 
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
+pub(crate) enum Cell {
     Text(String),
     Int(i64),
     Float(Option<f64>),
 }
 
 impl Cell {
-    fn key(&self) -> String {
+    pub(crate) fn key(&self) -> String {
         match self {
             Cell::Text(s) => s.clone(),
             Cell::Int(i) => i.to_string(),
@@ -385,7 +385,7 @@ impl Cell {
         }
     }
 
-    fn number(&self) -> Option<f64> {
+    pub(crate) fn number(&self) -> Option<f64> {
         match self {
             Cell::Int(i) => Some(*i as f64),
             Cell::Float(f) => *f,
@@ -394,9 +394,9 @@ impl Cell {
     }
 }
 
-struct Answer {
-    columns: Vec<String>,
-    rows: Vec<Vec<Cell>>,
+pub(crate) struct Answer {
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: Vec<Vec<Cell>>,
 }
 
 fn cells_of(column: &ArrayRef) -> Result<Vec<Cell>> {
@@ -435,7 +435,7 @@ fn cells_of(column: &ArrayRef) -> Result<Vec<Cell>> {
     })
 }
 
-fn answer_of_batches(batches: &[RecordBatch]) -> Result<Answer> {
+pub(crate) fn answer_of_batches(batches: &[RecordBatch]) -> Result<Answer> {
     let Some(first) = batches.first() else {
         return Ok(Answer {
             columns: Vec::new(),
@@ -462,7 +462,7 @@ fn answer_of_batches(batches: &[RecordBatch]) -> Result<Answer> {
     Ok(Answer { columns, rows })
 }
 
-fn answer_of_json(path: &Path, labels: &HashMap<String, String>) -> Result<Answer> {
+pub(crate) fn answer_of_json(path: &Path, labels: &HashMap<String, String>) -> Result<Answer> {
     let v: Value = serde_json::from_str(
         &fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
     )?;
@@ -495,7 +495,7 @@ fn answer_of_json(path: &Path, labels: &HashMap<String, String>) -> Result<Answe
     Ok(Answer { columns, rows })
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub(crate) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
 }
 
@@ -635,36 +635,44 @@ async fn run_tarn(
 }
 
 async fn explain_tarn(session: &QuerySession, q: &Query) -> Result<()> {
+    let plan = explain_analyze(session, &q.tarn_sql).await?;
+    eprintln!("[W5] tarn EXPLAIN ANALYZE, query {}:", q.id);
+    eprintln!("{plan}");
+    Ok(())
+}
+
+/// `EXPLAIN ANALYZE` of `sql` in `session`: the plan column, as text (a table would pad
+/// every line to the longest).
+pub(crate) async fn explain_analyze(session: &QuerySession, sql: &str) -> Result<String> {
     let batches = session
-        .sql(&format!("EXPLAIN ANALYZE {}", q.tarn_sql), vec![])
+        .sql(&format!("EXPLAIN ANALYZE {sql}"), vec![])
         .await?
         .collect()
         .await?;
-    eprintln!("[W5] tarn EXPLAIN ANALYZE, query {}:", q.id);
-    // The plan column, as text: a table would pad every line to the longest.
+    let mut out = Vec::new();
     for b in &batches {
         let plan = arrow::compute::cast(b.column(b.num_columns() - 1), &DataType::Utf8)?;
         let plan = plan.as_string::<i32>();
         for i in 0..plan.len() {
-            eprintln!("{}", plan.value(i));
+            out.push(plan.value(i).to_string());
         }
     }
-    Ok(())
+    Ok(out.join("\n"))
 }
 
 // ------------------------------------------------------------------------------------------
 // DuckDB
 
-struct DuckWorker {
+pub(crate) struct DuckWorker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    version: String,
-    settings: Value,
+    pub(crate) version: String,
+    pub(crate) settings: Value,
 }
 
 impl DuckWorker {
-    fn start(python: &Path, script: &Path, threads: usize) -> Result<Self> {
+    pub(crate) fn start(python: &Path, script: &Path, threads: usize) -> Result<Self> {
         let mut child = Command::new(python)
             .arg(script)
             .arg("--threads")
@@ -703,8 +711,21 @@ impl DuckWorker {
     }
 
     /// Runs `sql`; returns DuckDB's seconds and row count.
-    fn run(&mut self, sql: &str, result: Option<&Path>, explain: bool) -> Result<(f64, usize)> {
-        let req = json!({"sql": sql, "result": result.map(|p| p.display().to_string()), "explain": explain});
+    pub(crate) fn run(
+        &mut self,
+        sql: &str,
+        result: Option<&Path>,
+        explain: bool,
+    ) -> Result<(f64, usize)> {
+        self.request(json!({"sql": sql, "result": result.map(|p| p.display().to_string()), "explain": explain}))
+    }
+
+    /// Runs a statement that returns no rows (`CREATE TABLE ...`); returns DuckDB's seconds.
+    pub(crate) fn execute(&mut self, sql: &str) -> Result<f64> {
+        Ok(self.request(json!({"sql": sql, "execute": true}))?.0)
+    }
+
+    fn request(&mut self, req: Value) -> Result<(f64, usize)> {
         writeln!(self.stdin, "{req}")?;
         self.stdin.flush()?;
         let reply = self.read_line()?;

@@ -272,6 +272,18 @@ impl Registry {
             ));
         }
         let session = QuerySession::new(self.lake(), None).await?;
+        // Every value of a registered column is a record id, and every record of a
+        // mapping's `from` dimension is mapped, so the dynamic filter a join pushes into the
+        // dataset's scan (a range and a hash lookup, evaluated on every row) keeps every row.
+        // It only costs: a fifth of a county -> state query (docs/benchmarks.md, W7).
+        session
+            .context()
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .optimizer
+            .enable_join_dynamic_filter_pushdown = false;
         let mut tables: BTreeMap<String, Pinned> = BTreeMap::new();
         let mut selects = Vec::new();
         // The output's time column: the first dataset's ordered_on (resolved once, below).
@@ -312,7 +324,19 @@ impl Registry {
                         } else {
                             path(&project, &edges, &registered.name, dimension)?
                         };
-                        let mut key = format!("CAST(d.{source} AS VARCHAR)");
+                        // Ids are text. A text column joins as it is: a cast (to Utf8View,
+                        // DataFusion's VARCHAR) would copy every value of it.
+                        let text = matches!(
+                            schema
+                                .field_with_name(column)
+                                .map(|f| f.data_type().clone()),
+                            Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                        );
+                        let mut key = if text {
+                            format!("d.{source}")
+                        } else {
+                            format!("CAST(d.{source} AS VARCHAR)")
+                        };
                         for m in steps {
                             let alias = format!("m{}", joins.len());
                             let table = mapping_table(&m);
