@@ -147,9 +147,27 @@ pub async fn write_dataframe(
     let stream = df
         .execute_stream()
         .await
-        .map_err(tarn_query::QueryError::from_datafusion)?
-        .boxed();
-    write_stream(stream, &schema, format, output).await
+        .map_err(tarn_query::QueryError::from_datafusion)?;
+    // Files get the types datasets declare; sessions read strings as views.
+    let plain = tarn_query::plain_types(&schema);
+    if matches!(format, OutputFormat::Parquet | OutputFormat::Arrow) && plain != schema {
+        let target = plain.clone();
+        let stream = stream.map(move |batch| {
+            let batch = batch?;
+            let columns = batch
+                .columns()
+                .iter()
+                .zip(target.fields())
+                .map(|(c, f)| arrow::compute::cast(c, f.data_type()))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            Ok::<_, tarn_query::datafusion::error::DataFusionError>(RecordBatch::try_new(
+                target.clone(),
+                columns,
+            )?)
+        });
+        return write_stream(stream.boxed(), &plain, format, output).await;
+    }
+    write_stream(stream.boxed(), &schema, format, output).await
 }
 
 /// Renders rows as a terminal table (timestamps in RFC 3339).

@@ -29,6 +29,6 @@ pub use collection::CollectionTable;
 pub use error::{QueryError, Result};
 pub use functions::FixedOffsetDateTrunc;
 pub use session::{QueryEngine, QuerySession, TABLE_FUNCTION};
-pub use table::{DATA_URL, SnapshotTable};
+pub use table::{DATA_URL, SnapshotTable, plain_types};
 
 pub use datafusion;

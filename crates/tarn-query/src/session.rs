@@ -171,8 +171,7 @@ impl QuerySession {
         }
         for uri in &refs.calls {
             let snapshot = self.lake.snapshot_at(uri, Some(self.state)).await?;
-            let table: Arc<dyn TableProvider> =
-                Arc::new(SnapshotTable::new(self.lake.clone(), snapshot));
+            let table: Arc<dyn TableProvider> = Arc::new(self.table(snapshot));
             self.lock_calls()?.insert(uri.clone(), table);
         }
         let explain = matches!(statement, DfStatement::Explain(_));
@@ -249,7 +248,7 @@ impl QuerySession {
         self.ctx
             .register_table(
                 datafusion::common::TableReference::bare(name),
-                Arc::new(SnapshotTable::new(self.lake.clone(), snapshot)),
+                Arc::new(self.table(snapshot)),
             )
             .map_err(QueryError::from_datafusion)?;
         self.mark_registered(name)
@@ -277,7 +276,7 @@ impl QuerySession {
             {
                 Ok(snapshot) => members.push((
                     d.key.into_iter().map(|(_, v)| v).collect(),
-                    SnapshotTable::new(self.lake.clone(), snapshot),
+                    self.table(snapshot),
                 )),
                 Err(e) if e.kind() == tarn::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
@@ -291,6 +290,22 @@ impl QuerySession {
             )
             .map_err(QueryError::from_datafusion)?;
         self.mark_registered(name)
+    }
+
+    /// `snapshot` as a table of this session. With DataFusion's
+    /// `datafusion.execution.parquet.schema_force_view_types` (on by default), its string
+    /// and binary columns are `Utf8View` and `BinaryView`, as in DataFusion's own Parquet
+    /// tables.
+    fn table(&self, snapshot: tarn::Snapshot) -> SnapshotTable {
+        let views = self
+            .ctx
+            .state_ref()
+            .read()
+            .config_options()
+            .execution
+            .parquet
+            .schema_force_view_types;
+        SnapshotTable::new(self.lake.clone(), snapshot).with_view_types(views)
     }
 
     fn is_registered(&self, name: &str) -> Result<bool> {

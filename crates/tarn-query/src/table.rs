@@ -13,7 +13,7 @@
 //! reported to `EXPLAIN` through [`SCAN_REPORTS`].
 
 use crate::error::QueryError;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::stats::Precision;
@@ -48,11 +48,30 @@ tokio::task_local! {
 pub struct SnapshotTable {
     lake: Lake,
     snapshot: Snapshot,
+    /// The snapshot's schema as DataFusion sees it (see [`SnapshotTable::with_view_types`]).
+    schema: SchemaRef,
 }
 
 impl SnapshotTable {
     pub fn new(lake: Lake, snapshot: Snapshot) -> Self {
-        Self { lake, snapshot }
+        let schema = snapshot.schema.clone();
+        Self {
+            lake,
+            snapshot,
+            schema,
+        }
+    }
+
+    /// With `views`, string and binary columns are read as `Utf8View` and `BinaryView`,
+    /// as DataFusion reads Parquet with `schema_force_view_types`: Parquet pages decode
+    /// into views without copying each value, and short values compare inline.
+    pub fn with_view_types(mut self, views: bool) -> Self {
+        self.schema = if views {
+            view_schema(&self.snapshot.schema)
+        } else {
+            self.snapshot.schema.clone()
+        };
+        self
     }
 
     pub fn snapshot(&self) -> &Snapshot {
@@ -365,10 +384,55 @@ fn scalar(
     s.cast_to(data_type).ok()
 }
 
+/// `schema` with its top-level string and binary columns as view types.
+fn view_schema(schema: &SchemaRef) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 => {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
+            }
+            DataType::Binary | DataType::LargeBinary => {
+                Arc::new(f.as_ref().clone().with_data_type(DataType::BinaryView))
+            }
+            _ => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `schema` with its top-level view columns as the plain types they stand for (`Utf8View`
+/// as `Utf8`, `BinaryView` as `Binary`): the types datasets declare. Results that leave
+/// tarn as files (Parquet, Arrow IPC) take these, whatever the session read them as.
+pub fn plain_types(schema: &SchemaRef) -> SchemaRef {
+    let plain = |t: &DataType| match t {
+        DataType::Utf8View => Some(DataType::Utf8),
+        DataType::BinaryView => Some(DataType::Binary),
+        _ => None,
+    };
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| plain(f.data_type()).is_some())
+    {
+        return schema.clone();
+    }
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match plain(f.data_type()) {
+            Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
+            None => f.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 #[async_trait]
 impl TableProvider for SnapshotTable {
     fn schema(&self) -> SchemaRef {
-        self.snapshot.schema.clone()
+        self.schema.clone()
     }
 
     fn table_type(&self) -> TableType {

@@ -1,13 +1,19 @@
 //! Queries through mappings: registered datasets aggregated to a project's dimensions.
 //!
 //! The query is built as ordinary DataFusion SQL, so that `--show-sql` prints exactly what
-//! runs. Each dataset becomes one `SELECT` that joins each mapped column with the rows of
-//! the mappings on its path (registered in the session as memory tables, at the versions
-//! the project pins) and weights every row by the product of their fractions. The
-//! `UNION ALL` of those selects is then grouped. A sum adds `value × weight`, so a
-//! disaggregation splits a value exactly and an aggregation adds values up; `count` adds
-//! the weights; `avg` is `sum(value × weight) / sum(weight)`; `min` and `max` ignore the
-//! weights.
+//! runs. Each dataset becomes one `SELECT` in two levels. The inner level groups the
+//! dataset's rows (after `--where`) by the raw values of the group-by columns and the time
+//! period, and computes per group a sum, a count of non-null values, a minimum or a maximum.
+//! The outer level joins those groups with the rows of the mappings on each column's path
+//! (registered in the session as memory tables, at the versions the project pins) and
+//! weights each group by the product of their fractions. The `UNION ALL` of those selects
+//! is then grouped by the output dimensions.
+//!
+//! A sum adds `sum × weight`, so a disaggregation splits a value exactly and an aggregation
+//! adds values up; `count` adds `count × weight`; `avg` is the weighted sum over the
+//! weighted count of non-null values; `min` and `max` ignore the weights. Grouping first
+//! makes the joins act on one row per distinct key (9,708 for 3,236 counties × 3 sectors)
+//! rather than on every row of the dataset.
 
 use crate::error::{Listing, RegistryError, Result};
 use crate::project::Project;
@@ -295,17 +301,24 @@ impl Registry {
             let missing_column = |c: &str| {
                 RegistryError::Invalid(format!("dataset {} has no column {c:?}", reg.body.dataset))
             };
+            // Two levels: `inner` groups the dataset's rows by the raw values of the
+            // group-by columns (and the time period) and aggregates them; the mapping
+            // joins then act on those groups, not on every row.
+            let mut inner_items = Vec::new();
+            let mut inner_keys = Vec::new();
             let mut joins = Vec::new();
             let mut weights = Vec::new();
             let mut items = Vec::new();
-            for g in &q.group_by {
+            for (k, g) in q.group_by.iter().enumerate() {
                 let column = g.column();
                 if !has(column) {
                     return Err(missing_column(column));
                 }
-                let source = ident(column);
+                let raw = format!("__k{k}");
+                inner_items.push(format!("d.{} AS {raw}", ident(column)));
+                inner_keys.push(raw.clone());
                 let expr = match g {
-                    GroupBy::Column(_) => format!("d.{source}"),
+                    GroupBy::Column(_) => format!("p.{raw}"),
                     GroupBy::Mapped { dimension, .. } => {
                         let Some(registered) = reg.body.columns.get(column) else {
                             return Err(RegistryError::Invalid(format!(
@@ -324,18 +337,17 @@ impl Registry {
                         } else {
                             path(&project, &edges, &registered.name, dimension)?
                         };
-                        // Ids are text. A text column joins as it is: a cast (to Utf8View,
-                        // DataFusion's VARCHAR) would copy every value of it.
+                        // Ids are text: a text column joins as it is, anything else as text.
                         let text = matches!(
                             schema
                                 .field_with_name(column)
                                 .map(|f| f.data_type().clone()),
                             Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
                         );
-                        let mut key = if text {
-                            format!("d.{source}")
+                        let mut key = if text || steps.is_empty() {
+                            format!("p.{raw}")
                         } else {
-                            format!("CAST(d.{source} AS VARCHAR)")
+                            format!("CAST(p.{raw} AS VARCHAR)")
                         };
                         for m in steps {
                             let alias = format!("m{}", joins.len());
@@ -369,51 +381,66 @@ impl Registry {
                         reg.body.dataset
                     )));
                 }
-                items.push(format!(
-                    "{} AS {}",
+                inner_items.push(format!(
+                    "{} AS __t",
                     resample(freq, &format!("d.{}", ident(&ordered_on)))?,
-                    ident(&ordered_on)
                 ));
+                inner_keys.push("__t".to_string());
+                items.push(format!("p.__t AS {}", ident(&ordered_on)));
             }
-            let weight = if weights.is_empty() {
-                "1.0".to_string()
-            } else {
-                weights.join(" * ")
+            let weighted = |part: &str| {
+                if weights.is_empty() {
+                    format!("CAST(p.{part} AS DOUBLE)")
+                } else {
+                    format!("p.{part} * {}", weights.join(" * "))
+                }
             };
             for (i, a) in q.aggregations.iter().enumerate() {
                 let value = match &a.column {
                     Some(c) if !has(c) => return Err(missing_column(c)),
                     Some(c) => format!("d.{}", ident(c)),
-                    None => String::new(),
+                    None => "*".to_string(),
                 };
-                match (a.function, a.column.is_some()) {
-                    (AggFn::Sum, _) => {
-                        items.push(format!("CAST({value} AS DOUBLE) * {weight} AS __s{i}"))
+                match a.function {
+                    AggFn::Sum => {
+                        inner_items.push(format!("sum(CAST({value} AS DOUBLE)) AS __s{i}"));
+                        items.push(format!("{} AS __s{i}", weighted(&format!("__s{i}"))));
                     }
-                    (AggFn::Count, false) => items.push(format!("{weight} AS __w{i}")),
-                    (AggFn::Count, true) => items.push(format!(
-                        "CASE WHEN {value} IS NULL THEN 0.0 ELSE {weight} END AS __w{i}"
-                    )),
-                    (AggFn::Avg, _) => {
-                        items.push(format!("CAST({value} AS DOUBLE) * {weight} AS __s{i}"));
-                        items.push(format!(
-                            "CASE WHEN {value} IS NULL THEN NULL ELSE {weight} END AS __w{i}"
-                        ));
+                    AggFn::Count => {
+                        inner_items.push(format!("CAST(count({value}) AS DOUBLE) AS __w{i}"));
+                        items.push(format!("{} AS __w{i}", weighted(&format!("__w{i}"))));
                     }
-                    (AggFn::Min | AggFn::Max, _) => items.push(format!("{value} AS __v{i}")),
+                    AggFn::Avg => {
+                        inner_items.push(format!("sum(CAST({value} AS DOUBLE)) AS __s{i}"));
+                        inner_items.push(format!("CAST(count({value}) AS DOUBLE) AS __w{i}"));
+                        items.push(format!("{} AS __s{i}", weighted(&format!("__s{i}"))));
+                        items.push(format!("{} AS __w{i}", weighted(&format!("__w{i}"))));
+                    }
+                    AggFn::Min => {
+                        inner_items.push(format!("min({value}) AS __v{i}"));
+                        items.push(format!("p.__v{i} AS __v{i}"));
+                    }
+                    AggFn::Max => {
+                        inner_items.push(format!("max({value}) AS __v{i}"));
+                        items.push(format!("p.__v{i} AS __v{i}"));
+                    }
                 }
             }
-            let mut select = format!(
-                "SELECT {}\nFROM tarn({}) AS d",
-                items.join(", "),
+            let mut inner = format!(
+                "SELECT {}\n  FROM tarn({}) AS d",
+                inner_items.join(", "),
                 literal(&reg.body.uri)
             );
+            if let Some(f) = &q.filter {
+                inner.push_str(&format!("\n  WHERE ({f})"));
+            }
+            if !inner_keys.is_empty() {
+                inner.push_str(&format!("\n  GROUP BY {}", inner_keys.join(", ")));
+            }
+            let mut select = format!("SELECT {}\nFROM (\n  {inner}\n) AS p", items.join(", "));
             for j in &joins {
                 select.push('\n');
                 select.push_str(j);
-            }
-            if let Some(f) = &q.filter {
-                select.push_str(&format!("\nWHERE ({f})"));
             }
             selects.push(select);
         }

@@ -122,6 +122,46 @@ fn output_files_in_every_format_read_back() {
     );
     let csv = std::fs::read_to_string(lake.path("out.csv")).expect("csv");
     assert!(csv.starts_with("ts,id\n2024-01-01T00:00:00Z,0\n"), "{csv}");
+
+    // Strings are views inside a session (VARCHAR is Utf8View); files get plain Utf8.
+    let sql = "SELECT id, 'row ' || CAST(id AS VARCHAR) AS label FROM \"q/x\" ORDER BY ts";
+    let (parquet, arrow) = (lake.path("label.parquet"), lake.path("label.arrow"));
+    for path in [&parquet, &arrow] {
+        lake.run(["query", sql, "--output", path.to_str().expect("utf-8")])
+            .ok();
+    }
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(&parquet).expect("open"),
+    )
+    .expect("parquet")
+    .build()
+    .expect("reader");
+    let from_parquet: Vec<_> = reader.map(|b| b.expect("batch")).collect();
+    let from_arrow: Vec<_> =
+        arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&arrow).expect("open"), None)
+            .expect("arrow")
+            .map(|b| b.expect("batch"))
+            .collect();
+    for batches in [from_parquet, from_arrow] {
+        use arrow::array::AsArray;
+        let labels: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                assert_eq!(
+                    b.schema().field(1).data_type(),
+                    &arrow::datatypes::DataType::Utf8
+                );
+                let c = b.column(1).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| c.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            (0..8).map(|i| format!("row {i}")).collect::<Vec<_>>()
+        );
+    }
 }
 
 #[test]

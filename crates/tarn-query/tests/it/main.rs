@@ -679,3 +679,85 @@ fn a_collection_is_one_table_with_its_key_columns() {
         assert_eq!(i64s(&df.collect().await.expect("collect"), 0), vec![50]);
     });
 }
+
+/// String and binary columns are read as views, as DataFusion reads Parquet by default;
+/// `datafusion.execution.parquet.schema_force_view_types = false` reads them as declared.
+/// Either way the values are those written, and `plain_types` gives back the declared types.
+#[test]
+fn strings_are_read_as_views_unless_the_session_says_otherwise() {
+    use arrow::array::{BinaryArray, StringArray};
+    use arrow::datatypes::DataType;
+    let dir = tempfile::tempdir().expect("tempdir");
+    runtime().block_on(async {
+        let lake = lake(dir.path()).await;
+        let names: Vec<String> = (0..300)
+            .map(|i| {
+                format!(
+                    "{}-{i}",
+                    ["short", "a name longer than twelve bytes"][i % 2]
+                )
+            })
+            .collect();
+        let ts: ArrayRef = Arc::new(
+            TimestampSecondArray::from((0..300).map(|i| BASE + i).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        );
+        let name: ArrayRef = Arc::new(StringArray::from_iter_values(&names));
+        let blob: ArrayRef = Arc::new(BinaryArray::from_iter_values(
+            names.iter().map(|n| n.as_bytes()),
+        ));
+        let batch = RecordBatch::try_from_iter([("ts", ts), ("name", name), ("blob", blob)])
+            .expect("batch");
+        lake.write("tarn://s/x", batch, WriteRequest::new().ordered_on("ts"))
+            .await
+            .expect("write");
+        let sql = "SELECT name, blob FROM \"s/x\" WHERE name LIKE 'a name%' ORDER BY ts";
+        let want: Vec<&String> = names.iter().filter(|n| n.starts_with("a name")).collect();
+
+        let session = QuerySession::new(&lake, None).await.expect("session");
+        let out = query(&session, sql).await;
+        let schema = out[0].schema();
+        assert_eq!(schema.field(0).data_type(), &DataType::Utf8View);
+        assert_eq!(schema.field(1).data_type(), &DataType::BinaryView);
+        let got: Vec<String> = out
+            .iter()
+            .flat_map(|b| {
+                let (n, v) = (b.column(0).as_string_view(), b.column(1).as_binary_view());
+                (0..b.num_rows())
+                    .map(|i| {
+                        assert_eq!(n.value(i).as_bytes(), v.value(i));
+                        n.value(i).to_string()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+        let plain = tarn_query::plain_types(&schema);
+        assert_eq!(plain.field(0).data_type(), &DataType::Utf8);
+        assert_eq!(plain.field(1).data_type(), &DataType::Binary);
+
+        let session = QuerySession::new(&lake, None).await.expect("session");
+        session
+            .context()
+            .state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .execution
+            .parquet
+            .schema_force_view_types = false;
+        let out = query(&session, sql).await;
+        assert_eq!(out[0].schema().field(0).data_type(), &DataType::Utf8);
+        assert_eq!(out[0].schema().field(1).data_type(), &DataType::Binary);
+        let got: Vec<String> = out
+            .iter()
+            .flat_map(|b| {
+                let n = b.column(0).as_string::<i32>();
+                (0..b.num_rows())
+                    .map(|i| n.value(i).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(got.iter().collect::<Vec<_>>(), want);
+    });
+}

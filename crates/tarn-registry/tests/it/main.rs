@@ -221,7 +221,7 @@ struct Demand {
     ts: i64,
     county: String,
     sector: String,
-    value: f64,
+    value: Option<f64>,
 }
 
 fn demand_batch(rows: &[Demand]) -> RecordBatch {
@@ -235,7 +235,7 @@ fn demand_batch(rows: &[Demand]) -> RecordBatch {
     let sector: ArrayRef = Arc::new(StringArray::from_iter_values(
         rows.iter().map(|r| r.sector.as_str()),
     ));
-    let value: ArrayRef = Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.value)));
+    let value: ArrayRef = Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.value)));
     RecordBatch::try_from_iter([
         ("ts", ts),
         ("county", county),
@@ -262,7 +262,7 @@ fn demand(states: &[&str]) -> Vec<Demand> {
                     ts: T0 + h * 3600,
                     county: format!("{s}{c}"),
                     sector: sector.to_string(),
-                    value: ((h as usize * 7 + i * 13 + k * 5) % 97) as f64 + 0.25,
+                    value: Some(((h as usize * 7 + i * 13 + k * 5) % 97) as f64 + 0.25),
                 });
             }
         }
@@ -271,7 +271,8 @@ fn demand(states: &[&str]) -> Vec<Demand> {
     rows
 }
 
-/// Runs a project query; `(group columns as text, values)` in result order.
+/// Runs a project query; `(group columns as text, values)` in result order, a null value as
+/// NaN.
 async fn run(registry: &Registry, q: &ProjectQuery) -> Vec<(Vec<String>, Vec<f64>)> {
     let prepared = registry.prepare_query(q).await.expect("prepare");
     let batches = prepared
@@ -303,7 +304,13 @@ async fn run(registry: &Registry, q: &ProjectQuery) -> Vec<(Vec<String>, Vec<f64
                     .collect(),
                 values
                     .iter()
-                    .map(|c| c.as_primitive::<arrow::datatypes::Float64Type>().value(r))
+                    .map(|c| {
+                        if c.is_null(r) {
+                            f64::NAN
+                        } else {
+                            c.as_primitive::<arrow::datatypes::Float64Type>().value(r)
+                        }
+                    })
                     .collect(),
             ));
         }
@@ -374,9 +381,10 @@ fn counties_aggregate_to_states_as_computed_from_raw_rows() {
             let e = want
                 .entry((r.county[..2].to_string(), r.sector.clone()))
                 .or_insert((0.0, 0.0, f64::MIN));
-            e.0 += r.value;
+            let v = r.value.expect("demand() has no nulls");
+            e.0 += v;
             e.1 += 1.0;
-            e.2 = e.2.max(r.value);
+            e.2 = e.2.max(v);
         }
         assert_eq!(got.len(), want.len(), "{got:?}");
         for ((keys, values), ((state, sector), (sum, count, max))) in got.iter().zip(&want) {
@@ -402,7 +410,7 @@ fn counties_aggregate_to_states_as_computed_from_raw_rows() {
             let rows: Vec<f64> = nc
                 .iter()
                 .filter(|r| r.sector != "ind" && (r.ts - T0) / 86_400 == day as i64)
-                .map(|r| r.value)
+                .filter_map(|r| r.value)
                 .collect();
             let avg = rows.iter().sum::<f64>() / rows.len() as f64;
             assert!(close(values[0], avg), "day {day}: {} vs {avg}", values[0]);
@@ -461,19 +469,19 @@ fn a_disaggregation_splits_values_by_fraction_exactly() {
                 ts: T0,
                 county: "north".into(),
                 sector: "res".into(),
-                value: 10.0,
+                value: Some(10.0),
             },
             Demand {
                 ts: T0,
                 county: "south".into(),
                 sector: "res".into(),
-                value: 3.0,
+                value: Some(3.0),
             },
             Demand {
                 ts: T0 + 60,
                 county: "north".into(),
                 sector: "com".into(),
-                value: 1.0,
+                value: Some(1.0),
             },
         ];
         f.write("tarn://regional", &rows).await;

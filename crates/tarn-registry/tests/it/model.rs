@@ -1,7 +1,8 @@
 //! A property test against a simple model: random dimensions, a random mapping (valid or
 //! not), a random dataset (valid or not). The mapping and the registration must fail exactly
-//! when the model says, naming the offending ids; a query through the mapping must return
-//! the model's weighted sums and counts.
+//! when the model says, naming the offending ids; a query through the mapping (with or
+//! without a filter and a time resampling) must return the model's weighted sums, counts and
+//! averages, and its minima and maxima, null values included.
 
 use super::{Demand, Fixture, T0, close, mapping, run};
 use proptest::prelude::*;
@@ -18,8 +19,13 @@ struct Case {
     unmapped: Option<usize>,
     /// A row to a target id that is no record.
     unknown_target: bool,
-    /// Dataset rows: (source index or `None` for an unknown id, sector, value).
-    data: Vec<(Option<usize>, bool, i32)>,
+    /// Dataset rows, 20 minutes apart: (source index or `None` for an unknown id, sector,
+    /// value in quarters or null).
+    data: Vec<(Option<usize>, bool, Option<i32>)>,
+    /// `--where value >= this`, in quarters.
+    filter: Option<i32>,
+    /// `--time-resample 1h`.
+    hourly: bool,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -36,19 +42,25 @@ fn case() -> impl Strategy<Value = Case> {
                 (
                     proptest::option::weighted(0.92, 0..sources),
                     any::<bool>(),
-                    -50i32..200,
+                    proptest::option::weighted(0.85, -50i32..200),
                 ),
                 0..30,
             ),
+            proptest::option::weighted(0.4, -50i32..200),
+            any::<bool>(),
         )
-            .prop_map(move |(rows, unmapped, unknown_target, data)| Case {
-                sources,
-                targets,
-                rows,
-                unmapped,
-                unknown_target,
-                data,
-            })
+            .prop_map(
+                move |(rows, unmapped, unknown_target, data, filter, hourly)| Case {
+                    sources,
+                    targets,
+                    rows,
+                    unmapped,
+                    unknown_target,
+                    data,
+                    filter,
+                    hourly,
+                },
+            )
     })
 }
 
@@ -108,10 +120,10 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         .iter()
         .enumerate()
         .map(|(i, (s, b, v))| Demand {
-            ts: T0 + i as i64 * 60,
+            ts: T0 + i as i64 * 1200,
             county: s.map_or("unknown".to_string(), |s| format!("s{s}")),
             sector: if *b { "b" } else { "a" }.into(),
-            value: f64::from(*v) / 4.0,
+            value: v.map(|v| f64::from(v) / 4.0),
         })
         .collect();
     if data.is_empty() {
@@ -143,15 +155,46 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
     }
     registered.map_err(|e| TestCaseError::fail(e.to_string()))?;
 
-    // The model: every row goes to each target of its source, weighted by the fraction.
-    let mut want: BTreeMap<(String, String), (f64, f64)> = BTreeMap::new();
+    // The model: every row that passes the filter goes to each target of its source,
+    // weighted by the fraction. Per (target, sector[, hour]): the weighted sum of the
+    // non-null values, the weighted count of rows and of non-null values, min and max.
+    #[derive(Debug, Default)]
+    struct Group {
+        sum: Option<f64>,
+        rows: f64,
+        values: f64,
+        min: Option<f64>,
+        max: Option<f64>,
+    }
+    let threshold = case.filter.map(|t| f64::from(t) / 4.0);
+    let mut want: BTreeMap<Vec<String>, Group> = BTreeMap::new();
     for d in &data {
+        if let Some(t) = threshold
+            && !d.value.is_some_and(|v| v >= t)
+        {
+            continue;
+        }
         let s: usize = d.county[1..].parse().expect("source index");
         for (t, eighths) in &case.rows[s] {
             let w = f64::from(*eighths) / 8.0;
-            let e = want.entry((format!("d{t}"), d.sector.clone())).or_default();
-            e.0 += d.value * w;
-            e.1 += w;
+            let mut key = vec![format!("d{t}"), d.sector.clone()];
+            if case.hourly {
+                let hour = (d.ts - T0) / 3600 * 3600 + T0;
+                key.push(
+                    chrono::DateTime::from_timestamp(hour, 0)
+                        .expect("time")
+                        .format("%Y-%m-%dT%H:%M:%SZ")
+                        .to_string(),
+                );
+            }
+            let g = want.entry(key).or_default();
+            g.rows += w;
+            if let Some(v) = d.value {
+                g.sum = Some(g.sum.unwrap_or(0.0) + v * w);
+                g.values += w;
+                g.min = Some(g.min.map_or(v, |m| m.min(v)));
+                g.max = Some(g.max.map_or(v, |m| m.max(v)));
+            }
         }
     }
     let got = run(
@@ -159,31 +202,41 @@ async fn check(case: Case) -> Result<(), TestCaseError> {
         &ProjectQuery {
             project: "p".into(),
             group_by: GroupBy::parse_list("county=dst,sector").expect("group by"),
-            aggregations: vec![
-                Aggregation::parse("sum(value)").expect("sum"),
-                Aggregation::parse("count(*)").expect("count"),
-            ],
+            aggregations: [
+                "sum(value)",
+                "count(*)",
+                "count(value)",
+                "avg(value)",
+                "min(value)",
+                "max(value)",
+            ]
+            .iter()
+            .map(|a| Aggregation::parse(a).expect("aggregation"))
+            .collect(),
+            filter: threshold.map(|t| format!("value >= {t}")),
+            time_resample: case.hourly.then(|| "1h".to_string()),
             ..Default::default()
         },
     )
     .await;
+    let same = |got: f64, want: Option<f64>| match want {
+        Some(w) => close(got, w),
+        None => got.is_nan(),
+    };
     prop_assert_eq!(got.len(), want.len(), "{:?} vs {:?}", got, want);
-    for ((keys, values), ((t, sector), (sum, count))) in got.iter().zip(&want) {
-        prop_assert_eq!(keys, &vec![t.clone(), sector.clone()]);
-        prop_assert!(
-            close(values[0], *sum),
-            "{:?}: {} vs {}",
-            keys,
-            values[0],
-            sum
-        );
-        prop_assert!(
-            close(values[1], *count),
-            "{:?}: {} vs {}",
-            keys,
-            values[1],
-            count
-        );
+    for ((keys, values), (key, g)) in got.iter().zip(&want) {
+        prop_assert_eq!(keys, key);
+        let expected = [
+            g.sum,
+            Some(g.rows),
+            Some(g.values),
+            g.sum.map(|s| s / g.values),
+            g.min,
+            g.max,
+        ];
+        for (i, (v, w)) in values.iter().zip(expected).enumerate() {
+            prop_assert!(same(*v, w), "{:?}, aggregate {}: {} vs {:?}", keys, i, v, w);
+        }
     }
     Ok(())
 }
