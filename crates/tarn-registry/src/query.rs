@@ -1,19 +1,22 @@
 //! Queries through mappings: registered datasets aggregated to a project's dimensions.
 //!
 //! The query is built as ordinary DataFusion SQL, so that `--show-sql` prints exactly what
-//! runs. Each dataset becomes one `SELECT` in two levels. The inner level groups the
-//! dataset's rows (after `--where`) by the raw values of the group-by columns and the time
-//! period, and computes per group a sum, a count of non-null values, a minimum or a maximum.
-//! The outer level joins those groups with the rows of the mappings on each column's path
-//! (registered in the session as memory tables, at the versions the project pins) and
-//! weights each group by the product of their fractions. The `UNION ALL` of those selects
+//! runs. Each dataset becomes one `SELECT` in two levels. The inner level reads the
+//! dataset's rows (after `--where`) as `p`, with the raw values of the group-by columns and
+//! the time period. The outer level joins `p` with the rows of the mappings on each
+//! column's path (registered in the session as memory tables, at the versions the project
+//! pins) and weights it by the product of their fractions. The `UNION ALL` of those selects
 //! is then grouped by the output dimensions.
+//!
+//! Where the catalog says that grouping pays (see `groups_first`), the inner level also
+//! groups the rows by those raw values and keeps, per group, a sum, a count of non-null
+//! values, a minimum or a maximum, so that the joins act on one row per distinct key (9,708
+//! for 3,236 counties × 3 sectors) rather than on every row. Otherwise each row is its own
+//! group (a count of 1 or 0).
 //!
 //! A sum adds `sum × weight`, so a disaggregation splits a value exactly and an aggregation
 //! adds values up; `count` adds `count × weight`; `avg` is the weighted sum over the
-//! weighted count of non-null values; `min` and `max` ignore the weights. Grouping first
-//! makes the joins act on one row per distinct key (9,708 for 3,236 counties × 3 sectors)
-//! rather than on every row of the dataset.
+//! weighted count of non-null values; `min` and `max` ignore the weights.
 
 use crate::error::{Listing, RegistryError, Result};
 use crate::project::Project;
@@ -296,6 +299,7 @@ impl Registry {
         let mut time_column: Option<String> = None;
         for reg in &registrations {
             let snapshot = self.lake().snapshot(&reg.body.uri).await?;
+            let grouped = self.groups_first(q, reg, &snapshot).await?;
             let schema = snapshot.schema.clone();
             let has = |c: &str| schema.field_with_name(c).is_ok();
             let missing_column = |c: &str| {
@@ -401,27 +405,48 @@ impl Registry {
                     Some(c) => format!("d.{}", ident(c)),
                     None => "*".to_string(),
                 };
+                // Per group when grouping first, else per row.
+                let (sum, count) = if grouped {
+                    (
+                        format!("sum(CAST({value} AS DOUBLE))"),
+                        format!("CAST(count({value}) AS DOUBLE)"),
+                    )
+                } else if a.column.is_none() {
+                    (String::new(), "1.0".to_string())
+                } else {
+                    (
+                        format!("CAST({value} AS DOUBLE)"),
+                        format!("CASE WHEN {value} IS NULL THEN 0.0 ELSE 1.0 END"),
+                    )
+                };
+                let extreme = |f: &str| {
+                    if grouped {
+                        format!("{f}({value})")
+                    } else {
+                        value.clone()
+                    }
+                };
                 match a.function {
                     AggFn::Sum => {
-                        inner_items.push(format!("sum(CAST({value} AS DOUBLE)) AS __s{i}"));
+                        inner_items.push(format!("{sum} AS __s{i}"));
                         items.push(format!("{} AS __s{i}", weighted(&format!("__s{i}"))));
                     }
                     AggFn::Count => {
-                        inner_items.push(format!("CAST(count({value}) AS DOUBLE) AS __w{i}"));
+                        inner_items.push(format!("{count} AS __w{i}"));
                         items.push(format!("{} AS __w{i}", weighted(&format!("__w{i}"))));
                     }
                     AggFn::Avg => {
-                        inner_items.push(format!("sum(CAST({value} AS DOUBLE)) AS __s{i}"));
-                        inner_items.push(format!("CAST(count({value}) AS DOUBLE) AS __w{i}"));
+                        inner_items.push(format!("{sum} AS __s{i}"));
+                        inner_items.push(format!("{count} AS __w{i}"));
                         items.push(format!("{} AS __s{i}", weighted(&format!("__s{i}"))));
                         items.push(format!("{} AS __w{i}", weighted(&format!("__w{i}"))));
                     }
                     AggFn::Min => {
-                        inner_items.push(format!("min({value}) AS __v{i}"));
+                        inner_items.push(format!("{} AS __v{i}", extreme("min")));
                         items.push(format!("p.__v{i} AS __v{i}"));
                     }
                     AggFn::Max => {
-                        inner_items.push(format!("max({value}) AS __v{i}"));
+                        inner_items.push(format!("{} AS __v{i}", extreme("max")));
                         items.push(format!("p.__v{i} AS __v{i}"));
                     }
                 }
@@ -434,7 +459,7 @@ impl Registry {
             if let Some(f) = &q.filter {
                 inner.push_str(&format!("\n  WHERE ({f})"));
             }
-            if !inner_keys.is_empty() {
+            if grouped && !inner_keys.is_empty() {
                 inner.push_str(&format!("\n  GROUP BY {}", inner_keys.join(", ")));
             }
             let mut select = format!("SELECT {}\nFROM (\n  {inner}\n) AS p", items.join(", "));
@@ -498,6 +523,51 @@ impl Registry {
                 .map_err(tarn_query::QueryError::from_datafusion)?;
         }
         Ok(PreparedQuery { sql, session })
+    }
+
+    /// Whether to group `reg`'s rows by the raw group-by values (and time period) before
+    /// the mapping joins: when the catalog says there are at most a quarter as many groups
+    /// as rows. The groups are estimated as the product of the record counts of the
+    /// dimensions the group-by columns are registered to (validation guarantees their
+    /// values are records), times the periods of `--time-resample` the snapshot spans. A
+    /// group-by column registered to no dimension leaves the estimate unknown, and the rows
+    /// are then joined one by one: grouping that does not reduce costs more than it saves
+    /// (2.5× on 10 M rows with one group per row, docs/benchmarks.md W7).
+    async fn groups_first(
+        &self,
+        q: &ProjectQuery,
+        reg: &Registration,
+        snapshot: &tarn::Snapshot,
+    ) -> Result<bool> {
+        let mut groups = 1.0f64;
+        for g in &q.group_by {
+            let Some(dimension) = reg.body.columns.get(g.column()) else {
+                return Ok(false);
+            };
+            let v = self
+                .version_of(
+                    tarn::catalog::ComponentKind::Dimension,
+                    &dimension.name,
+                    Some(dimension.version),
+                )
+                .await?;
+            let body: crate::DimensionBody = crate::body(&v)?;
+            groups *= body.records as f64;
+        }
+        if let Some(freq) = &q.time_resample {
+            let f = Frequency::parse(freq).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+            let v = &snapshot.version;
+            let period = |x| {
+                snapshot
+                    .value(x)
+                    .and_then(|x| f.period_of(&x, snapshot.kind))
+            };
+            let (Some(first), Some(last)) = (period(&v.min), period(&v.max)) else {
+                return Ok(false);
+            };
+            groups *= (last.saturating_sub(first) as f64) + 1.0;
+        }
+        Ok(groups * 4.0 <= snapshot.version.rows as f64)
     }
 
     /// The registration of `text` (a dataset name or URI) to `project`. A URI with a ref

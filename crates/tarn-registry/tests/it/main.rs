@@ -393,6 +393,39 @@ fn counties_aggregate_to_states_as_computed_from_raw_rows() {
             assert_eq!(values[1], *count);
             assert_eq!(values[2], *max);
         }
+        // 3,236 counties x 3 sectors is more than a quarter of either dataset's rows: the
+        // rows are joined one by one.
+        let sql = f.registry.prepare_query(&q).await.expect("prepare").sql;
+        assert!(!sql.contains("GROUP BY __k0"), "{sql}");
+
+        // By state alone, 3,236 groups are at most a quarter of the rows of each dataset:
+        // they are grouped by county first, with the same sums, counts and maxima.
+        let by_state = ProjectQuery {
+            group_by: GroupBy::parse_list("county=state").expect("group by"),
+            ..q.clone()
+        };
+        let sql = f
+            .registry
+            .prepare_query(&by_state)
+            .await
+            .expect("prepare")
+            .sql;
+        assert_eq!(sql.matches("GROUP BY __k0").count(), 2, "{sql}");
+        let got = run(&f.registry, &by_state).await;
+        let mut states: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+        for ((state, _), (sum, count, max)) in &want {
+            let e = states.entry(state.clone()).or_insert((0.0, 0.0, f64::MIN));
+            e.0 += sum;
+            e.1 += count;
+            e.2 = e.2.max(*max);
+        }
+        assert_eq!(got.len(), states.len(), "{got:?}");
+        for ((keys, values), (state, (sum, count, max))) in got.iter().zip(&states) {
+            assert_eq!(keys, &vec![state.clone()]);
+            assert!(close(values[0], *sum), "{keys:?}: {} vs {sum}", values[0]);
+            assert_eq!(values[1], *count);
+            assert_eq!(values[2], *max);
+        }
 
         // Hourly, one dataset, with a filter: the same from raw rows.
         let q = ProjectQuery {
