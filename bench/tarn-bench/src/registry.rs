@@ -40,7 +40,7 @@ use anyhow::{Context, Result, anyhow, ensure};
 use arrow::array::{
     ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampNanosecondArray,
 };
-use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -391,26 +391,9 @@ async fn build(
 /// The mapping rows, as stored in the catalog, as a Parquet file for DuckDB.
 async fn mapping_file(lake: &Lake, path: &Path) -> Result<usize> {
     let mapping = Registry::new(lake).mapping(MAPPING, None).await?;
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("from_id", DataType::Utf8, false),
-        Field::new("to_id", DataType::Utf8, false),
-        Field::new("fraction", DataType::Float64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                mapping.rows.iter().map(|r| r.from_id.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                mapping.rows.iter().map(|r| r.to_id.as_str()),
-            )),
-            Arc::new(Float64Array::from_iter_values(
-                mapping.rows.iter().map(|r| r.fraction),
-            )),
-        ],
-    )?;
-    let mut w = parquet::arrow::ArrowWriter::try_new(fs::File::create(path)?, schema, None)?;
+    let batch = mapping.rows_batch()?;
+    let mut w =
+        parquet::arrow::ArrowWriter::try_new(fs::File::create(path)?, batch.schema(), None)?;
     w.write(&batch)?;
     w.close()?;
     Ok(mapping.rows.len())

@@ -100,6 +100,34 @@ pub struct Mapping {
     pub rows: Vec<MappingRow>,
 }
 
+impl Mapping {
+    /// The rows as one batch of `from_id`, `to_id` (Utf8) and `fraction` (Float64).
+    pub fn rows_batch(&self) -> Result<arrow::array::RecordBatch> {
+        use arrow::array::{Float64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let schema = std::sync::Arc::new(Schema::new(vec![
+            Field::new("from_id", DataType::Utf8, false),
+            Field::new("to_id", DataType::Utf8, false),
+            Field::new("fraction", DataType::Float64, false),
+        ]));
+        arrow::array::RecordBatch::try_new(
+            schema,
+            vec![
+                std::sync::Arc::new(StringArray::from_iter_values(
+                    self.rows.iter().map(|r| r.from_id.as_str()),
+                )),
+                std::sync::Arc::new(StringArray::from_iter_values(
+                    self.rows.iter().map(|r| r.to_id.as_str()),
+                )),
+                std::sync::Arc::new(Float64Array::from_iter_values(
+                    self.rows.iter().map(|r| r.fraction),
+                )),
+            ],
+        )
+        .map_err(|e| RegistryError::Invalid(e.to_string()))
+    }
+}
+
 /// What an update did: the new version (none when nothing changed) and the components
 /// whose latest version depends on an older version of what changed.
 #[derive(Debug, Clone)]

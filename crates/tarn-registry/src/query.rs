@@ -22,8 +22,7 @@ use crate::error::{Listing, RegistryError, Result};
 use crate::project::Project;
 use crate::registration::{Registration, ident, literal};
 use crate::{Pinned, Registry};
-use arrow::array::{Float64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::DataType;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tarn::core::Frequency;
@@ -494,28 +493,8 @@ impl Registry {
             sql.push_str(&format!("\nORDER BY {}", keys.join(", ")));
         }
         for (table, m) in &tables {
-            let mapping = self.mapping(&m.name, Some(m.version)).await?;
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("from_id", DataType::Utf8, false),
-                Field::new("to_id", DataType::Utf8, false),
-                Field::new("fraction", DataType::Float64, false),
-            ]));
-            let batch = RecordBatch::try_new(
-                schema.clone(),
-                vec![
-                    Arc::new(StringArray::from_iter_values(
-                        mapping.rows.iter().map(|r| r.from_id.as_str()),
-                    )),
-                    Arc::new(StringArray::from_iter_values(
-                        mapping.rows.iter().map(|r| r.to_id.as_str()),
-                    )),
-                    Arc::new(Float64Array::from_iter_values(
-                        mapping.rows.iter().map(|r| r.fraction),
-                    )),
-                ],
-            )
-            .map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            let mem = MemTable::try_new(schema, vec![vec![batch]])
+            let batch = self.mapping(&m.name, Some(m.version)).await?.rows_batch()?;
+            let mem = MemTable::try_new(batch.schema(), vec![vec![batch]])
                 .map_err(tarn_query::QueryError::from_datafusion)?;
             session
                 .context()
