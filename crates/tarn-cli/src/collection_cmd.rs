@@ -88,15 +88,15 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
             }
             if !ctx.quiet {
                 let c = &listing.collection;
-                println!(
+                outln!(
                     "created collection {}: datasets are named {}",
                     c.name(),
                     c.schema.pattern()
                 );
                 match listing.datasets.len() {
                     0 => {}
-                    1 => println!("1 existing dataset under {}/ is a key of it", c.name()),
-                    n => println!("{n} existing datasets under {}/ are keys of it", c.name()),
+                    1 => outln!("1 existing dataset under {}/ is a key of it", c.name()),
+                    n => outln!("{n} existing datasets under {}/ are keys of it", c.name()),
                 }
             }
             Ok(())
@@ -119,7 +119,7 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
             Ok(())
         }
         CollectionCommand::Show { name } => {
@@ -129,9 +129,9 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
                 return ctx.print_json(&listing_json(&listing));
             }
             let c = &listing.collection;
-            println!("collection {}", c.name());
-            println!("dataset names: {}", c.schema.pattern());
-            println!("separator:     {:?}", c.schema.separator());
+            outln!("collection {}", c.name());
+            outln!("dataset names: {}", c.schema.pattern());
+            outln!("separator:     {:?}", c.schema.separator());
             for (i, level) in c.schema.levels().iter().enumerate() {
                 let fields: Vec<String> = level.iter().map(ToString::to_string).collect();
                 let label = if i == 0 {
@@ -139,18 +139,18 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
                 } else {
                     format!("sub-level {i}")
                 };
-                println!("{:<15}{}", format!("{label}:"), fields.join(", "));
+                outln!("{:<15}{}", format!("{label}:"), fields.join(", "));
             }
-            println!(
+            outln!(
                 "created:       {}",
                 c.created_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             );
-            println!("{}", datasets_table(&c.schema, &listing.datasets));
+            outln!("{}", datasets_table(&c.schema, &listing.datasets));
             if !listing.unmatched.is_empty() {
-                println!("not keys of this collection:");
+                outln!("not keys of this collection:");
                 for u in &listing.unmatched {
-                    println!("  {}: {}", u.name, u.reason);
+                    outln!("  {}: {}", u.name, u.reason);
                 }
             }
             Ok(())
@@ -178,7 +178,7 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
                     "exists": exists,
                 }));
             }
-            println!("{dataset}");
+            outln!("{dataset}");
             Ok(())
         }
     }
@@ -215,7 +215,7 @@ pub async fn ls_where(
         let list: Vec<Value> = listing.datasets.iter().map(keyed_dataset_json).collect();
         return ctx.print_json(&list);
     }
-    println!(
+    outln!(
         "{}",
         datasets_table(&listing.collection.schema, &listing.datasets)
     );

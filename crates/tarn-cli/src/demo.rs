@@ -6,16 +6,21 @@
 //! (demo_registry.rs).
 
 use crate::input::{InputFormat, read_bytes};
-use crate::{Ctx, report_outcome};
+use crate::{Ctx, outcome_line};
 use tarn::WriteOutcome;
 
 /// Per-step lines for people; with --json only the final document is printed.
-fn report(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
-    if ctx.json {
-        Ok(())
-    } else {
-        report_outcome(ctx, outcome)
+/// Progress on stdout. A closed stdout does not stop the demo half-built.
+fn progress(ctx: &Ctx, line: &str) {
+    use std::io::Write as _;
+    if !ctx.json && !ctx.quiet {
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
+}
+
+fn report(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
+    progress(ctx, &outcome_line(outcome));
+    Ok(())
 }
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
@@ -61,11 +66,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
     let started = std::time::Instant::now();
     let lake = Lake::init(path).await?;
     let mut steps = Vec::new();
-    let say = |ctx: &Ctx, what: &str| {
-        if !ctx.json && !ctx.quiet {
-            println!("• {what}");
-        }
-    };
+    let say = |ctx: &Ctx, what: &str| progress(ctx, &format!("• {what}"));
 
     let payerne = csv(PAYERNE).context("embedded Payerne data")?;
     let uri = "tarn://weather/payerne/1min";
@@ -215,7 +216,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
         }));
     }
     if !ctx.quiet {
-        println!(
+        outln!(
             "\nbuilt {} in {:.1}s. Try:",
             path.display(),
             started.elapsed().as_secs_f64()
@@ -242,7 +243,7 @@ pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {
             "registry dependents dimension:county".to_string(),
             "vacuum --dry-run".to_string(),
         ] {
-            println!("  tarn --lake {lake_arg} {cmd}");
+            outln!("  tarn --lake {lake_arg} {cmd}");
         }
     }
     Ok(())

@@ -20,11 +20,18 @@ pub async fn run(ctx: &Ctx, uri_a: &str, uri_b: &str, as_of: Option<&str>) -> Re
     if ctx.json {
         return ctx.print_json(&report);
     }
-    print!("{}", render(&report));
+    {
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), "{}", render(&report)) {
+            crate::stdout_failed(&e)
+        }
+    }
     if !ctx.quiet {
-        println!(
+        outln!(
             "{} unchanged row groups skipped; {} rows in {} row groups compared",
-            report.unchanged_row_groups, report.compared_rows, report.row_groups_read
+            report.unchanged_row_groups,
+            report.compared_rows,
+            report.row_groups_read
         );
     }
     Ok(())

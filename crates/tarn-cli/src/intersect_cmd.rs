@@ -127,7 +127,7 @@ pub async fn run(ctx: &Ctx, args: IntersectArgs) -> Result<()> {
         }
         return Ok(());
     }
-    println!("{table}");
+    outln!("{table}");
     Ok(())
 }
 

@@ -1,6 +1,34 @@
 //! `tarn`: the command-line interface (SPEC §11). Exit 0 on success, 2 on a usage error,
 //! 1 on any other error with `error: ...` on stderr; `--json` makes every command print
-//! machine-readable JSON on stdout.
+//! machine-readable JSON on stdout. A closed stdout pipe ends the process quietly with 0.
+
+/// `println!` that ends the process quietly (exit 0) when stdout is a closed pipe
+/// (`tarn ls | head`), as ripgrep does, instead of panicking; any other write error exits 1.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(&e)
+        }
+    }};
+}
+
+/// Ends the process after a failed write to stdout.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
+}
+
+/// True when `e` comes from writing to a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 mod collection_cmd;
 mod demo;
@@ -297,7 +325,7 @@ impl Ctx {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        outln!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 }
@@ -343,6 +371,10 @@ fn main() {
         },
     };
     if let Err(e) = runtime.block_on(run(&ctx, cli.command)) {
+        if broken_pipe(&e) {
+            // The reader went away (`tarn read ... | head`): nothing is wrong.
+            std::process::exit(0);
+        }
         eprintln!("error: {}", format_error(&e));
         std::process::exit(1);
     }
@@ -440,7 +472,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
             Ok(())
         }
         Command::Info { uri, as_of } => {
@@ -452,31 +484,37 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             if ctx.json {
                 return ctx.print_json(&info);
             }
-            println!(
+            outln!(
                 "{} @{} v{} (commit {}, {})",
-                info.name, info.branch, info.version, info.commit_id, info.timestamp
+                info.name,
+                info.branch,
+                info.version,
+                info.commit_id,
+                info.timestamp
             );
-            println!("ordered on:   {}", info.ordered_on);
-            println!("duplicates:   {}", info.duplicates_on);
-            println!(
+            outln!("ordered on:   {}", info.ordered_on);
+            outln!("duplicates:   {}", info.duplicates_on);
+            outln!(
                 "row groups:   {} in {} files (target {})",
-                info.row_groups, info.files, info.row_group_target
+                info.row_groups,
+                info.files,
+                info.row_group_target
             );
-            println!("rows:         {}  ({} bytes)", info.rows, info.bytes);
+            outln!("rows:         {}  ({} bytes)", info.rows, info.bytes);
             let show = |v: &Option<serde_json::Value>| {
                 v.as_ref().map_or("-".to_string(), |v| {
                     v.as_str().map_or(v.to_string(), str::to_string)
                 })
             };
-            println!("range:        {} .. {}", show(&info.min), show(&info.max));
-            println!("schema:");
+            outln!("range:        {} .. {}", show(&info.min), show(&info.max));
+            outln!("schema:");
             for (name, ty) in &info.schema {
-                println!("  {name}: {ty}");
+                outln!("  {name}: {ty}");
             }
             if !info.metadata.is_empty() {
-                println!("metadata:");
+                outln!("metadata:");
                 for (k, v) in &info.metadata {
-                    println!("  {k} = {v}");
+                    outln!("  {k} = {v}");
                 }
             }
             Ok(())
@@ -507,7 +545,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     v.message.clone().unwrap_or_default(),
                 ]);
             }
-            println!("{table}");
+            outln!("{table}");
             Ok(())
         }
         Command::Query(args) => query_cmd::run(ctx, args).await,
@@ -560,10 +598,10 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             }
             let verb = if dry_run { "would delete" } else { "deleted" };
             for v in &report.expired_versions {
-                println!("expired version {v}");
+                outln!("expired version {v}");
             }
             for f in report.unreferenced_files.iter().chain(&report.orphan_files) {
-                println!("{verb} {f}");
+                outln!("{verb} {f}");
             }
             if !ctx.quiet {
                 eprintln!(
@@ -628,9 +666,9 @@ async fn init(
     }
     if !ctx.quiet {
         if existed {
-            println!("{} is already a tarn lake", dir.display());
+            outln!("{} is already a tarn lake", dir.display());
         } else {
-            println!("created tarn lake in {}", dir.display());
+            outln!("created tarn lake in {}", dir.display());
         }
     }
     Ok(())
@@ -687,16 +725,21 @@ fn report_outcome(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
     if ctx.json {
         return ctx.print_json(outcome);
     }
-    if ctx.quiet {
-        return Ok(());
+    if !ctx.quiet {
+        outln!("{}", outcome_line(outcome));
     }
+    Ok(())
+}
+
+/// One line on what a write did.
+fn outcome_line(outcome: &WriteOutcome) -> String {
     let uri = if outcome.branch == tarn::BranchName::MAIN {
         format!("tarn://{}", outcome.dataset)
     } else {
         format!("tarn://{}@{}", outcome.dataset, outcome.branch)
     };
     match outcome.version {
-        Some(v) => println!(
+        Some(v) => format!(
             "{} {uri}: v{v} ({} rows in, {} rows now; {} row groups written, {} replaced, {} existing rows rewritten)",
             outcome.operation,
             outcome.rows_in,
@@ -705,10 +748,9 @@ fn report_outcome(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {
             outcome.row_groups_removed,
             outcome.rows_rewritten
         ),
-        None => println!(
+        None => format!(
             "{} {uri}: nothing changed, no version created",
             outcome.operation
         ),
     }
-    Ok(())
 }

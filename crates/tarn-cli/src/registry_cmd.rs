@@ -248,7 +248,7 @@ fn print_created(ctx: &Ctx, v: &ComponentVersion, verb: &str) -> Result<()> {
         ctx.print_json(&version_json(v))
     } else {
         if !ctx.quiet {
-            println!("{verb} {} {:?} v{}", v.kind.as_str(), v.name, v.version);
+            outln!("{verb} {} {:?} v{}", v.kind.as_str(), v.name, v.version);
         }
         Ok(())
     }
@@ -262,13 +262,13 @@ fn print_update(ctx: &Ctx, kind: ComponentKind, name: &str, outcome: &UpdateOutc
         }));
     }
     match &outcome.version {
-        None => println!("{} {name:?} is unchanged", kind.as_str()),
-        Some(v) => println!("updated {} {name:?} to v{}", kind.as_str(), v.version),
+        None => outln!("{} {name:?} is unchanged", kind.as_str()),
+        Some(v) => outln!("updated {} {name:?} to v{}", kind.as_str(), v.version),
     }
     if !outcome.stale.is_empty() {
-        println!("these use an older version and need an update or a new registration:");
+        outln!("these use an older version and need an update or a new registration:");
         for d in &outcome.stale {
-            println!(
+            outln!(
                 "  {}:{} v{} uses {} v{}",
                 d.kind.as_str(),
                 d.name,
@@ -295,7 +295,7 @@ fn print_history(ctx: &Ctx, history: &[ComponentVersion]) -> Result<()> {
             v.message.clone(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -319,7 +319,7 @@ async fn list(ctx: &Ctx, registry: &Registry, kind: Option<ComponentKind>) -> Re
             format!("v{}", c.head_version),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -360,7 +360,7 @@ pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
                     .collect();
                 return ctx.print_json(&v);
             }
-            println!(
+            outln!(
                 "dimension {:?} v{} (type {}), {} records, by {} at {}: {}",
                 name,
                 d.version.version,
@@ -385,7 +385,7 @@ pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
                 );
                 t.add_row(row);
             }
-            println!("{t}");
+            outln!("{t}");
             Ok(())
         }
     }
@@ -426,7 +426,7 @@ pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
                     .collect();
                 return ctx.print_json(&v);
             }
-            println!(
+            outln!(
                 "mapping {:?} v{}: {} v{} -> {} v{}{}, {} rows, by {} at {}: {}",
                 name,
                 m.version.version,
@@ -450,7 +450,7 @@ pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
             for r in &m.rows {
                 t.add_row([r.from_id.clone(), r.to_id.clone(), r.fraction.to_string()]);
             }
-            println!("{t}");
+            outln!("{t}");
             Ok(())
         }
     }
@@ -491,7 +491,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                 ),
                 None if ctx.json => ctx.print_json(&json!({"version": null})),
                 None => {
-                    println!("project {:?} is unchanged", def.name);
+                    outln!("project {:?} is unchanged", def.name);
                     Ok(())
                 }
             }
@@ -520,7 +520,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                     .collect();
                 return ctx.print_json(&v);
             }
-            println!(
+            outln!(
                 "project {:?} v{}, by {} at {}: {}",
                 name,
                 p.version.version,
@@ -531,7 +531,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                 p.version.message
             );
             if !p.body.description.is_empty() {
-                println!("{}", p.body.description);
+                outln!("{}", p.body.description);
             }
             let pins = |v: &[tarn_registry::Pinned]| {
                 v.iter()
@@ -539,8 +539,8 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            println!("dimensions: {}", pins(&p.body.dimensions));
-            println!("mappings: {}", pins(&p.body.mappings));
+            outln!("dimensions: {}", pins(&p.body.dimensions));
+            outln!("mappings: {}", pins(&p.body.mappings));
             let mut t = output::table(&["dataset", "validated snapshot", "columns", "registered"]);
             for r in &registrations {
                 t.add_row([
@@ -558,7 +558,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                     ),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
             Ok(())
         }
         ProjectCommand::RegisterDataset {
@@ -577,14 +577,17 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                 return ctx.print_json(&v);
             }
             if outcome.changed {
-                println!(
+                outln!(
                     "registered {} to project {project:?}: {} rows valid (registration v{})",
-                    r.body.uri, r.body.rows, r.version.version
+                    r.body.uri,
+                    r.body.rows,
+                    r.version.version
                 );
             } else {
-                println!(
+                outln!(
                     "{} is already registered to project {project:?} (registration v{})",
-                    r.body.uri, r.version.version
+                    r.body.uri,
+                    r.version.version
                 );
             }
             Ok(())
@@ -674,7 +677,7 @@ pub async fn registry(ctx: &Ctx, command: RegistryCommand) -> Result<()> {
                 return ctx.print_json(&dependents.iter().map(dependent_json).collect::<Vec<_>>());
             }
             if dependents.is_empty() {
-                println!("nothing uses {kind}:{name}");
+                outln!("nothing uses {kind}:{name}");
                 return Ok(());
             }
             let mut t = output::table(&["kind", "name", "version", "uses"]);
@@ -686,7 +689,7 @@ pub async fn registry(ctx: &Ctx, command: RegistryCommand) -> Result<()> {
                     format!("{}:{} v{}", d.target.kind, d.target.name, d.target.version),
                 ]);
             }
-            println!("{t}");
+            outln!("{t}");
             Ok(())
         }
     }

@@ -201,7 +201,7 @@ impl Shell {
     async fn command(&mut self, command: Command) -> Result<bool> {
         match command {
             Command::Quit => return Ok(false),
-            Command::Help => println!("{HELP}"),
+            Command::Help => outln!("{HELP}"),
             Command::Timing => {
                 self.timing = !self.timing;
                 eprintln!("timing {}", if self.timing { "on" } else { "off" });
@@ -232,7 +232,7 @@ impl Shell {
                         field.is_nullable().to_string(),
                     ]);
                 }
-                println!("{table}");
+                outln!("{table}");
             }
             Command::Unknown(line) => bail!("unknown shell command {line:?}; \\? lists them"),
         }
@@ -262,7 +262,7 @@ impl Shell {
                 String::new(),
             ]);
         }
-        println!("{table}");
+        outln!("{table}");
         Ok(())
     }
 }

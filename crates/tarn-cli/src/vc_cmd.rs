@@ -47,7 +47,7 @@ pub async fn tag(ctx: &Ctx, args: TagArgs) -> Result<()> {
             return ctx.print_json(&json!({"deleted": args.name}));
         }
         if !ctx.quiet {
-            println!("deleted tag {}", args.name);
+            outln!("deleted tag {}", args.name);
         }
         return Ok(());
     }
@@ -56,7 +56,7 @@ pub async fn tag(ctx: &Ctx, args: TagArgs) -> Result<()> {
         return ctx.print_json(&tag);
     }
     if !ctx.quiet {
-        println!("tagged {} as {}", tag.uri, tag.name);
+        outln!("tagged {} as {}", tag.uri, tag.name);
     }
     Ok(())
 }
@@ -77,7 +77,7 @@ pub async fn tags(ctx: &Ctx, dataset: &str) -> Result<()> {
             tag.created.clone(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -89,7 +89,7 @@ pub async fn branch(ctx: &Ctx, args: BranchArgs) -> Result<()> {
             return ctx.print_json(&json!({"deleted": args.uri}));
         }
         if !ctx.quiet {
-            println!("deleted branch {}", args.uri);
+            outln!("deleted branch {}", args.uri);
         }
         return Ok(());
     };
@@ -98,7 +98,7 @@ pub async fn branch(ctx: &Ctx, args: BranchArgs) -> Result<()> {
         return ctx.print_json(&branch);
     }
     if !ctx.quiet {
-        println!(
+        outln!(
             "created branch tarn://{}@{} at v{} of {}",
             branch.dataset,
             branch.name,
@@ -128,7 +128,7 @@ pub async fn branches(ctx: &Ctx, dataset: &str) -> Result<()> {
             b.created_commit.map_or("-".into(), |c| c.to_string()),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
     Ok(())
 }
 
@@ -142,7 +142,7 @@ pub async fn merge(ctx: &Ctx, source: &str, target: &str) -> Result<()> {
         return Ok(());
     }
     if info.outcome == "fast-forward" {
-        println!(
+        outln!(
             "fast-forwarded {}@{} from v{} to v{} (commit {})",
             info.dataset,
             info.target,
@@ -151,9 +151,12 @@ pub async fn merge(ctx: &Ctx, source: &str, target: &str) -> Result<()> {
             info.commit_id.unwrap_or_default()
         );
     } else {
-        println!(
+        outln!(
             "{}@{} is up to date with {} (v{})",
-            info.dataset, info.target, info.source, info.to_version
+            info.dataset,
+            info.target,
+            info.source,
+            info.to_version
         );
     }
     Ok(())

@@ -504,3 +504,77 @@ fn the_shell_on_a_terminal_edits_continues_lines_and_keeps_history() {
     assert!(saved.contains("still here"), "{saved}");
     assert!(!saved.contains("cancelled"), "{saved}");
 }
+
+/// A reader that stops early (`tarn query ... | head`) ends tarn quietly with exit 0, for
+/// streamed results and for what commands print line by line.
+#[test]
+fn a_closed_pipe_ends_tarn_quietly() {
+    use std::io::Read;
+    let lake = TestLake::new();
+    let mut records = String::from("id,name\n");
+    for i in 0..5000 {
+        records.push_str(&format!("{i:05},record number {i}\n"));
+    }
+    let records = lake.file("records.csv", records);
+    let records = records.to_str().expect("utf-8");
+    lake.run([
+        "dimension",
+        "create",
+        "big",
+        "--type",
+        "geography",
+        "--records",
+        records,
+    ])
+    .ok();
+    let sql = "SELECT value, value * 2 AS twice FROM generate_series(1, 30000)";
+    for command in [
+        vec!["query", sql, "--format", "csv"],
+        vec!["query", sql, "--format", "table"],
+        // printed line by line rather than streamed
+        vec!["dimension", "show", "big"],
+    ] {
+        let (args, mut child) = lake.spawn(command);
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).expect("the first bytes");
+        drop(stdout);
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+    // The demo's progress is skipped, not its work: the lake is whole.
+    let demo = lake.path("demo");
+    let mut child = tarn_cmd(lake.dir())
+        .args(["demo", demo.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 8];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("the first bytes");
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let projects = tarn_cmd(lake.dir())
+        .args([
+            "--lake",
+            demo.to_str().expect("utf-8"),
+            "--json",
+            "project",
+            "ls",
+        ])
+        .output()
+        .expect("project ls");
+    let text = String::from_utf8_lossy(&projects.stdout);
+    assert!(text.contains("us_demand"), "{text}");
+}
