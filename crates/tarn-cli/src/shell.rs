@@ -224,26 +224,59 @@ impl Shell {
                 let df = session
                     .sql(&format!("SELECT * FROM {name} LIMIT 0"), Vec::new())
                     .await?;
-                let mut table = output::table(&["column", "type", "nullable"]);
-                for field in df.schema().fields() {
-                    table.add_row([
-                        field.name().clone(),
-                        field.data_type().to_string(),
-                        field.is_nullable().to_string(),
-                    ]);
-                }
-                outln!("{table}");
+                let rows = df
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|field| {
+                        vec![
+                            field.name().clone(),
+                            field.data_type().to_string(),
+                            field.is_nullable().to_string(),
+                        ]
+                    })
+                    .collect();
+                self.print(&["column", "type", "nullable"], rows).await?;
             }
             Command::Unknown(line) => bail!("unknown shell command {line:?}; \\? lists them"),
         }
         Ok(true)
     }
 
+    /// Rows of text in the shell's `\format`.
+    async fn print(&self, header: &[&str], rows: Vec<Vec<String>>) -> Result<()> {
+        if self.format == OutputFormat::Table {
+            let mut table = output::table(header);
+            for row in rows {
+                table.add_row(row);
+            }
+            outln!("{table}");
+            return Ok(());
+        }
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(
+            header
+                .iter()
+                .map(|h| arrow::datatypes::Field::new(*h, arrow::datatypes::DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        ));
+        let columns = (0..header.len())
+            .map(|i| {
+                std::sync::Arc::new(arrow::array::StringArray::from_iter_values(
+                    rows.iter().map(|r| r[i].as_str()),
+                )) as arrow::array::ArrayRef
+            })
+            .collect();
+        let batch = arrow::array::RecordBatch::try_new(schema.clone(), columns)?;
+        let batches = futures::stream::iter([Ok::<_, arrow::error::ArrowError>(batch)]);
+        output::write_stream(Box::pin(batches), &schema, self.format, None).await?;
+        Ok(())
+    }
+
     async fn list(&self) -> Result<()> {
-        let mut table = output::table(&["table", "kind", "rows", "version"]);
+        let mut rows = Vec::new();
         for d in self.lake.datasets(None).await? {
             let name = d.name.to_string();
-            let (rows, version) = match self.lake.snapshot_at(&name, self.as_of).await {
+            let (count, version) = match self.lake.snapshot_at(&name, self.as_of).await {
                 Ok(s) => (
                     s.version.rows.to_string(),
                     format!("v{}", s.version.version),
@@ -252,18 +285,23 @@ impl Shell {
                 Err(e) if e.kind() == tarn::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),
             };
-            table.add_row([format!("\"{name}\""), "dataset".into(), rows, version]);
+            rows.push(vec![
+                format!("\"{name}\""),
+                "dataset".into(),
+                count,
+                version,
+            ]);
         }
         for c in self.lake.collections().await? {
-            table.add_row([
+            rows.push(vec![
                 format!("\"{}\"", c.name()),
                 "collection".into(),
                 String::new(),
                 String::new(),
             ]);
         }
-        outln!("{table}");
-        Ok(())
+        self.print(&["table", "kind", "rows", "version"], rows)
+            .await
     }
 }
 

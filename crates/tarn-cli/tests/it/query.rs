@@ -401,11 +401,19 @@ fn statements_from_stdin_run_in_order_until_the_first_error() {
         )
         .ok();
     let text = out.stdout();
+    // \d prints in the shell's format, here CSV.
     assert!(
-        text.contains("column") && text.contains("Timestamp"),
+        text.starts_with(
+            "column,type,nullable\nts,\"Timestamp(ns, \"\"UTC\"\")\",true\nid,Int64,true\n"
+        ),
         "{text}"
     );
     assert!(text.ends_with("one\n1\n"), "stops at \\q: {text}");
+    let out = lake.run_stdin(["query"], "\\format jsonl\n\\d\n").ok();
+    assert_eq!(
+        out.stdout(),
+        "{\"table\":\"\\\"q/x\\\"\",\"kind\":\"dataset\",\"rows\":\"8\",\"version\":\"v2\"}\n"
+    );
 
     // The first error stops the run, names the statement, and changes nothing.
     let before = lake.fingerprint(&["q/x"]);
