@@ -384,18 +384,16 @@ fn scalar(
     s.cast_to(data_type).ok()
 }
 
-/// `schema` with its top-level string and binary columns as view types.
+/// `schema` with its top-level `Utf8` and `Binary` columns as view types. `LargeUtf8` and
+/// `LargeBinary` stay as they are, so that [`plain_types`] gives back exactly the declared
+/// schema.
 fn view_schema(schema: &SchemaRef) -> SchemaRef {
     let fields: Vec<_> = schema
         .fields()
         .iter()
         .map(|f| match f.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 => {
-                Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View))
-            }
-            DataType::Binary | DataType::LargeBinary => {
-                Arc::new(f.as_ref().clone().with_data_type(DataType::BinaryView))
-            }
+            DataType::Utf8 => Arc::new(f.as_ref().clone().with_data_type(DataType::Utf8View)),
+            DataType::Binary => Arc::new(f.as_ref().clone().with_data_type(DataType::BinaryView)),
             _ => f.clone(),
         })
         .collect();
