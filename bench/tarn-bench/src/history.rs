@@ -18,6 +18,7 @@
 //! on the shared machine spreads over all of them, after one untimed warm-up each; every
 //! result is checked (the version a ref resolves to, rows read, log length).
 
+use crate::sql::splitmix;
 use crate::{CLI, INPROC, MINUTE_NS, Recorder, default_tarn, median, min_max, secs, tree_bytes};
 use anyhow::{Context, Result, bail, ensure};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampNanosecondArray};
@@ -97,13 +98,6 @@ impl HistoryArgs {
 
 // ------------------------------------------------------------------------------------------
 // the data
-
-fn splitmix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Minutes `[first, first + n)` after `T0_NS`, in W1's schema (`ts`, `a`-`d`, `n`).
 /// Values are a deterministic function of the minute; `offset` is added to the floats (the

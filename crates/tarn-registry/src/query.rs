@@ -272,12 +272,16 @@ impl Registry {
         };
         let mut edges: Vec<(String, String, Pinned)> = Vec::new();
         for m in &project.body.mappings {
-            let mapping = self.mapping(&m.name, Some(m.version)).await?;
-            edges.push((
-                mapping.body.from.name.clone(),
-                mapping.body.to.name.clone(),
-                m.clone(),
-            ));
+            // The definition only: rows are read below, for the mappings the query joins.
+            let v = self
+                .version_of(
+                    tarn::catalog::ComponentKind::Mapping,
+                    &m.name,
+                    Some(m.version),
+                )
+                .await?;
+            let body: crate::MappingBody = crate::body(&v)?;
+            edges.push((body.from.name, body.to.name, m.clone()));
         }
         let session = QuerySession::new(self.lake(), None).await?;
         // Every value of a registered column is a record id, and every record of a

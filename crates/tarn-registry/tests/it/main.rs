@@ -177,6 +177,17 @@ impl Fixture {
             .expect("project");
     }
 
+    /// The geography dimensions and mapping, and project `us_demand` over them.
+    async fn us_demand(&self) {
+        self.geography().await;
+        self.project(
+            "us_demand",
+            &["county", "state", "sector"],
+            &["county_to_state"],
+        )
+        .await;
+    }
+
     async fn write(&self, uri: &str, rows: &[Demand]) {
         self.lake
             .write(
@@ -326,13 +337,7 @@ fn close(a: f64, b: f64) -> bool {
 fn counties_aggregate_to_states_as_computed_from_raw_rows() {
     runtime().block_on(async {
         let f = Fixture::new().await;
-        f.geography().await;
-        f.project(
-            "us_demand",
-            &["county", "state", "sector"],
-            &["county_to_state"],
-        )
-        .await;
+        f.us_demand().await;
         let nc = demand(&["37"]);
         let sc = demand(&["45", "13"]);
         f.write("tarn://demand/nc", &nc).await;
@@ -556,9 +561,7 @@ fn a_disaggregation_splits_values_by_fraction_exactly() {
 fn bad_inputs_are_clear_errors_and_change_nothing() {
     runtime().block_on(async {
         let f = Fixture::new().await;
-        f.geography().await;
-        f.project("us_demand", &["county", "state", "sector"], &["county_to_state"])
-            .await;
+        f.us_demand().await;
         let mut rows = demand(&["37"]);
         rows[5].county = "99999".into();
         rows[9].county = "99999".into();
@@ -712,13 +715,7 @@ fn bad_inputs_are_clear_errors_and_change_nothing() {
 fn history_and_dependents_follow_updates() {
     runtime().block_on(async {
         let f = Fixture::new().await;
-        f.geography().await;
-        f.project(
-            "us_demand",
-            &["county", "state", "sector"],
-            &["county_to_state"],
-        )
-        .await;
+        f.us_demand().await;
         f.write("tarn://demand/nc", &demand(&["37"])).await;
         let dims = vec![("county".to_string(), "county".to_string())];
         f.registry
