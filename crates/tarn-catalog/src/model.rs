@@ -320,3 +320,53 @@ pub struct NewComponentVersion {
     pub mapping_rows: Vec<MappingRow>,
     pub dependencies: Vec<DependencyTarget>,
 }
+
+/// The lake a catalog holds: its storage, recorded once, when the lake is first used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeRecord {
+    /// The storage URL, as `tarn.toml` gives it (`data`, `s3://bucket/prefix`).
+    pub storage: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The recorded lake when its storage is `storage`, else a refusal naming both.
+pub(crate) fn check_claim(lake: LakeRecord, storage: &str) -> crate::Result<LakeRecord> {
+    if lake.storage == storage {
+        Ok(lake)
+    } else {
+        Err(crate::CatalogError::Refused(format!(
+            "this catalog already holds a lake whose storage is {:?}, not {storage:?}; \
+             use storage = {:?} to join it, or another catalog for a new lake",
+            lake.storage, lake.storage
+        )))
+    }
+}
+
+/// The catalog's tables (the same in every backend), for row counts.
+pub const TABLES: [&str; 15] = [
+    "lake",
+    "datasets",
+    "branches",
+    "commits",
+    "versions",
+    "files",
+    "row_groups",
+    "branch_row_groups",
+    "tags",
+    "collections",
+    "registry_components",
+    "registry_versions",
+    "dimension_records",
+    "mapping_rows",
+    "registry_dependencies",
+];
+
+/// The name range of the datasets under `prefix` (SPEC §1: `a/b` is under `a`, `ab` is not):
+/// the name itself, and the names in `[prefix/, prefix0)` (`0` is the byte after `/`).
+/// `None` as the first value when every name is in range.
+pub(crate) fn prefix_range(prefix: Option<&str>) -> (Option<String>, String, String) {
+    match prefix.map(|p| p.trim_end_matches('/')) {
+        Some(p) if !p.is_empty() => (Some(p.to_string()), format!("{p}/"), format!("{p}0")),
+        _ => (None, String::new(), String::new()),
+    }
+}

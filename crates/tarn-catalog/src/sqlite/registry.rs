@@ -11,15 +11,6 @@ use crate::model::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The registry's tables, for row counts.
-pub(super) const TABLES: [&str; 5] = [
-    "registry_components",
-    "registry_versions",
-    "dimension_records",
-    "mapping_rows",
-    "registry_dependencies",
-];
-
 fn kind_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<ComponentKind> {
     let s: String = r.get(i)?;
     ComponentKind::parse(&s).ok_or_else(|| {
@@ -235,23 +226,14 @@ pub(super) fn dependents(
     Ok(rows)
 }
 
-/// The plan SQLite chose for [`crate::Catalog::dependents`] (`EXPLAIN QUERY PLAN`, one
-/// line per step), at one target version or at any: for tests and for checking by hand that
-/// it seeks the `registry_dependents` index.
+/// The plan SQLite chose for [`crate::RegistryStore::dependents`], at one target version or
+/// at any: for tests and for checking by hand that it seeks the `registry_dependents` index.
 pub fn dependents_query_plan(catalog: &SqliteCatalog, any_version: bool) -> Result<Vec<String>> {
-    let conn = catalog
-        .conn
-        .lock()
-        .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
-    let (sql, args): (&str, &[&dyn rusqlite::ToSql]) = if any_version {
-        (DEPENDENTS_ANY_VERSION, &[&"dimension", &"county"])
+    if any_version {
+        catalog.query_plan(DEPENDENTS_ANY_VERSION, &[&"dimension", &"county"])
     } else {
-        (DEPENDENTS_AT_VERSION, &[&"dimension", &"county", &1])
-    };
-    Ok(conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-        .query_map(args, |r| r.get::<_, String>(3))?
-        .collect::<rusqlite::Result<_>>()?)
+        catalog.query_plan(DEPENDENTS_AT_VERSION, &[&"dimension", &"county", &1])
+    }
 }
 
 fn refused(msg: String) -> CatalogError {
