@@ -5,6 +5,7 @@
 
 pub mod durable;
 pub mod error;
+pub mod location;
 pub mod merge;
 pub mod mutation;
 pub mod parquet_io;
@@ -12,4 +13,5 @@ pub mod schema;
 
 pub use durable::DataStore;
 pub use error::{Result, StoreError};
+pub use location::{S3Settings, StorageLocation};
 pub use mutation::{DatasetLayout, Mutation, MutationOutput, RowGroupRef, execute};

@@ -51,15 +51,14 @@ impl Lake {
     /// lie inside another collection or contain one. Datasets already under its prefix are
     /// adopted: the listing returned says which of them are keys and which are not.
     pub async fn create_collection(&self, schema: KeySchema) -> Result<CollectionListing> {
-        let record = self.catalog.create_collection(&schema).await?;
+        let record = self.catalog.collections.create_collection(&schema).await?;
         self.list_collection(record, Vec::new()).await
     }
 
     /// The collection named `name`.
     pub async fn collection(&self, name: &str) -> Result<CollectionRecord> {
         let dataset_name = DatasetName::new(name)?;
-        self.catalog
-            .collection(&dataset_name)
+        self.catalog.collections.collection(&dataset_name)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -70,7 +69,7 @@ impl Lake {
 
     /// Every collection, by name.
     pub async fn collections(&self) -> Result<Vec<CollectionRecord>> {
-        Ok(self.catalog.collections().await?)
+        Ok(self.catalog.collections.collections().await?)
     }
 
     /// The collection whose prefix holds `name`, if any (at most one: collections do not
@@ -79,7 +78,7 @@ impl Lake {
         let text = name.as_str();
         for (i, _) in text.match_indices('/') {
             let prefix = DatasetName::new(&text[..i])?;
-            if let Some(found) = self.catalog.collection(&prefix).await? {
+            if let Some(found) = self.catalog.collections.collection(&prefix).await? {
                 return Ok(Some(found));
             }
         }
@@ -119,8 +118,7 @@ impl Lake {
         let mut datasets = Vec::new();
         let mut unmatched = Vec::new();
         for summary in self
-            .catalog
-            .datasets(Some(schema.collection().to_string()))
+            .catalog.reader.datasets(Some(schema.collection().to_string()))
             .await?
             .into_iter()
             // A dataset named exactly like the collection is beside it, not in it.

@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tarn_catalog::{Catalog, SqliteCatalog};
-use tarn_core::{Ref, TarnUri};
+use object_store::ObjectStore;
+use tarn_catalog::Catalog;
+use tarn_core::{DatasetName, Ref, TarnUri};
 use tarn_store::DataStore;
 
 /// Whether a mutation returns only once it is on disk.
@@ -47,32 +48,91 @@ fn looks_like_time(text: &str) -> bool {
     text.len() >= 10 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// What [`Lake::init_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialized {
+    /// A new lake: its catalog recorded its storage now.
+    Created,
+    /// The catalog held the lake already (another machine made it): only `tarn.toml` was
+    /// written.
+    Joined,
+    /// The directory held this lake's `tarn.toml` already; nothing was written.
+    Existing,
+}
+
 /// A storage root plus a catalog.
 #[derive(Debug, Clone)]
 pub struct Lake {
-    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) catalog: Catalog,
     pub(crate) store: DataStore,
     root: Option<PathBuf>,
 }
 
 impl Lake {
-    /// Creates a lake in `dir` (`tarn.toml`, `catalog.db`, `data/`). Idempotent on an
-    /// existing lake.
+    /// Creates a lake in `dir` (`tarn.toml`, `catalog.db`, `data/`), or opens the one there.
     pub async fn init(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if dir.join(CONFIG_FILE).is_file() {
+            return Self::open(dir).await;
+        }
+        Ok(Self::init_with(dir, LakeConfig::default()).await?.0)
+    }
+
+    /// Creates the lake `config` describes, with its `tarn.toml` in `dir`; or joins it, when
+    /// its catalog holds a lake already, after checking that the storage is the one the
+    /// catalog records (SPEC §14). The storage and the catalog are reached before anything
+    /// is written, so a wrong URL, bucket or credentials leave nothing behind.
+    /// An existing `tarn.toml` in `dir` is kept: the lake it describes is opened (and a
+    /// `config` that differs from it is refused).
+    pub async fn init_with(
+        dir: impl AsRef<Path>,
+        config: LakeConfig,
+    ) -> Result<(Self, Initialized)> {
+        let dir = dir.as_ref();
+        let config_path = dir.join(CONFIG_FILE);
+        if config_path.is_file() {
+            let existing = LakeConfig::load(dir)?;
+            if existing != config {
+                return Err(Error::Config(format!(
+                    "{} already holds a lake configuration with catalog {:?} and storage {:?}; \
+                     pick another directory, or edit that file",
+                    config_path.display(),
+                    existing.catalog,
+                    existing.storage
+                )));
+            }
+            return Ok((Self::open(dir).await?, Initialized::Existing));
+        }
+        let catalog_location = config.catalog_location(dir)?;
+        let storage_location = config.storage_location(dir)?;
+        let durability = Durability::from_env();
+        let durable = durability == Durability::Durable;
+        // The store first: a wrong bucket or credentials must not leave a catalog behind.
+        let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
+        store.check().await?;
+        let catalog =
+            tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
+        let joined = catalog.lake.lake().await?.is_some();
+        catalog.lake.claim_lake(&config.storage).await?;
         let io = |source| Error::Io {
             path: dir.display().to_string(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let config_path = dir.join(CONFIG_FILE);
-        if !config_path.exists() {
-            let text = toml::to_string(&LakeConfig::default())
-                .map_err(|e| Error::Config(e.to_string()))?;
-            std::fs::write(&config_path, format!("# tarn lake configuration\n{text}"))
-                .map_err(io)?;
-        }
-        Self::open_with(dir, Durability::from_env()).await
+        std::fs::write(&config_path, config.to_toml()?).map_err(io)?;
+        let lake = Self {
+            catalog,
+            store,
+            root: Some(dir.to_path_buf()),
+        };
+        Ok((
+            lake,
+            if joined {
+                Initialized::Joined
+            } else {
+                Initialized::Created
+            },
+        ))
     }
 
     /// Opens the lake in `dir`.
@@ -91,22 +151,40 @@ impl Lake {
         }
         let config = LakeConfig::load(&dir)?;
         let durable = durability == Durability::Durable;
-        let catalog_path = config.catalog_path(&dir)?;
-        let storage_path = config.storage_path(&dir)?;
+        let catalog_location = config.catalog_location(&dir)?;
+        let storage_location = config.storage_location(&dir)?;
         let catalog =
-            tokio::task::spawn_blocking(move || SqliteCatalog::open(catalog_path, durable))
-                .await
-                .map_err(|e| Error::Config(e.to_string()))??;
-        let store = DataStore::local(storage_path, durable)?;
+            tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
+        // The catalog says which storage is the lake's: a tarn.toml edited to point one
+        // lake's catalog at other storage is refused rather than read as an empty lake.
+        match catalog.lake.lake().await? {
+            Some(lake) if lake.storage != config.storage => {
+                return Err(Error::Config(format!(
+                    "{}: the catalog {} belongs to the lake whose storage is {:?}, but this \
+                     file says storage = {:?}; correct the file",
+                    dir.join(CONFIG_FILE).display(),
+                    catalog.describe(),
+                    lake.storage,
+                    config.storage
+                )));
+            }
+            Some(_) => {}
+            // A lake made before the catalog recorded its storage.
+            None => {
+                catalog.lake.claim_lake(&config.storage).await?;
+            }
+        }
+        let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
         Ok(Self {
-            catalog: Arc::new(catalog),
+            catalog,
             store,
             root: Some(dir),
         })
     }
 
-    /// A lake over any catalog and store (tests inject failing ones here).
-    pub fn from_parts(catalog: Arc<dyn Catalog>, store: DataStore) -> Self {
+    /// A lake over any catalog and store: for tests that inject failures, and tools.
+    #[doc(hidden)]
+    pub fn from_parts(catalog: Catalog, store: DataStore) -> Self {
         Self {
             catalog,
             store,
@@ -114,16 +192,30 @@ impl Lake {
         }
     }
 
+    /// The directory of the lake's `tarn.toml` (`None` for a lake made from parts).
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }
 
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.catalog
+    /// What the lake is made of, for messages: its catalog and its storage.
+    pub fn describe(&self) -> String {
+        format!("{} with {}", self.catalog.describe(), self.store.describe())
     }
 
-    pub fn store(&self) -> &DataStore {
-        &self.store
+    /// The lake's data files as an object store whose paths are those of
+    /// [`RowGroup::path`](crate::RowGroup): what a query engine reads them through.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.object_store().clone()
+    }
+
+    /// How many row groups the data file at `path` holds (from its footer).
+    pub async fn file_row_groups(&self, path: &str) -> Result<u32> {
+        Ok(tarn_store::parquet_io::row_group_count(&self.store, path).await?)
+    }
+
+    /// Whether a dataset of that name exists (one index lookup).
+    pub async fn dataset_exists(&self, name: &DatasetName) -> Result<bool> {
+        Ok(self.catalog.reader.dataset(name).await?.is_some())
     }
 
     /// Resolves a URI (full `tarn://` or bare `dataset[@branch][:ref]`) to a snapshot.
@@ -161,7 +253,7 @@ impl Lake {
     /// The lake's current state: its last commit.
     pub async fn state(&self) -> Result<LakeState> {
         Ok(LakeState {
-            commit_id: self.catalog.last_commit().await?,
+            commit_id: self.catalog.reader.last_commit().await?,
         })
     }
 
@@ -169,7 +261,7 @@ impl Lake {
     /// RFC 3339 time (the last commit at or before it).
     pub async fn state_at(&self, as_of: &str) -> Result<LakeState> {
         let text = as_of.trim();
-        let last = self.catalog.last_commit().await?;
+        let last = self.catalog.reader.last_commit().await?;
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
             let id: i64 = text.parse().map_err(|_| {
                 Error::InvalidInput(format!("--as-of {text}: commit id out of range"))
@@ -200,7 +292,7 @@ impl Lake {
                 )));
             }
         };
-        match self.catalog.commit_at_time(micros).await? {
+        match self.catalog.reader.commit_at_time(micros).await? {
             Some(commit_id) => Ok(LakeState { commit_id }),
             None => Err(Error::NotFound(format!(
                 "--as-of {text}: no commit was made at or before it{}",
@@ -221,7 +313,7 @@ impl Lake {
 
     /// [`Lake::resolve`] as the lake was at `state` (see [`Lake::snapshot_at`]).
     pub async fn resolve_at(&self, uri: &TarnUri, state: Option<LakeState>) -> Result<Snapshot> {
-        let dataset = self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
+        let dataset = self.catalog.reader.dataset(&uri.dataset).await?.ok_or_else(|| {
             Error::NotFound(format!(
                 "{uri}: dataset {:?} does not exist",
                 uri.dataset.as_str()
@@ -229,8 +321,7 @@ impl Lake {
         })?;
         let branch_name = uri.branch_name();
         let mut branch = self
-            .catalog
-            .branch(dataset.id, &branch_name)
+            .catalog.reader.branch(dataset.id, &branch_name)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -260,8 +351,7 @@ impl Lake {
                             state.commit_id
                         )));
                     }
-                    self.catalog
-                        .version_at_commit(branch.id, state.commit_id)
+                    self.catalog.reader.version_at_commit(branch.id, state.commit_id)
                         .await?
                         .ok_or_else(|| {
                             Error::NotFound(format!(
@@ -308,21 +398,19 @@ impl Lake {
                     .await?
             }
             Ref::Tag(name) => {
-                let tag = self.catalog.tag(dataset.id, name).await?.ok_or_else(|| {
+                let tag = self.catalog.reader.tag(dataset.id, name).await?.ok_or_else(|| {
                     Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
                 })?;
                 if uri.branch.is_none() {
                     branch = self
-                        .catalog
-                        .branch_by_id(tag.branch_id)
+                        .catalog.reader.branch_by_id(tag.branch_id)
                         .await?
                         .ok_or_else(|| Error::Config(format!("{uri}: tag's branch vanished")))?;
                 } else {
                     // Through a branch, the tag must name a version of that branch's history:
                     // the same number on another line of versions holds other rows.
                     let held = if tag.version <= head {
-                        self.catalog
-                            .version(branch.id, tag.version)
+                        self.catalog.reader.version(branch.id, tag.version)
                             .await?
                             .map(|v| v.branch_id)
                     } else {
@@ -345,8 +433,7 @@ impl Lake {
             }
         };
         let record = self
-            .catalog
-            .version(branch.id, version)
+            .catalog.reader.version(branch.id, version)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -364,14 +451,14 @@ impl Lake {
     }
 
     async fn version_at(&self, uri: &TarnUri, branch_id: i64, micros: i64) -> Result<u64> {
-        let found = match self.catalog.commit_at_time(micros).await? {
-            Some(commit) => self.catalog.version_at_commit(branch_id, commit).await?,
+        let found = match self.catalog.reader.commit_at_time(micros).await? {
+            Some(commit) => self.catalog.reader.version_at_commit(branch_id, commit).await?,
             None => None,
         };
         match found {
             Some(v) => Ok(v),
             None => {
-                let first = self.catalog.version(branch_id, 1).await?;
+                let first = self.catalog.reader.version(branch_id, 1).await?;
                 Err(Error::NotFound(format!(
                     "{uri}: no version was committed at or before {}{}",
                     uri.reference,
@@ -389,7 +476,7 @@ impl Lake {
     pub(crate) async fn head(&self, uri: &TarnUri) -> Result<Option<Snapshot>> {
         // Datasets are never deleted: once seen, resolving its head can only fail for a
         // missing branch, which is an error worth reporting.
-        if self.catalog.dataset(&uri.dataset).await?.is_none() {
+        if self.catalog.reader.dataset(&uri.dataset).await?.is_none() {
             if uri.branch_name().as_str() != tarn_core::BranchName::MAIN {
                 return Err(Error::NotFound(format!(
                     "{uri}: dataset {:?} does not exist, so neither does its branch {:?}; \
