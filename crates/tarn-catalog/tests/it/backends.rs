@@ -73,7 +73,6 @@ pub fn settings() -> CatalogSettings {
 /// A catalog for one test, and how to open it again (as another process would).
 pub struct TestCatalog {
     pub catalog: Catalog,
-    pub kind: Kind,
     place: Place,
 }
 
@@ -81,10 +80,10 @@ enum Place {
     Sqlite {
         _dir: tempfile::TempDir,
         path: PathBuf,
-        backend: SqliteCatalog,
     },
     Postgres {
-        schema: Schema,
+        /// Dropped (and so the schema) when the test ends.
+        _schema: Schema,
         url: String,
         backend: PostgresCatalog,
     },
@@ -100,13 +99,6 @@ impl TestCatalog {
         tarn_catalog::open(&location, &settings())
             .await
             .expect("reopen the catalog")
-    }
-
-    pub fn sqlite(&self) -> Option<&SqliteCatalog> {
-        match &self.place {
-            Place::Sqlite { backend, .. } => Some(backend),
-            Place::Postgres { .. } => None,
-        }
     }
 
     pub fn postgres(&self) -> Option<&PostgresCatalog> {
@@ -140,13 +132,6 @@ impl TestCatalog {
             .await
             .expect("table counts")
     }
-
-    pub fn schema(&self) -> Option<&str> {
-        match &self.place {
-            Place::Postgres { schema, .. } => Some(&schema.name),
-            Place::Sqlite { .. } => None,
-        }
-    }
 }
 
 pub async fn open(kind: Kind) -> Option<TestCatalog> {
@@ -161,13 +146,8 @@ pub async fn sqlite() -> TestCatalog {
     let path = dir.path().join("catalog.db");
     let backend = SqliteCatalog::open(&path, false).expect("open the SQLite catalog");
     TestCatalog {
-        catalog: Catalog::new(std::sync::Arc::new(backend.clone())),
-        kind: Kind::Sqlite,
-        place: Place::Sqlite {
-            _dir: dir,
-            path,
-            backend,
-        },
+        catalog: Catalog::new(std::sync::Arc::new(backend)),
+        place: Place::Sqlite { _dir: dir, path },
     }
 }
 
@@ -275,9 +255,8 @@ pub async fn postgres() -> Option<TestCatalog> {
         .unwrap_or_else(|e| panic!("connect to the PostgreSQL catalog: {e}"));
     Some(TestCatalog {
         catalog: Catalog::new(std::sync::Arc::new(backend.clone())),
-        kind: Kind::Postgres,
         place: Place::Postgres {
-            schema,
+            _schema: schema,
             url,
             backend,
         },

@@ -3,7 +3,9 @@
 //! specific to one backend (old files, query plans, connecting, round trips).
 
 mod backends;
+mod branches;
 mod conformance;
+mod differential;
 mod lake;
 mod postgres;
 mod registry;
