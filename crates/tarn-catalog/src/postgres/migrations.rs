@@ -182,9 +182,8 @@ pub fn known() -> i64 {
     MIGRATIONS.last().map_or(0, |(v, _)| *v)
 }
 
-/// The first schema of a `search_path` setting that names a real schema (`$user` only
-/// counts when a schema of the user's name exists, as PostgreSQL resolves it).
-fn first_schema(search_path: &str) -> Vec<String> {
+/// The schemas a `search_path` setting names, in order, unquoted (`$user` as is).
+fn search_path_entries(search_path: &str) -> Vec<String> {
     search_path
         .split(',')
         .map(|s| {
@@ -199,7 +198,8 @@ fn first_schema(search_path: &str) -> Vec<String> {
 }
 
 /// Checks that the tables will go where the URL says, then applies pending migrations.
-pub(super) async fn migrate(s: &mut Session, describe: &str) -> Result<()> {
+/// `url` is the catalog's URL without its password, for messages.
+pub(super) async fn migrate(s: &mut Session, describe: &str, url: &str) -> Result<()> {
     let row = s
         .query_one(
             "SELECT current_setting('search_path'), current_user::text, current_schema()::text",
@@ -209,7 +209,7 @@ pub(super) async fn migrate(s: &mut Session, describe: &str) -> Result<()> {
     let (search_path, user, current): (String, String, Option<String>) =
         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     let mut wanted = None;
-    for entry in first_schema(&search_path) {
+    for entry in search_path_entries(&search_path) {
         if entry == "$user" {
             if current.as_deref() == Some(user.as_str()) {
                 wanted = Some(user.clone());
@@ -227,8 +227,8 @@ pub(super) async fn migrate(s: &mut Session, describe: &str) -> Result<()> {
                 catalog: describe.to_string(),
                 reason: format!(
                     "schema {w:?}, the first of the search_path ({search_path}), does not \
-                     exist; create it with CREATE SCHEMA {} (as a role that may), or fix \
-                     options=-c search_path=... in the catalog URL",
+                     exist (or this role may not use it); create it with CREATE SCHEMA {} \
+                     (as a role that may), or fix options=-c search_path=... in the catalog URL",
                     quote_ident(&w)
                 ),
             });
@@ -284,7 +284,7 @@ pub(super) async fn migrate(s: &mut Session, describe: &str) -> Result<()> {
         .try_get(0)?;
     if current > known {
         return Err(CatalogError::TooNew {
-            path: describe.to_string(),
+            path: format!("{} (schema {schema})", url),
             found: current,
             known,
         });
@@ -308,10 +308,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn search_path_entries() {
-        assert_eq!(first_schema("\"$user\", public"), ["$user", "public"]);
-        assert_eq!(first_schema("tarn_t_1"), ["tarn_t_1"]);
-        assert_eq!(first_schema("\"My \"\"Lake\"\"\" ,x"), ["My \"Lake\"", "x"]);
-        assert!(first_schema("").is_empty());
+    fn search_path_entries_are_unquoted() {
+        assert_eq!(
+            search_path_entries("\"$user\", public"),
+            ["$user", "public"]
+        );
+        assert_eq!(search_path_entries("tarn_t_1"), ["tarn_t_1"]);
+        assert_eq!(
+            search_path_entries("\"My \"\"Lake\"\"\" ,x"),
+            ["My \"Lake\"", "x"]
+        );
+        assert!(search_path_entries("").is_empty());
     }
 }

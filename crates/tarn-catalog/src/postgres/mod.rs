@@ -149,6 +149,7 @@ fn is_connection_state(code: &SqlState) -> bool {
     c.starts_with("08") // connection exception
         || c.starts_with("28") // invalid authorization
         || c.starts_with("57P") // admin shutdown, crash shutdown, cannot connect now
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
         || *code == SqlState::INVALID_CATALOG_NAME
         || *code == SqlState::TOO_MANY_CONNECTIONS
 }
@@ -414,7 +415,7 @@ impl PostgresCatalog {
             ),
         })?;
         let mut session = first?;
-        let migrated = migrations::migrate(&mut session, &describe).await;
+        let migrated = migrations::migrate(&mut session, &describe, &redact(url)).await;
         session.settle(migrated).await?;
         Ok(catalog)
     }
