@@ -356,8 +356,92 @@ async fn collections(t: TestCatalog) {
     assert_eq!(names, ["a/b/c", "a/bc", "race", "w", "weather", "weatherx"]);
 }
 
+/// Writers with their own connections (as separate processes have) commit on the same head;
+/// exactly one wins each round, the others conflict naming the new head, versions have no
+/// gaps, and commit ids follow the order versions became visible.
+async fn concurrent_commits_on_one_base_one_wins(t: TestCatalog) {
+    const WRITERS: usize = 5;
+    const ROUNDS: u64 = 4;
+    let mut handles = Vec::new();
+    for _ in 0..WRITERS {
+        handles.push(t.open_again().await);
+    }
+    let mut last_commit = 0;
+    for round in 0..ROUNDS {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
+        let tasks: Vec<_> = handles
+            .iter()
+            .enumerate()
+            .map(|(i, catalog)| {
+                let (catalog, barrier) = (catalog.clone(), barrier.clone());
+                let lo = (round * 100 + i as u64 * 10) as i64;
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    catalog
+                        .writer
+                        .commit(request(
+                            round,
+                            &[(lo, lo + 9, 10)],
+                            vec![],
+                            &format!("r{round}-w{i}"),
+                        ))
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("task"));
+        }
+        let won: Vec<&CommitOutcome> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        assert_eq!(won[0].version, round + 1);
+        assert!(won[0].commit_id > last_commit);
+        last_commit = won[0].commit_id;
+        for r in &results {
+            match r {
+                Ok(_) => {}
+                Err(CatalogError::Conflict {
+                    expected, actual, ..
+                }) if *expected == round && *actual == round + 1 => {}
+                Err(e) => panic!("round {round}: unexpected {e:?}"),
+            }
+        }
+    }
+    let ds = t
+        .catalog
+        .reader
+        .dataset(&DatasetName::new("a/b").expect("name"))
+        .await
+        .expect("dataset")
+        .expect("exists");
+    let main = t
+        .catalog
+        .reader
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("branch")
+        .expect("main");
+    let log = t.catalog.reader.versions(main.id, None).await.expect("log");
+    assert_eq!(
+        log.iter().map(|v| v.version).collect::<Vec<_>>(),
+        (1..=ROUNDS).rev().collect::<Vec<_>>()
+    );
+    assert!(log.windows(2).all(|w| w[0].commit_id > w[1].commit_id));
+    assert_eq!(
+        t.catalog.reader.last_commit().await.expect("last"),
+        last_commit
+    );
+    let counts = t.counts().await;
+    assert_eq!(
+        (counts["versions"], counts["files"], counts["commits"]),
+        (ROUNDS as i64, ROUNDS as i64, ROUNDS as i64)
+    );
+}
+
 crate::backend_tests!(
     commit_protocol,
+    concurrent_commits_on_one_base_one_wins,
     reopening_applies_no_migration_twice,
     collections
 );

@@ -420,9 +420,9 @@ async fn writers_wait_for_the_clock_and_readers_do_not(t: TestCatalog) {
     )
     .await
     .expect("connect");
-    let started = Instant::now();
+    // A read that waited for the lock would fail with the statement timeout.
     assert_eq!(impatient.last_commit().await.expect("read"), 1);
-    assert!(started.elapsed() < Duration::from_millis(500));
+    let started = Instant::now();
     let err = impatient
         .commit(request(1, &ranges(1, 5), vec![], "f2"))
         .await
