@@ -569,28 +569,11 @@ impl Session {
             let fut = client.prepare_cached(sql);
             tokio::time::timeout(self.deadline(), fut).await
         };
-        if cache.size() != before {
+        // A hit costs nothing; a miss (or a failure) was a round trip.
+        if cache.size() != before || !matches!(prepared, Ok(Ok(_))) {
             self.count();
         }
-        match prepared {
-            Ok(Ok(s)) => Ok(s),
-            Ok(Err(e)) => {
-                if e.as_db_error().is_none() {
-                    self.broken = true;
-                }
-                Err(e.into())
-            }
-            Err(_) => {
-                self.broken = true;
-                Err(CatalogError::Unavailable {
-                    catalog: String::new(),
-                    reason: format!(
-                        "the server did not answer a prepare within {:?}",
-                        self.deadline()
-                    ),
-                })
-            }
-        }
+        self.finish(prepared, "a prepare")
     }
 
     pub(crate) async fn query(
