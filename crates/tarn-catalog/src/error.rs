@@ -84,7 +84,10 @@ pub enum CatalogError {
 
 impl CatalogError {
     /// A database error of `catalog`.
-    pub fn database(catalog: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn database(
+        catalog: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
         Self::Database {
             catalog: catalog.into(),
             message: e.to_string(),

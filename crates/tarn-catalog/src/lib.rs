@@ -36,10 +36,9 @@ pub async fn open(location: &CatalogLocation, settings: &CatalogSettings) -> Res
                 .map_err(|e| CatalogError::Task(e.to_string()))??;
             Ok(Catalog::new(Arc::new(catalog)))
         }
-        CatalogLocation::Postgres(url) => {
-            let _ = PostgresCatalog::connect(url, settings).await?;
-            Err(CatalogError::Refused("PostgreSQL catalog not yet wired".into()))
-        }
+        CatalogLocation::Postgres(url) => Ok(Catalog::new(Arc::new(
+            PostgresCatalog::connect(url, settings).await?,
+        ))),
     }
 }
 

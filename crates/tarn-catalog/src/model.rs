@@ -1,7 +1,7 @@
 //! The records the catalog stores and returns.
 
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tarn_core::value::SqlScalar;
 use tarn_core::{BranchName, DatasetName, KeySchema};
 
@@ -369,4 +369,89 @@ pub(crate) fn prefix_range(prefix: Option<&str>) -> (Option<String>, String, Str
         Some(p) if !p.is_empty() => (Some(p.to_string()), format!("{p}/"), format!("{p}0")),
         _ => (None, String::new(), String::new()),
     }
+}
+
+fn refused(msg: String) -> crate::CatalogError {
+    crate::CatalogError::Refused(msg)
+}
+
+/// The first 20 items, then how many more there are (as the design's error reports do).
+fn listed<T: std::fmt::Display>(items: &[T]) -> String {
+    const LIMIT: usize = 20;
+    let shown: Vec<String> = items.iter().take(LIMIT).map(|i| i.to_string()).collect();
+    let mut out = shown.join(", ");
+    if items.len() > LIMIT {
+        out.push_str(&format!(" and {} more", items.len() - LIMIT));
+    }
+    out
+}
+
+/// The checks of a registry write on the request alone, before any lookup (the same in every
+/// backend).
+pub(crate) fn check_shape(v: &NewComponentVersion) -> crate::Result<()> {
+    let what = format!("{} {:?}", v.kind, v.name);
+    if v.kind != ComponentKind::Dimension && !v.records.is_empty() {
+        return Err(refused(format!(
+            "{what}: only a dimension has records, and a {} was given {}",
+            v.kind,
+            v.records.len()
+        )));
+    }
+    if v.kind != ComponentKind::Mapping && !v.mapping_rows.is_empty() {
+        return Err(refused(format!(
+            "{what}: only a mapping has mapping rows, and a {} was given {}",
+            v.kind,
+            v.mapping_rows.len()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let dup_ids: BTreeSet<&str> = v
+        .records
+        .iter()
+        .filter(|r| !seen.insert(r.id.as_str()))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !dup_ids.is_empty() {
+        let ids: Vec<String> = dup_ids.iter().map(|id| format!("{id:?}")).collect();
+        return Err(refused(format!(
+            "{what}: record ids must be unique, and {} repeat: {}",
+            ids.len(),
+            listed(&ids)
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let dup_pairs: BTreeSet<(&str, &str)> = v
+        .mapping_rows
+        .iter()
+        .map(|r| (r.from_id.as_str(), r.to_id.as_str()))
+        .filter(|pair| !seen.insert(*pair))
+        .collect();
+    if !dup_pairs.is_empty() {
+        let pairs: Vec<String> = dup_pairs
+            .iter()
+            .map(|(from, to)| format!("{from:?} -> {to:?}"))
+            .collect();
+        return Err(refused(format!(
+            "{what}: each (from, to) pair must appear once, and {} repeat: {}",
+            pairs.len(),
+            listed(&pairs)
+        )));
+    }
+    let mut targets: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for d in &v.dependencies {
+        if d.kind != DependencyTarget::DATASET && ComponentKind::parse(&d.kind).is_none() {
+            return Err(refused(format!(
+                "{what}: dependency kind {:?} of {:?} is neither a component kind \
+                 (dimension, mapping, project, registration) nor \"dataset\"",
+                d.kind, d.name
+            )));
+        }
+        if let Some(other) = targets.insert((&d.kind, &d.name), d.version) {
+            return Err(refused(format!(
+                "{what}: depends on {} {:?} twice (versions {other} and {}); name each target once",
+                d.kind, d.name, d.version
+            )));
+        }
+    }
+    Ok(())
 }

@@ -21,7 +21,11 @@ pub fn encode(value: &SqlScalar) -> Vec<u8> {
         SqlScalar::Real(f) => {
             let f = if *f == 0.0 { 0.0 } else { *f };
             let bits = f.to_bits();
-            let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let ordered = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             let mut out = Vec::with_capacity(9);
             out.push(REAL);
             out.extend_from_slice(&ordered.to_be_bytes());
@@ -39,14 +43,17 @@ pub fn encode(value: &SqlScalar) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<SqlScalar> {
     let corrupt = || CatalogError::Corrupt(format!("an ordered value of {} bytes", bytes.len()));
     let (&tag, rest) = bytes.split_first().ok_or_else(corrupt)?;
-    let word = || -> Result<u64> {
-        Ok(u64::from_be_bytes(rest.try_into().map_err(|_| corrupt())?))
-    };
+    let word =
+        || -> Result<u64> { Ok(u64::from_be_bytes(rest.try_into().map_err(|_| corrupt())?)) };
     match tag {
         INTEGER => Ok(SqlScalar::Integer((word()? ^ (1 << 63)) as i64)),
         REAL => {
             let ordered = word()?;
-            let bits = if ordered >> 63 == 1 { ordered & !(1 << 63) } else { !ordered };
+            let bits = if ordered >> 63 == 1 {
+                ordered & !(1 << 63)
+            } else {
+                !ordered
+            };
             Ok(SqlScalar::Real(f64::from_bits(bits)))
         }
         TEXT => Ok(SqlScalar::Text(

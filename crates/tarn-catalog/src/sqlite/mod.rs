@@ -11,9 +11,9 @@ mod registry;
 
 pub use registry::dependents_query_plan;
 
-use crate::{CollectionStore, DatasetReader, DatasetWriter, LakeStore, RegistryStore, Retention};
 use crate::error::{CatalogError, Result};
 use crate::model::*;
+use crate::{CollectionStore, DatasetReader, DatasetWriter, LakeStore, RegistryStore, Retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Value, ValueRef};
@@ -1131,12 +1131,16 @@ impl LakeStore for SqliteCatalog {
 
 fn load_lake(conn: &Connection) -> Result<Option<LakeRecord>> {
     Ok(conn
-        .query_row("SELECT storage, created_micros FROM lake WHERE id = 1", [], |r| {
-            Ok(LakeRecord {
-                storage: r.get(0)?,
-                created_at: micros_to_time(r.get(1)?),
-            })
-        })
+        .query_row(
+            "SELECT storage, created_micros FROM lake WHERE id = 1",
+            [],
+            |r| {
+                Ok(LakeRecord {
+                    storage: r.get(0)?,
+                    created_at: micros_to_time(r.get(1)?),
+                })
+            },
+        )
         .optional()?)
 }
 
