@@ -36,7 +36,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tarn::catalog::RowGroupRange;
 use tarn::{
     DuplicatesOn, Durability, Lake, OrderedValue, ReadRequest, RowGroupTarget, WriteRequest,
 };
@@ -426,9 +425,9 @@ fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
 async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
     let snap = lake.snapshot(URI).await?;
     ensure!(
-        snap.version.rows as usize == inp.rows,
+        snap.rows() as usize == inp.rows,
         "row count after upsert is {}, expected {} (unchanged)",
-        snap.version.rows,
+        snap.rows(),
         inp.rows
     );
     let want = &inp.w3;
@@ -487,11 +486,41 @@ async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
 
 async fn lake_rows(dir: &Path) -> Result<u64> {
     let lake = Lake::open_with(dir, Durability::Durable).await?;
-    Ok(lake.snapshot(URI).await?.version.rows)
+    Ok(lake.snapshot(URI).await?.rows())
 }
 
 // ------------------------------------------------------------------------------------------
 // in-process
+
+/// The catalog and store of the lake in `dir`, opened beside its `Lake`, for the steps of
+/// `--breakdown` and for reads of the catalog that the facade does not offer.
+pub struct Internals {
+    pub catalog: tarn_catalog::Catalog,
+    pub store: tarn_store::DataStore,
+}
+
+pub async fn internals(dir: &Path) -> Result<Internals> {
+    let config = tarn::LakeConfig::load(dir)?;
+    let catalog = tarn_catalog::open(
+        &config.catalog_location(dir)?,
+        &config.catalog_settings(true),
+    )
+    .await?;
+    let store =
+        tarn_store::DataStore::open(&config.storage_location(dir)?, &config.s3_settings(), true)?;
+    Ok(Internals { catalog, store })
+}
+
+/// The local data directory of the lake in `dir` (the peers read its files directly).
+pub fn local_data_dir(dir: &Path) -> Result<PathBuf> {
+    match tarn::LakeConfig::load(dir)?.storage_location(dir)? {
+        tarn_store::StorageLocation::Local(path) => Ok(path),
+        other => bail!(
+            "the lake in {} keeps its data in {other:?}, not in a local directory",
+            dir.display()
+        ),
+    }
+}
 
 async fn fresh_lake(dir: &Path) -> Result<Lake> {
     fresh_dir(dir)?;
@@ -533,7 +562,7 @@ impl InProc<'_> {
             let t = Instant::now();
             let out = lake.write(URI, batch, w1_request(self.target)).await?;
             times.push(secs(t));
-            let rows = lake.snapshot(URI).await?.version.rows;
+            let rows = lake.snapshot(URI).await?.rows();
             ensure!(
                 rows as usize == self.inp.rows,
                 "row count after W1 is {rows}, expected {}",
@@ -626,9 +655,9 @@ impl InProc<'_> {
         let snap = lake.snapshot(URI).await?;
         let want = self.inp.rows + appends * DAY_ROWS;
         ensure!(
-            snap.version.rows as usize == want,
+            snap.rows() as usize == want,
             "row count after {appends} appends is {}, expected {want}",
-            snap.version.rows
+            snap.rows()
         );
         let rgs = snap.row_groups(lake, None, None).await?;
         let mut files: Vec<&str> = rgs.iter().map(|r| r.path.as_str()).collect();
@@ -654,7 +683,7 @@ impl InProc<'_> {
         extra.insert("row_groups".into(), json!(rgs.len()));
         extra.insert(
             "row_group_target".into(),
-            json!(snap.options.row_group_target.to_string()),
+            json!(snap.options().row_group_target.to_string()),
         );
         rec.ok(self.system, "W2", &times, extra)
     }
@@ -671,13 +700,12 @@ impl InProc<'_> {
             // The row groups the upsert's range overlaps, before it: what a row-group
             // granular upsert has to rewrite at least.
             let snap = lake.snapshot(URI).await?;
-            let range = RowGroupRange {
-                start: Some(OrderedValue::Timestamp(lo).to_sql()),
-                end_excl: Some(OrderedValue::Timestamp(hi + 1).to_sql()),
-            };
-            let touched = lake
-                .catalog()
-                .row_groups(snap.version.branch_id, snap.version.version, range)
+            let touched = snap
+                .row_groups(
+                    &lake,
+                    Some(&OrderedValue::Timestamp(lo)),
+                    Some(&OrderedValue::Timestamp(hi + 1)),
+                )
                 .await?;
             let touched_rows: u64 = touched.iter().map(|r| r.rows).sum();
             let touched_bytes: u64 = touched.iter().map(|r| r.bytes).sum();

@@ -4,13 +4,15 @@
 //! after the put, before any commit may reference it. Other stores (S3) are durable on put.
 
 use crate::error::{Result, StoreError};
+use crate::location::{S3Settings, StorageLocation};
 use bytes::Bytes;
 use futures::TryStreamExt;
-use object_store::path::Path as ObjectPath;
-use crate::location::{S3Settings, StorageLocation};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
-use object_store::{ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -76,19 +76,25 @@ fn no_ref(uri: &TarnUri, why: &str) -> Result<()> {
 
 impl Lake {
     async fn dataset_record(&self, uri: &TarnUri) -> Result<DatasetRecord> {
-        self.catalog.reader.dataset(&uri.dataset).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{uri}: dataset {:?} does not exist",
-                uri.dataset.as_str()
-            ))
-        })
+        self.catalog
+            .reader
+            .dataset(&uri.dataset)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist",
+                    uri.dataset.as_str()
+                ))
+            })
     }
 
     async fn branch_record(&self, uri: &TarnUri) -> Result<(DatasetRecord, BranchRecord)> {
         let dataset = self.dataset_record(uri).await?;
         let name = uri.branch_name();
         let branch = self
-            .catalog.reader.branch(dataset.id, &name)
+            .catalog
+            .reader
+            .branch(dataset.id, &name)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!("{uri}: branch {:?} does not exist", name.as_str()))
@@ -121,7 +127,9 @@ impl Lake {
         }
         let snapshot = self.snapshot(uri).await?;
         let tag = self
-            .catalog.writer.create_tag(
+            .catalog
+            .writer
+            .create_tag(
                 snapshot.dataset.id,
                 name,
                 snapshot.branch.id,
@@ -181,7 +189,9 @@ impl Lake {
             .map_err(|e| Error::InvalidInput(format!("bad branch name: {e}")))?;
         let snapshot: Snapshot = self.snapshot(uri).await?;
         let branch = self
-            .catalog.writer.create_branch(
+            .catalog
+            .writer
+            .create_branch(
                 snapshot.dataset.id,
                 snapshot.branch.id,
                 snapshot.version.version,
@@ -198,7 +208,11 @@ impl Lake {
         let parsed = TarnUri::parse_lenient(uri)?;
         no_ref(&parsed, "deleting removes the whole branch")?;
         let (dataset, branch) = self.branch_record(&parsed).await?;
-        Ok(self.catalog.writer.delete_branch(dataset.id, &branch.name).await?)
+        Ok(self
+            .catalog
+            .writer
+            .delete_branch(dataset.id, &branch.name)
+            .await?)
     }
 
     /// The branches of a dataset, `main` first.
@@ -229,7 +243,9 @@ impl Lake {
         target_uri.branch = Some(target_name.clone());
         let (_, target_branch) = self.branch_record(&target_uri).await?;
         let outcome = self
-            .catalog.writer.fast_forward(dataset.id, &source_branch.name, &target_branch.name)
+            .catalog
+            .writer
+            .fast_forward(dataset.id, &source_branch.name, &target_branch.name)
             .await?;
         let (name, from, to, commit_id) = match outcome {
             MergeOutcome::UpToDate { version } => ("up-to-date", version, version, None),

@@ -58,7 +58,9 @@ impl Lake {
     /// The collection named `name`.
     pub async fn collection(&self, name: &str) -> Result<CollectionRecord> {
         let dataset_name = DatasetName::new(name)?;
-        self.catalog.collections.collection(&dataset_name)
+        self.catalog
+            .collections
+            .collection(&dataset_name)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -118,7 +120,9 @@ impl Lake {
         let mut datasets = Vec::new();
         let mut unmatched = Vec::new();
         for summary in self
-            .catalog.reader.datasets(Some(schema.collection().to_string()))
+            .catalog
+            .reader
+            .datasets(Some(schema.collection().to_string()))
             .await?
             .into_iter()
             // A dataset named exactly like the collection is beside it, not in it.

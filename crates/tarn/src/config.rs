@@ -40,10 +40,18 @@ pub struct S3Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_http: Option<bool>,
     /// Establishing a connection (default 5 s), e.g. `"5s"`.
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connect_timeout: Option<Duration>,
     /// One request including retries (default 30 s).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub request_timeout: Option<Duration>,
     /// Retries of a failed request, with back-off (default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,10 +81,18 @@ impl S3Config {
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// Connecting and authenticating, and waiting for a pooled connection (default 10 s).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connect_timeout: Option<Duration>,
     /// One statement on the server (default 60 s).
-    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub statement_timeout: Option<Duration>,
     /// Connections one process keeps open (default 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,7 +156,7 @@ impl LakeConfig {
         StorageLocation::parse(&self.storage, dir).map_err(|e| Error::Config(e.to_string()))
     }
 
-    pub(crate) fn catalog_settings(&self, durable: bool) -> CatalogSettings {
+    pub fn catalog_settings(&self, durable: bool) -> CatalogSettings {
         let d = CatalogSettings::default();
         CatalogSettings {
             durable,
@@ -153,7 +169,7 @@ impl LakeConfig {
         }
     }
 
-    pub(crate) fn s3_settings(&self) -> S3Settings {
+    pub fn s3_settings(&self) -> S3Settings {
         self.s3.settings()
     }
 }
@@ -248,7 +264,10 @@ connect_timeout = "1500ms"
         ];
         for (text, needles) in cases {
             let e = parse(text).expect_err(text).to_string();
-            assert!(e.contains("/lake/tarn.toml") || e.contains("catalog") || e.contains("storage"), "{e}");
+            assert!(
+                e.contains("/lake/tarn.toml") || e.contains("catalog") || e.contains("storage"),
+                "{e}"
+            );
             for n in *needles {
                 assert!(e.contains(n), "{text:?}: {e:?} lacks {n:?}");
             }

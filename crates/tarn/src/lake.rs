@@ -3,9 +3,9 @@
 use crate::config::{CONFIG_FILE, LakeConfig};
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
+use object_store::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use object_store::ObjectStore;
 use tarn_catalog::Catalog;
 use tarn_core::{DatasetName, Ref, TarnUri};
 use tarn_store::DataStore;
@@ -313,15 +313,22 @@ impl Lake {
 
     /// [`Lake::resolve`] as the lake was at `state` (see [`Lake::snapshot_at`]).
     pub async fn resolve_at(&self, uri: &TarnUri, state: Option<LakeState>) -> Result<Snapshot> {
-        let dataset = self.catalog.reader.dataset(&uri.dataset).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{uri}: dataset {:?} does not exist",
-                uri.dataset.as_str()
-            ))
-        })?;
+        let dataset = self
+            .catalog
+            .reader
+            .dataset(&uri.dataset)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist",
+                    uri.dataset.as_str()
+                ))
+            })?;
         let branch_name = uri.branch_name();
         let mut branch = self
-            .catalog.reader.branch(dataset.id, &branch_name)
+            .catalog
+            .reader
+            .branch(dataset.id, &branch_name)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -351,7 +358,9 @@ impl Lake {
                             state.commit_id
                         )));
                     }
-                    self.catalog.reader.version_at_commit(branch.id, state.commit_id)
+                    self.catalog
+                        .reader
+                        .version_at_commit(branch.id, state.commit_id)
                         .await?
                         .ok_or_else(|| {
                             Error::NotFound(format!(
@@ -398,19 +407,28 @@ impl Lake {
                     .await?
             }
             Ref::Tag(name) => {
-                let tag = self.catalog.reader.tag(dataset.id, name).await?.ok_or_else(|| {
-                    Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
-                })?;
+                let tag = self
+                    .catalog
+                    .reader
+                    .tag(dataset.id, name)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
+                    })?;
                 if uri.branch.is_none() {
                     branch = self
-                        .catalog.reader.branch_by_id(tag.branch_id)
+                        .catalog
+                        .reader
+                        .branch_by_id(tag.branch_id)
                         .await?
                         .ok_or_else(|| Error::Config(format!("{uri}: tag's branch vanished")))?;
                 } else {
                     // Through a branch, the tag must name a version of that branch's history:
                     // the same number on another line of versions holds other rows.
                     let held = if tag.version <= head {
-                        self.catalog.reader.version(branch.id, tag.version)
+                        self.catalog
+                            .reader
+                            .version(branch.id, tag.version)
                             .await?
                             .map(|v| v.branch_id)
                     } else {
@@ -433,7 +451,9 @@ impl Lake {
             }
         };
         let record = self
-            .catalog.reader.version(branch.id, version)
+            .catalog
+            .reader
+            .version(branch.id, version)
             .await?
             .ok_or_else(|| {
                 Error::NotFound(format!(
@@ -452,7 +472,12 @@ impl Lake {
 
     async fn version_at(&self, uri: &TarnUri, branch_id: i64, micros: i64) -> Result<u64> {
         let found = match self.catalog.reader.commit_at_time(micros).await? {
-            Some(commit) => self.catalog.reader.version_at_commit(branch_id, commit).await?,
+            Some(commit) => {
+                self.catalog
+                    .reader
+                    .version_at_commit(branch_id, commit)
+                    .await?
+            }
             None => None,
         };
         match found {

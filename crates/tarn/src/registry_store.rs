@@ -35,7 +35,11 @@ impl RegistryStore {
         Ok(self.inner.put_component_version(v).await?)
     }
 
-    pub async fn component(&self, kind: ComponentKind, name: &str) -> Result<Option<ComponentRecord>> {
+    pub async fn component(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+    ) -> Result<Option<ComponentRecord>> {
         Ok(self.inner.component(kind, name).await?)
     }
 
@@ -55,12 +59,20 @@ impl RegistryStore {
     }
 
     /// Every version of a component, newest first.
-    pub async fn component_history(&self, kind: ComponentKind, name: &str) -> Result<Vec<ComponentVersion>> {
+    pub async fn component_history(
+        &self,
+        kind: ComponentKind,
+        name: &str,
+    ) -> Result<Vec<ComponentVersion>> {
         Ok(self.inner.component_history(kind, name).await?)
     }
 
     /// The records of a dimension version, by id.
-    pub async fn dimension_records(&self, component_id: i64, version: u64) -> Result<Vec<DimensionRecordRow>> {
+    pub async fn dimension_records(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> Result<Vec<DimensionRecordRow>> {
         Ok(self.inner.dimension_records(component_id, version).await?)
     }
 
@@ -70,7 +82,11 @@ impl RegistryStore {
     }
 
     /// What a component version depends on.
-    pub async fn dependencies(&self, component_id: i64, version: u64) -> Result<Vec<DependencyTarget>> {
+    pub async fn dependencies(
+        &self,
+        component_id: i64,
+        version: u64,
+    ) -> Result<Vec<DependencyTarget>> {
         Ok(self.inner.dependencies(component_id, version).await?)
     }
 
@@ -81,6 +97,9 @@ impl RegistryStore {
         target_name: &str,
         target_version: Option<u64>,
     ) -> Result<Vec<Dependent>> {
-        Ok(self.inner.dependents(target_kind, target_name, target_version).await?)
+        Ok(self
+            .inner
+            .dependents(target_kind, target_name, target_version)
+            .await?)
     }
 }

@@ -158,7 +158,9 @@ impl Snapshot {
             end_excl: end.map(OrderedValue::to_sql),
         };
         let records = lake
-            .catalog.reader.row_groups(self.version.branch_id, self.version.version, range)
+            .catalog
+            .reader
+            .row_groups(self.version.branch_id, self.version.version, range)
             .await?;
         Ok(records
             .into_iter()
@@ -274,7 +276,11 @@ impl Lake {
                     .to_string(),
             )
             .await?;
-        let versions = self.catalog.reader.versions(snapshot.branch.id, limit).await?;
+        let versions = self
+            .catalog
+            .reader
+            .versions(snapshot.branch.id, limit)
+            .await?;
         Ok(versions
             .iter()
             .filter(|v| !v.expired)
@@ -287,6 +293,10 @@ impl Lake {
         &self,
         prefix: Option<&str>,
     ) -> Result<Vec<tarn_catalog::DatasetSummary>> {
-        Ok(self.catalog.reader.datasets(prefix.map(str::to_string)).await?)
+        Ok(self
+            .catalog
+            .reader
+            .datasets(prefix.map(str::to_string))
+            .await?)
     }
 }
