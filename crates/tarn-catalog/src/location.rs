@@ -50,6 +50,11 @@ impl CatalogLocation {
         Ok(Self::Sqlite(base.join(value)))
     }
 
+    /// True for a PostgreSQL URL that holds a password (which tarn never writes to a file).
+    pub fn holds_password(&self) -> bool {
+        matches!(self, Self::Postgres(url) if crate::postgres::redact(url) != *url)
+    }
+
     /// The location as it is shown to users (no password).
     pub fn display(&self) -> String {
         match self {

@@ -104,6 +104,13 @@ impl Lake {
             return Ok((Self::open(dir).await?, Initialized::Existing));
         }
         let catalog_location = config.catalog_location(dir)?;
+        if catalog_location.holds_password() {
+            return Err(Error::InvalidInput(format!(
+                "catalog {}: the URL holds a password, and tarn never writes credentials to \
+                 tarn.toml; give the URL without it and put the password in PGPASSWORD",
+                catalog_location.display()
+            )));
+        }
         let storage_location = config.storage_location(dir)?;
         let durability = Durability::from_env();
         let durable = durability == Durability::Durable;
