@@ -20,6 +20,8 @@
 mod breakdown;
 mod history;
 mod registry;
+mod remote;
+mod scale;
 mod sql;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -40,7 +42,7 @@ use tarn::{
     DuplicatesOn, Durability, Lake, OrderedValue, ReadRequest, RowGroupTarget, WriteRequest,
 };
 
-const URI: &str = "tarn://bench/w1";
+pub const URI: &str = "tarn://bench/w1";
 const DAY_ROWS: usize = 1440;
 const MINUTE_NS: i64 = 60_000_000_000;
 const INPROC: &str = "tarn (in-process)";
@@ -75,6 +77,12 @@ enum Workload {
     /// W7: registry validation against a full scan, and a query through a mapping against
     /// DuckDB (bench/README.md).
     Registry(registry::RegistryArgs),
+    /// W8: catalog scale — a million datasets: creation rate, `ls PREFIX`, `info` and a
+    /// one-week read next to a one-dataset lake (bench/README.md).
+    Scale(scale::ScaleArgs),
+    /// W9: W1-W4 in-process on SQLite + local and on PostgreSQL + S3, with the catalog round
+    /// trips and object-store requests of each operation (bench/README.md).
+    Backends(remote::RemoteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,18 +149,18 @@ enum Mode {
 // inputs
 
 /// Everything the workloads need, decoded into memory once.
-struct Inputs {
+pub struct Inputs {
     data: PathBuf,
-    w1: RecordBatch,
-    w2: Vec<RecordBatch>,
+    pub w1: RecordBatch,
+    pub w2: Vec<RecordBatch>,
     w2_paths: Vec<PathBuf>,
-    w3: RecordBatch,
+    pub w3: RecordBatch,
     start: String,
     end: String,
-    start_ns: i64,
-    end_ns: i64,
+    pub start_ns: i64,
+    pub end_ns: i64,
     w4_rows: usize,
-    rows: usize,
+    pub rows: usize,
 }
 
 fn read_parquet(path: &Path) -> Result<RecordBatch> {
@@ -176,7 +184,7 @@ fn parse_ns(text: &str) -> Result<i64> {
 }
 
 impl Inputs {
-    fn load(data: &Path, max_appends: usize) -> Result<Self> {
+    pub fn load(data: &Path, max_appends: usize) -> Result<Self> {
         let w1 = read_parquet(&data.join("w1.parquet"))?;
         let mut w2_paths: Vec<PathBuf> = fs::read_dir(data.join("w2"))
             .with_context(|| format!("cannot list {}/w2", data.display()))?
@@ -227,9 +235,9 @@ impl Inputs {
 // ------------------------------------------------------------------------------------------
 // results
 
-struct Recorder {
-    path: PathBuf,
-    errors: usize,
+pub struct Recorder {
+    pub path: PathBuf,
+    pub errors: usize,
 }
 
 impl Recorder {
@@ -245,7 +253,7 @@ impl Recorder {
         Ok(())
     }
 
-    fn ok(
+    pub fn ok(
         &self,
         system: &str,
         workload: &str,
@@ -270,14 +278,14 @@ impl Recorder {
     }
 
     /// Records `result`'s error, if any, as the workload's result.
-    fn attempt(&mut self, system: &str, workload: &str, result: Result<()>) {
+    pub fn attempt(&mut self, system: &str, workload: &str, result: Result<()>) {
         if let Err(e) = result {
             self.error(system, workload, &format!("{e:#}"));
         }
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
@@ -367,7 +375,7 @@ fn base_extra(version: &str, rows: usize) -> Map<String, Value> {
     m
 }
 
-fn fresh_dir(dir: &Path) -> Result<()> {
+pub fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -393,7 +401,7 @@ fn ts_values(
         .ok_or_else(|| anyhow!("result has no ts column of type timestamp[ns]"))
 }
 
-fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
+pub fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     ensure!(
         n == inp.w4_rows,
@@ -422,7 +430,7 @@ fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
 
 /// Every W3 row is in the lake with the new values (so exactly once, since the row count
 /// is checked to be unchanged).
-async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
+pub async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
     let snap = lake.snapshot(URI).await?;
     ensure!(
         snap.rows() as usize == inp.rows,
@@ -537,7 +545,7 @@ fn w1_request(target: Option<RowGroupTarget>) -> WriteRequest {
     }
 }
 
-fn secs(t: Instant) -> f64 {
+pub fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
@@ -1091,7 +1099,7 @@ impl WriteFacts {
 
 // ------------------------------------------------------------------------------------------
 
-fn default_tarn() -> Option<PathBuf> {
+pub fn default_tarn() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.with_file_name(format!("tarn{}", std::env::consts::EXE_SUFFIX));
     p.is_file().then_some(p)
@@ -1106,7 +1114,7 @@ fn tarn_version(tarn: &Path) -> String {
 }
 
 /// `TARN_BENCH_REV` (set by bench/run.sh to the git revision) is appended to the version.
-fn with_rev(v: String) -> String {
+pub fn with_rev(v: String) -> String {
     match std::env::var("TARN_BENCH_REV") {
         Ok(r) if !r.is_empty() => format!("{v} ({r})"),
         _ => v,
@@ -1120,6 +1128,8 @@ async fn main() {
         (Some(Workload::History(h)), _) => (history::run(h).await, &h.results),
         (Some(Workload::Sql(s)), _) => (sql::run(s).await, &s.results),
         (Some(Workload::Registry(r)), _) => (registry::run(r).await, &r.results),
+        (Some(Workload::Scale(s)), _) => (scale::run(s).await, &s.results),
+        (Some(Workload::Backends(b)), _) => (remote::run(b).await, &b.results),
         (None, Some(args)) => (run(args).await, &args.results),
         (None, None) => {
             // clap already refuses this (--data, --work and --results are required).

@@ -312,4 +312,9 @@ pub trait LakeStore: Send + Sync + std::fmt::Debug {
     async fn claim_lake(&self, storage: &str) -> Result<LakeRecord>;
     /// Row counts of the catalog's tables, by table name: for tests and diagnostics.
     async fn table_counts(&self) -> Result<BTreeMap<String, i64>>;
+    /// Statements sent to a catalog server so far (`None` for an in-process catalog, where
+    /// a statement is a function call, not a round trip).
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
 }

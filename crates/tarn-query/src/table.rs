@@ -67,7 +67,7 @@ impl SnapshotTable {
     /// into views without copying each value, and short values compare inline.
     pub fn with_view_types(mut self, views: bool) -> Self {
         self.schema = if views {
-            view_schema(&self.snapshot.schema())
+            view_schema(self.snapshot.schema())
         } else {
             self.snapshot.schema().clone()
         };

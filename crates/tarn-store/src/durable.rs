@@ -3,6 +3,7 @@
 //! can come back empty. For a local root tarn therefore fsyncs the file and its directory
 //! after the put, before any commit may reference it. Other stores (S3) are durable on put.
 
+use crate::counting::{CountingStore, RequestCounter, StoreRequests};
 use crate::error::{Result, StoreError};
 use crate::location::{S3Settings, StorageLocation};
 use bytes::Bytes;
@@ -37,6 +38,7 @@ pub struct DataStore {
     footers: Arc<FooterCache>,
     /// What the store is, for messages (`local storage /lake/data`, `S3 bucket b ...`).
     description: Arc<str>,
+    requests: RequestCounter,
 }
 
 /// Parsed footers (with page indexes) of recently read files. Files are immutable, so an
@@ -69,13 +71,15 @@ impl DataStore {
             Some(root) => format!("local storage {}", root.display()),
             None => format!("storage {inner}"),
         };
+        let (counting, requests) = CountingStore::new(inner);
         Self {
-            inner,
+            inner: Arc::new(counting),
             local_root,
             durable,
             direct: false,
             footers: Arc::default(),
             description: description.into(),
+            requests,
         }
     }
 
@@ -126,7 +130,7 @@ impl DataStore {
                     .map_err(|source| StoreError::ObjectStore {
                         store: description.to_string(),
                         path: String::new(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
                     Arc::new(s3_store)
@@ -139,6 +143,11 @@ impl DataStore {
                 })
             }
         }
+    }
+
+    /// The requests sent to the store so far (local writes count as puts).
+    pub fn requests(&self) -> StoreRequests {
+        self.requests.get()
     }
 
     /// What the store is, for messages: `local storage PATH` or `S3 bucket B at ENDPOINT`.
@@ -156,7 +165,7 @@ impl DataStore {
             .map_err(|source| StoreError::ObjectStore {
                 store: self.description.to_string(),
                 path: String::new(),
-                source,
+                source: Box::new(source),
             })
     }
 
@@ -172,7 +181,7 @@ impl DataStore {
                 StoreError::ObjectStore {
                     store: format!("local storage {}", root.display()),
                     path: String::new(),
-                    source,
+                    source: Box::new(source),
                 }
             })?;
         Ok(Self {
@@ -197,7 +206,7 @@ impl DataStore {
         move |source| StoreError::ObjectStore {
             store: self.description.to_string(),
             path: path.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -233,6 +242,7 @@ impl DataStore {
         };
         let durable = self.durable;
         let target = root.join(path);
+        self.requests.count_put();
         tokio::task::spawn_blocking(move || {
             let io = |source| StoreError::Io {
                 path: target.display().to_string(),

@@ -9,7 +9,7 @@ pub enum StoreError {
         store: String,
         path: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("I/O error on {path}: {source}")]
     Io {

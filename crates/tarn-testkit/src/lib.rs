@@ -92,7 +92,11 @@ impl Servers {
 
     /// The catalog URL of schema `name` (a fresh lake per schema).
     pub fn catalog_url(&self, schema: &str) -> String {
-        let sep = if self.postgres.contains('?') { '&' } else { '?' };
+        let sep = if self.postgres.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!("{}{sep}options=-csearch_path%3D{schema}", self.postgres)
     }
 

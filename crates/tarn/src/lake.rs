@@ -6,9 +6,9 @@ use crate::snapshot::Snapshot;
 use object_store::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tarn_catalog::Catalog;
+use tarn_catalog::{Catalog, CatalogLocation};
 use tarn_core::{DatasetName, Ref, TarnUri};
-use tarn_store::DataStore;
+use tarn_store::{DataStore, StorageLocation};
 
 /// Whether a mutation returns only once it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +48,85 @@ fn looks_like_time(text: &str) -> bool {
     text.len() >= 10 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The text a catalog records as its lake's storage, the same from every lake directory
+/// that names that storage: an S3 location as `s3://BUCKET/PREFIX`; a local directory as its
+/// absolute path, or as a path relative to the SQLite catalog's directory when it lies under
+/// it, so that a lake directory holding both (the default layout) can be moved or copied.
+fn storage_identity(storage: &StorageLocation, catalog: &CatalogLocation) -> String {
+    match storage {
+        StorageLocation::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+        StorageLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        StorageLocation::Local(root) => {
+            let root = resolve(root);
+            let base = match catalog {
+                CatalogLocation::Sqlite(file) => file.parent().map(resolve),
+                CatalogLocation::Postgres(_) => None,
+            };
+            match base.as_deref().and_then(|b| root.strip_prefix(b).ok()) {
+                Some(relative) if relative.as_os_str().is_empty() => ".".into(),
+                Some(relative) => relative.display().to_string(),
+                None => root.display().to_string(),
+            }
+        }
+    }
+}
+
+/// `path` made absolute, with its longest existing ancestor's symbolic links resolved and
+/// `.` and `..` taken out of the rest.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    let mut resolved = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    for name in missing.into_iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                resolved.pop();
+            }
+            _ => resolved.push(name),
+        }
+    }
+    resolved
+}
+
+/// The outermost directory of `path` (or `path` itself) that does not exist yet.
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    if path.exists() {
+        return None;
+    }
+    let mut top = path;
+    while let Some(parent) = top.parent() {
+        if parent.as_os_str().is_empty() || parent.exists() {
+            break;
+        }
+        top = parent;
+    }
+    Some(top.to_path_buf())
+}
+
+/// Removes the empty directories from `path` up to `top`, which a failed init created.
+fn remove_empty_dirs(path: &Path, top: &Path) {
+    let mut dir = Some(path);
+    while let Some(d) = dir {
+        if std::fs::remove_dir(d).is_err() || d == top {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
 /// What [`Lake::init_with`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Initialized {
@@ -58,6 +137,13 @@ pub enum Initialized {
     Joined,
     /// The directory held this lake's `tarn.toml` already; nothing was written.
     Existing,
+}
+
+/// See [`Lake::io_counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IoCounters {
+    pub catalog_round_trips: Option<u64>,
+    pub storage: tarn_store::StoreRequests,
 }
 
 /// A storage root plus a catalog.
@@ -114,13 +200,32 @@ impl Lake {
         let storage_location = config.storage_location(dir)?;
         let durability = Durability::from_env();
         let durable = durability == Durability::Durable;
-        // The store first: a wrong bucket or credentials must not leave a catalog behind.
-        let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
-        store.check().await?;
-        let catalog =
-            tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
-        let joined = catalog.lake.lake().await?.is_some();
-        catalog.lake.claim_lake(&config.storage).await?;
+        // A local storage directory this init creates is removed again if the init fails.
+        let created = match &storage_location {
+            StorageLocation::Local(root) => first_missing(root),
+            StorageLocation::S3 { .. } => None,
+        };
+        let opened = async {
+            // The store first: a wrong bucket or credentials must not leave a catalog behind.
+            let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
+            store.check().await?;
+            let catalog =
+                tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
+            let joined = catalog.lake.lake().await?.is_some();
+            let identity = storage_identity(&storage_location, &catalog_location);
+            catalog.lake.claim_lake(&identity).await?;
+            Ok::<_, Error>((store, catalog, joined))
+        }
+        .await;
+        let (store, catalog, joined) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if let (Some(top), StorageLocation::Local(root)) = (&created, &storage_location) {
+                    remove_empty_dirs(root, top);
+                }
+                return Err(e);
+            }
+        };
         let io = |source| Error::Io {
             path: dir.display().to_string(),
             source,
@@ -164,11 +269,12 @@ impl Lake {
             tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
         // The catalog says which storage is the lake's: a tarn.toml edited to point one
         // lake's catalog at other storage is refused rather than read as an empty lake.
+        let identity = storage_identity(&storage_location, &catalog_location);
         match catalog.lake.lake().await? {
-            Some(lake) if lake.storage != config.storage => {
+            Some(lake) if lake.storage != identity => {
                 return Err(Error::Config(format!(
                     "{}: the catalog {} belongs to the lake whose storage is {:?}, but this \
-                     file says storage = {:?}; correct the file",
+                     file says storage = {:?} ({identity}); correct the file",
                     dir.join(CONFIG_FILE).display(),
                     catalog.describe(),
                     lake.storage,
@@ -178,7 +284,7 @@ impl Lake {
             Some(_) => {}
             // A lake made before the catalog recorded its storage.
             None => {
-                catalog.lake.claim_lake(&config.storage).await?;
+                catalog.lake.claim_lake(&identity).await?;
             }
         }
         let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
@@ -213,6 +319,15 @@ impl Lake {
     /// [`RowGroup::path`](crate::RowGroup): what a query engine reads them through.
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.store.object_store().clone()
+    }
+
+    /// What this process has asked of the lake's servers so far: catalog round trips (for a
+    /// catalog server) and object-store requests by kind. For metrics and benchmarks.
+    pub fn io_counters(&self) -> IoCounters {
+        IoCounters {
+            catalog_round_trips: self.catalog.lake.round_trips(),
+            storage: self.store.requests(),
+        }
     }
 
     /// How many row groups the data file at `path` holds (from its footer).

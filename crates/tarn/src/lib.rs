@@ -62,9 +62,10 @@ pub use config::{CONFIG_FILE, LakeConfig, PostgresConfig, S3Config, locate};
 pub use diff::{DiffRange, DiffReport};
 pub use error::{Error, ErrorKind, Result};
 pub use intersect::{IntersectRequest, IntersectStep, Step};
-pub use lake::{Durability, Initialized, Lake, LakeState};
+pub use lake::{Durability, Initialized, IoCounters, Lake, LakeState};
 pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
+pub use tarn_store::StoreRequests;
 pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 

@@ -292,24 +292,28 @@ pub(super) async fn row_groups(
         .collect()
 }
 
+const DATASETS_SELECT: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id";
+
+/// The datasets named `$1` or under it (`$2` = `$1/`, `$3` = `$1` + `0`), with their
+/// `main` heads: two seeks of the name index.
+pub const DATASETS_UNDER_PREFIX: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id \
+     WHERE d.name = $1 OR (d.name >= $2 AND d.name < $3) ORDER BY d.name";
+
 pub(super) async fn datasets(s: &mut Session, prefix: Option<&str>) -> Result<Vec<DatasetSummary>> {
     // A prefix is a range of the name index: the name itself, then the names in
     // ['p/', 'p0'), '0' being the byte after '/' (names compare bytewise, COLLATE "C").
-    let select = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
-         FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
-         JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
-         JOIN commits c ON c.id = v.commit_id";
     let rows = match crate::model::prefix_range(prefix) {
-        (Some(exact), lo, hi) => {
-            s.query(
-                &format!(
-                    "{select} WHERE d.name = $1 OR (d.name >= $2 AND d.name < $3) ORDER BY d.name"
-                ),
-                &[&exact, &lo, &hi],
-            )
-            .await?
+        (Some(exact), lo, hi) => s.query(DATASETS_UNDER_PREFIX, &[&exact, &lo, &hi]).await?,
+        (None, _, _) => {
+            s.query(&format!("{DATASETS_SELECT} ORDER BY d.name"), &[])
+                .await?
         }
-        (None, _, _) => s.query(&format!("{select} ORDER BY d.name"), &[]).await?,
     };
     rows.iter()
         .map(|r| {

@@ -11,6 +11,7 @@
 
 mod branches;
 mod datasets;
+pub use datasets::DATASETS_UNDER_PREFIX;
 pub mod migrations;
 mod registry;
 
@@ -1163,6 +1164,10 @@ async fn claim_lake_in(s: &mut Session, storage: &str) -> Result<LakeRecord> {
 impl LakeStore for PostgresCatalog {
     fn describe(&self) -> String {
         self.inner.describe.clone()
+    }
+
+    fn round_trips(&self) -> Option<u64> {
+        Some(PostgresCatalog::round_trips(self))
     }
 
     async fn lake(&self) -> Result<Option<LakeRecord>> {

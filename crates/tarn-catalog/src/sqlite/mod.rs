@@ -657,6 +657,19 @@ fn create_collection_in(conn: &mut Connection, schema: KeySchema) -> Result<Coll
     })
 }
 
+const DATASETS_SELECT: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id";
+
+/// The datasets named `?1` or under it (`?2` = `?1/`, `?3` = `?1` + `0`), with their
+/// `main` heads: two seeks of the name index.
+pub const DATASETS_UNDER_PREFIX: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id \
+     WHERE d.name = ?1 OR (d.name >= ?2 AND d.name < ?3) ORDER BY d.name";
+
 #[async_trait]
 impl DatasetReader for SqliteCatalog {
     async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetRecord>> {
@@ -868,17 +881,13 @@ impl DatasetReader for SqliteCatalog {
         self.read(move |conn| {
             // A prefix is a range of the name index: the name itself, then the names in
             // ['p/', 'p0'), '0' being the byte after '/'.
-            let (exact, lo, hi) = crate::model::prefix_range(prefix.as_deref());
-            let mut stmt = conn.prepare_cached(
-                "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
-                 FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
-                 JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
-                 JOIN commits c ON c.id = v.commit_id \
-                 WHERE ?1 IS NULL OR d.name = ?1 OR (d.name >= ?2 AND d.name < ?3) \
-                 ORDER BY d.name",
-            )?;
+            let (sql, args) = match crate::model::prefix_range(prefix.as_deref()) {
+                (Some(exact), lo, hi) => (DATASETS_UNDER_PREFIX.to_string(), vec![exact, lo, hi]),
+                (None, _, _) => (format!("{DATASETS_SELECT} ORDER BY d.name"), Vec::new()),
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
             let mut out = Vec::new();
-            let mut rows = stmt.query(params![exact, lo, hi])?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
             while let Some(r) = rows.next()? {
                 out.push(DatasetSummary {
                     name: DatasetName::new(r.get::<_, String>(0)?)?,

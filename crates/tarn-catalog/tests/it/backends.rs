@@ -181,8 +181,23 @@ pub fn fresh_schema_name() -> String {
     format!("tarn_t_{}", uuid::Uuid::new_v4().simple())
 }
 
+/// The connection settings of `url`, with the password from `PGPASSWORD` when the URL has
+/// none (as the catalog itself does).
+pub fn client_config(url: &str) -> tokio_postgres::Config {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .unwrap_or_else(|e| panic!("parse the test server URL: {e}"));
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+    {
+        config.password(password);
+    }
+    config
+}
+
 pub async fn raw_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let (client, connection) = client_config(url)
+        .connect(tokio_postgres::NoTls)
         .await
         .unwrap_or_else(|e| panic!("connect to the test server: {e:?}"));
     tokio::spawn(async move {
@@ -227,7 +242,8 @@ impl Drop for Schema {
                 .build()
                 .ok()?;
             rt.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                let (client, connection) = client_config(&url)
+                    .connect(tokio_postgres::NoTls)
                     .await
                     .ok()?;
                 tokio::spawn(async move {

@@ -6,7 +6,7 @@ use tarn_catalog::*;
 use tarn_core::value::SqlScalar;
 use tarn_core::{BranchName, DatasetName};
 
-fn request(base: u64, rgs: &[(i64, i64, u64)], removed: Vec<i64>, path: &str) -> CommitRequest {
+pub fn request(base: u64, rgs: &[(i64, i64, u64)], removed: Vec<i64>, path: &str) -> CommitRequest {
     CommitRequest {
         dataset: DatasetName::new("a/b").expect("name"),
         branch: BranchName::main(),

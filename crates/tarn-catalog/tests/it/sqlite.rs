@@ -182,3 +182,65 @@ async fn a_migration_3_catalog_upgrades_and_keeps_its_data() {
     assert_eq!(after["registry_versions"], 1);
     assert_eq!(after["commits"], 3);
 }
+
+/// SPEC §14 / issue 10 item 4: while another process holds the SQLite write lock, a commit
+/// of this process waits for it (busy timeout), and reads of the same catalog handle go on
+/// through the reader pool without waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_waiting_for_the_write_lock_does_not_stall_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.db");
+    let catalog = open(&path);
+    let name = DatasetName::new("a/b").expect("name");
+    let v1 = crate::conformance::request(0, &[(0, 9, 10)], vec![], "f1");
+    catalog.writer.commit(v1).await.expect("v1");
+
+    // "Another process": its own connection, holding the write lock for a while.
+    let hold = std::time::Duration::from_millis(1500);
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let blocker = {
+        let path = path.clone();
+        std::thread::spawn(move || {
+            let mut conn = rusqlite::Connection::open(&path).expect("open");
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .expect("write lock");
+            locked_tx.send(()).expect("signal");
+            std::thread::sleep(hold);
+            tx.rollback().expect("release");
+        })
+    };
+    locked_rx.recv().expect("locked");
+    let started = std::time::Instant::now();
+    let writer = {
+        let catalog = catalog.clone();
+        tokio::spawn(async move {
+            let v2 = crate::conformance::request(1, &[(10, 19, 10)], vec![], "f2");
+            catalog.writer.commit(v2).await
+        })
+    };
+    // Give the commit time to reach the lock and wait on it.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        let ds = catalog.reader.dataset(&name).await.expect("read");
+        assert!(ds.is_some());
+        assert_eq!(catalog.reader.datasets(None).await.expect("list").len(), 1);
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(300),
+            "a read waited {:?} behind the blocked commit",
+            t.elapsed()
+        );
+    }
+    assert!(
+        !writer.is_finished(),
+        "the commit did not wait for the lock"
+    );
+    let v2 = writer
+        .await
+        .expect("join")
+        .expect("v2 after the lock is released");
+    assert_eq!(v2.version, 2);
+    assert!(started.elapsed() >= hold - std::time::Duration::from_millis(200));
+    blocker.join().expect("blocker");
+}
