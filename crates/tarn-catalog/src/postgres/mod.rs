@@ -347,6 +347,13 @@ impl PostgresCatalog {
         })?;
         let describe = describe(&config);
         let target = target(&config);
+        if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(CatalogError::Refused(format!(
+                "catalog {describe}: sslmode=require, but tarn does not speak TLS to \
+                 PostgreSQL; reach the server over a private network or a tunnel and leave \
+                 sslmode out of the URL"
+            )));
+        }
         if config.get_password().is_none()
             && let Ok(password) = std::env::var("PGPASSWORD")
         {

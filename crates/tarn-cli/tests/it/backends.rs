@@ -972,6 +972,15 @@ fn a_catalog_url_with_an_unknown_scheme_or_a_password_is_refused_by_init() {
         run.describe()
     );
     assert_nothing_made(&place, &run);
+    // TLS is asked for, and tarn does not speak it: refused before connecting.
+    let run = place.raw([
+        "init",
+        &lake,
+        "--catalog",
+        "postgres://tarn@127.0.0.1:9/lake?sslmode=require",
+    ]);
+    run.fails(1, &["tarn@127.0.0.1:9/lake", "sslmode=require", "TLS"]);
+    assert_nothing_made(&place, &run);
 }
 
 /// tarn.toml texts with one mistake each, made from the lake's good file, and what the error
