@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Turn benchmark results (jsonl) into Markdown tables, one per workload (W1-W4), one for
 W5's queries (tarn against DuckDB), one for all of W6's measurements and one for W7's
-(registry validation against a full scan, a query through a mapping against DuckDB), with
-their targets.
+(registry validation against a full scan, a query through a mapping against DuckDB), one for
+W8 (catalog scale, per backend) and one for W9 (W1-W4 per backend, with the requests of each
+operation), with their targets.
 
 Reads the lines written by bench/peers.py and by the Rust side ("tarn
 (in-process)", "tarn (CLI)"), all of the form
@@ -297,6 +298,138 @@ def w7_table(recs):
     return out
 
 
+W8_TITLE = "W8: catalog scale (issue 10): 1,000,000 datasets in one lake, next to a lake of one"
+W9_TITLE = "W9: W1–W4 on the shared backends (issue 10), durable, with the requests of each operation"
+LOCAL = "tarn (SQLite + local)"
+REMOTE = "tarn (PostgreSQL + S3)"
+BACKENDS = [LOCAL, REMOTE]
+
+
+def is_w8(workload):
+    return workload.startswith("W8")
+
+
+def is_w9(workload):
+    return workload.startswith("W9")
+
+
+def w8_name(workload):
+    """'W8 tarn info (1000000 datasets)' -> ('tarn info', '1000000 datasets')."""
+    name = workload[len("W8"):].strip()
+    if name.endswith(")") and " (" in name:
+        base, tag = name[:-1].rsplit(" (", 1)
+        return base, tag
+    return name, ""
+
+
+def w8_table(recs):
+    """One row per measurement, one column per backend; creations as a rate, the rest as
+    medians, with the issue's targets (≥ 1,000 durable creations/s, ls ≤ 50 ms, info and the
+    week read on the full lake ≤ 1.2× the one-dataset lake)."""
+    by = {}
+    for r in recs:
+        by.setdefault(r["workload"], {})[r["system"]] = r
+    backends = [b for b in BACKENDS if any(b in v for v in by.values())]
+    head = ["measurement"] + [f"{b}" for b in backends] + ["target"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+
+    def value(r):
+        if r is None:
+            return "–"
+        if "error" in r:
+            return "**error**: " + cell(r["error"])
+        extra = r.get("extra") or {}
+        if "per_second" in extra:
+            return f"{extra['per_second']:,.0f}/s ({extra['datasets']:,} datasets)"
+        return f"{fmt_s(r.get('median_s'))} ({r.get('runs')} runs)"
+
+    def target(workload):
+        base, tag = w8_name(workload)
+        cells = []
+        for b in backends:
+            r = by[workload].get(b)
+            if r is None or "error" in r:
+                cells.append("–")
+                continue
+            extra = r.get("extra") or {}
+            if "per_second" in extra and "durable" in base:
+                ok = extra["per_second"] >= 1000
+                cells.append(f"≥ 1,000/s: {'met' if ok else 'missed'}")
+            elif "ls PREFIX" in base:
+                ok = r["median_s"] <= 0.050
+                cells.append(f"≤ 50 ms: {'met' if ok else 'missed'}")
+            elif tag.endswith("datasets") and tag != "1 dataset":
+                one = by.get(f"W8 {base} (1 dataset)", {}).get(b)
+                if one and "error" not in one and one.get("median_s"):
+                    q = r["median_s"] / one["median_s"]
+                    cells.append(f"{q:.2f}× the 1-dataset lake (≤ 1.2×: {'met' if q <= 1.2 else 'missed'})")
+                else:
+                    cells.append("–")
+            else:
+                cells.append("")
+        if all(c == "" for c in cells):
+            return ""
+        return "; ".join(f"{b.split('(')[1].rstrip(')')}: {c}" for b, c in zip(backends, cells) if c)
+
+    for w in sorted(by, key=lambda w: (not "create" in w, w8_name(w)[1] != "1 dataset", w)):
+        name = w[len("W8"):].strip()
+        out.append("| " + " | ".join([cell(name)] + [value(by[w].get(b)) for b in backends] + [cell(target(w))]) + " |")
+    return out
+
+
+W9_COSTS = [
+    ("catalog_round_trips", "catalog round trips"),
+    ("store_put", "PUT"),
+    ("store_get", "GET"),
+    ("store_head", "HEAD"),
+    ("store_list", "LIST"),
+    ("store_delete", "DELETE"),
+]
+
+
+def w9_cost(r):
+    per = (r.get("extra") or {}).get("per_operation") or {}
+    parts = []
+    for key, label in W9_COSTS:
+        v = per.get(key)
+        if v is None:
+            continue
+        if v or key == "catalog_round_trips":
+            parts.append(f"{v:g} {label}")
+    return ", ".join(parts) if parts else "–"
+
+
+def w9_table(recs):
+    by = {}
+    for r in recs:
+        by.setdefault(r["workload"], {})[r["system"]] = r
+    order = ["W9 W1 bulk write", "W9 W2 append", "W9 W3 upsert", "W9 W4 one-week read"]
+    head = ["workload"] + BACKENDS + ["remote / local"] + [f"requests per operation, {b.split('(')[1].rstrip(')')}" for b in BACKENDS]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+    for w in sorted(by, key=lambda w: (order.index(w) if w in order else len(order), w)):
+        row = [w[len("W9"):].strip()]
+        med = {}
+        for b in BACKENDS:
+            r = by[w].get(b)
+            if r is None:
+                row.append("–")
+            elif "error" in r:
+                row.append("**error**: " + cell(r["error"]))
+            else:
+                med[b] = r.get("median_s")
+                row.append(f"{fmt_s(r.get('median_s'))} ({r.get('runs')} runs)")
+        row.append(ratio(med.get(REMOTE), med.get(LOCAL)))
+        for b in BACKENDS:
+            r = by[w].get(b)
+            row.append(w9_cost(r) if r and "error" not in r else "–")
+        out.append("| " + " | ".join(cell(c) for c in row) + " |")
+    durability = {b: (by[w].get(b) or {}).get("extra", {}).get("durability") for w in by for b in BACKENDS}
+    notes = [f"- {b}: {d}" for b, d in durability.items() if d]
+    if notes:
+        out += ["", "Durability:"] + notes
+    return out
+
+
 def read_file(path):
     try:
         with open(path) as f:
@@ -366,7 +499,9 @@ def main(argv=None):
         "",
     ]
     others = {w for _, w in latest} - set(WORKLOADS)
-    workloads = list(WORKLOADS) + sorted(w for w in others if not is_w6(w) and not is_w5(w) and not is_w7(w))
+    workloads = list(WORKLOADS) + sorted(
+        w for w in others if not any(f(w) for f in (is_w5, is_w6, is_w7, is_w8, is_w9))
+    )
     for w in workloads:
         recs = [r for (s, wl), r in latest.items() if wl == w]
         if not recs:
@@ -385,6 +520,12 @@ def main(argv=None):
     w7 = [r for (_, wl), r in latest.items() if is_w7(wl)]
     if w7:
         lines += [f"## {W7_TITLE}", ""] + w7_table(w7) + [""]
+    w8 = [r for (_, wl), r in latest.items() if is_w8(wl)]
+    if w8:
+        lines += [f"## {W8_TITLE}", ""] + w8_table(w8) + [""]
+    w9 = [r for (_, wl), r in latest.items() if is_w9(wl)]
+    if w9:
+        lines += [f"## {W9_TITLE}", ""] + w9_table(w9) + [""]
     lines += machine_facts(latest)
     text = "\n".join(lines) + "\n"
 

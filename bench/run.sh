@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the W1-W7 benchmarks end to end: build tarn, set up the peers' venv, generate the
+# Run the W1-W9 benchmarks end to end: build tarn, set up the peers' venv, generate the
 # data, run tarn (in-process and CLI) and the Python peers into one results file, print the
 # report.
 #
@@ -21,7 +21,8 @@
 #   TARN_BENCH_PEERS         peers to run (peers.py --systems; default all, "none" to skip)
 #   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
 #   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
-#   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only), history (W6 only) or registry (W7 only)  (all)
+#   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only), history (W6 only), registry (W7 only),
+#                            scale (W8 only) or backends (W9 only)  (all)
 #   TARN_BENCH_SQL_REPEAT    W5: timed rounds of every query  (10 / 3)
 #   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
 #   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
@@ -33,6 +34,13 @@
 #   TARN_BENCH_REGISTRY_ROWS      W7: rows of the registered dataset  (10000000 / 200000)
 #   TARN_BENCH_REGISTRY_REPEAT    W7: timed rounds of every part      (5 / 3)
 #   TARN_BENCH_REGISTRY_ARGS      W7: more tarn-bench registry arguments, e.g. "--parts validate,read" (none)
+#   TARN_BENCH_SCALE_DATASETS     W8: datasets of the big lake, per backend (1000000 / 20000)
+#   TARN_BENCH_SCALE_SAMPLE       W8: durable creations timed on the empty and the full lake (20000 / 2000)
+#   TARN_BENCH_SCALE_BACKENDS     W8: backends, comma-separated: local, remote (local,remote)
+#   TARN_BENCH_BACKENDS_APPENDS   W9: W2 appends per backend (200 / 20)
+#   TARN_BENCH_BACKENDS_RUNS      W9: W1 and W3 runs per backend (3 / 1)
+#                            W8 and W9 run under scripts/with-services (PostgreSQL + SeaweedFS on
+#                            loopback, started and stopped by it); W8 and W9 repeat TARN_BENCH_REPEAT times
 #   TARN_BENCH_PEER_HISTORY  W6 on ArcticDB: version counts, comma-separated, "none" to skip
 #                            (1000,2000 / 200); also skipped when TARN_BENCH_PEERS leaves
 #                            out arcticdb-lmdb
@@ -77,6 +85,10 @@ if [ "$mode" = smoke ]; then
     sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-20000}
     registry_rows=${TARN_BENCH_REGISTRY_ROWS:-200000}
     registry_repeat=${TARN_BENCH_REGISTRY_REPEAT:-3}
+    scale_datasets=${TARN_BENCH_SCALE_DATASETS:-20000}
+    scale_sample=${TARN_BENCH_SCALE_SAMPLE:-2000}
+    backends_appends=${TARN_BENCH_BACKENDS_APPENDS:-20}
+    backends_runs=${TARN_BENCH_BACKENDS_RUNS:-1}
 else
     rows=${TARN_BENCH_ROWS:-}
     days=${TARN_BENCH_DAYS:-2000}
@@ -95,13 +107,18 @@ else
     sql_dataset_rows=${TARN_BENCH_SQL_DATASET_ROWS:-100000}
     registry_rows=${TARN_BENCH_REGISTRY_ROWS:-10000000}
     registry_repeat=${TARN_BENCH_REGISTRY_REPEAT:-5}
+    scale_datasets=${TARN_BENCH_SCALE_DATASETS:-1000000}
+    scale_sample=${TARN_BENCH_SCALE_SAMPLE:-20000}
+    backends_appends=${TARN_BENCH_BACKENDS_APPENDS:-200}
+    backends_runs=${TARN_BENCH_BACKENDS_RUNS:-3}
 fi
+scale_backends=${TARN_BENCH_SCALE_BACKENDS:-local,remote}
 sql_threads=${TARN_BENCH_SQL_THREADS:-2}
 workloads=${TARN_BENCH_WORKLOADS:-all}
 case "$workloads" in
-    all | w1-w4 | sql | history | registry) ;;
+    all | w1-w4 | sql | history | registry | scale | backends) ;;
     *)
-        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql, history or registry (not $workloads)" >&2
+        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql, history, registry, scale or backends (not $workloads)" >&2
         exit 2
         ;;
 esac
@@ -109,8 +126,12 @@ run_w1_w4=0
 run_sql=0
 run_history=0
 run_registry=0
+run_scale=0
+run_backends=0
 case "$workloads" in
-    all) run_w1_w4=1 run_sql=1 run_history=1 run_registry=1 ;;
+    all) run_w1_w4=1 run_sql=1 run_history=1 run_registry=1 run_scale=1 run_backends=1 ;;
+    scale) run_scale=1 ;;
+    backends) run_backends=1 ;;
     w1-w4) run_w1_w4=1 ;;
     sql) run_sql=1 ;;
     history) run_history=1 ;;
@@ -163,7 +184,7 @@ step "python venv"
 PY=$("$here/setup_venv.sh")
 echo "python: $PY"
 
-if [ "$run_w1_w4" = 1 ] || [ "$run_sql" = 1 ]; then
+if [ "$run_w1_w4" = 1 ] || [ "$run_sql" = 1 ] || [ "$run_backends" = 1 ]; then
     step "data ($mode) in $data"
     # Regenerated only when the parameters or the generator changed.
     want="rows=${rows:-default} days=$days gen=$(sha256sum "$here/gen_data.py" | cut -d' ' -f1)"
@@ -236,6 +257,25 @@ if [ "$run_registry" = 1 ]; then
     [ -n "${TARN_BENCH_REGISTRY_ARGS:-}" ] && reg_args+=(${TARN_BENCH_REGISTRY_ARGS})
     echo "+ tarn-bench ${reg_args[*]}"
     "$bin/tarn-bench" "${reg_args[@]}" || { echo "run.sh: tarn-bench registry failed (exit $?)"; status=1; }
+fi
+if [ "$run_scale" = 1 ]; then
+    for backend in ${scale_backends//,/ }; do
+        step "tarn-bench scale (W8) --backend $backend --datasets $scale_datasets -> $results"
+        scale_args=(scale --backend "$backend" --datasets "$scale_datasets" --durable-sample "$scale_sample"
+            --repeat "$repeat" --work "$work/scale" --results "$results" --tarn "$bin/tarn")
+        echo "+ tarn-bench ${scale_args[*]}"
+        "$repo/scripts/with-services" "$bin/tarn-bench" "${scale_args[@]}" \
+            || { echo "run.sh: tarn-bench scale failed (exit $?)"; status=1; }
+        rm -rf "$work/scale"
+    done
+fi
+if [ "$run_backends" = 1 ]; then
+    step "tarn-bench backends (W9) -> $results"
+    backends_args=(backends --data "$data" --work "$work/backends" --results "$results"
+        --appends "$backends_appends" --repeat "$repeat" --runs "$backends_runs")
+    echo "+ tarn-bench ${backends_args[*]}"
+    "$repo/scripts/with-services" "$bin/tarn-bench" "${backends_args[@]}" \
+        || { echo "run.sh: tarn-bench backends failed (exit $?)"; status=1; }
 fi
 rm -rf "$work"
 

@@ -1,22 +1,23 @@
 //! `--breakdown`: where the time of a tarn write or read goes.
 //!
 //! Re-runs W1, some W2 appends, W3 and W4 step by step with the building blocks `Lake::write`
-//! and `Lake::read` are made of (`tarn::store::mutation::execute`, `parquet_io::encode`,
+//! and `Lake::read` are made of (`tarn_store::mutation::execute`, `parquet_io::encode`,
 //! `DataStore::put`, `Catalog::commit`, ...), timing each step, next to the same operation
 //! through the public API. Printed to stderr; nothing goes to the results file. The steps
 //! follow crates/tarn/src/writer.rs and read.rs; if those change, the sum of the steps
 //! drifting away from the API time says so.
 
+use crate::Internals;
 use crate::{Inputs, MINUTE_NS, URI, fresh_lake, median, secs, ts_values};
 use anyhow::Result;
 use arrow::array::RecordBatch;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use tarn::catalog::{CommitRequest, NewFile, NewRowGroup};
-use tarn::store::mutation::{self, DatasetLayout, Mutation};
-use tarn::store::{DataStore, merge, parquet_io, schema};
 use tarn::{DuplicatesOn, Lake, OrderedKind, ReadRequest, TarnUri, WriteOptions, WriteRequest};
+use tarn_catalog::{CommitRequest, NewFile, NewRowGroup};
+use tarn_store::mutation::{self, DatasetLayout, Mutation};
+use tarn_store::{DataStore, merge, parquet_io, schema};
 
 /// Seconds per step of one mutation, in order.
 type Steps = Vec<(&'static str, f64)>;
@@ -24,6 +25,7 @@ type Steps = Vec<(&'static str, f64)>;
 /// One write, step by step, committed like `Lake::write` commits it.
 async fn write_steps(
     lake: &Lake,
+    parts: &Internals,
     batch: &RecordBatch,
     duplicates_on: Option<DuplicatesOn>,
     seq: usize,
@@ -48,21 +50,21 @@ async fn write_steps(
     let t = Instant::now();
     let (layout, stored_options, aligned) = match &head {
         Some(h) => {
-            let (aligned, _) = schema::align_batch(batch, &h.schema, false)?;
-            let mut options = h.options.clone();
+            let (aligned, _) = schema::align_batch(batch, h.schema(), false)?;
+            let mut options = h.options().clone();
             if let Some(d) = &duplicates_on {
                 options.duplicates_on = d.clone();
             }
             let layout = DatasetLayout {
-                schema: h.schema.clone(),
+                schema: h.schema().clone(),
                 ordered_on: h.ordered_on().to_string(),
-                kind: h.kind,
+                kind: h.kind(),
                 options,
             };
             (
                 layout,
-                h.options.clone(),
-                aligned.with_schema(h.schema.clone())?,
+                h.options().clone(),
+                aligned.with_schema(h.schema().clone())?,
             )
         }
         None => {
@@ -87,7 +89,7 @@ async fn write_steps(
     // The old row groups the mutation will decode, decoded alone first (warms the cache the
     // same way the real write would find it: the file was just written or read).
     let t = Instant::now();
-    let out = mutation::execute(lake.store(), &existing, &layout, Mutation::Write(aligned)).await?;
+    let out = mutation::execute(&parts.store, &existing, &layout, Mutation::Write(aligned)).await?;
     let merge_s = secs(t);
     let removed: Vec<_> = existing
         .iter()
@@ -97,7 +99,7 @@ async fn write_steps(
     let mut old = Vec::new();
     for rg in &removed {
         old.extend(
-            parquet_io::read_row_groups(lake.store(), &rg.path, &[rg.rg_index], None).await?,
+            parquet_io::read_row_groups(&parts.store, &rg.path, &[rg.rg_index], None).await?,
         );
     }
     let decode_s = secs(t);
@@ -146,7 +148,7 @@ async fn write_steps(
     );
     let size = bytes.len() as u64;
     // The same bytes without fsync, to a scratch name, to split write from fsync.
-    if let Some(root) = lake.store().local_root() {
+    if let Some(root) = parts.store.local_root() {
         let relaxed = DataStore::local(root.clone(), false)?;
         let scratch = format!("{path}.nofsync");
         let t = Instant::now();
@@ -155,14 +157,14 @@ async fn write_steps(
         relaxed.delete(&scratch).await?;
     }
     let t = Instant::now();
-    lake.store().put(&path, bytes).await?;
+    parts.store.put(&path, bytes).await?;
     steps.push(("put + fsync file and dir", secs(t)));
 
     let t = Instant::now();
     let request = CommitRequest {
         dataset: uri.dataset.clone(),
         branch: uri.branch_name(),
-        base_version: head.as_ref().map_or(0, |h| h.version.version),
+        base_version: head.as_ref().map_or(0, |h| h.version()),
         ordered_on: layout.ordered_on.clone(),
         operation: "write".into(),
         message: None,
@@ -170,7 +172,7 @@ async fn write_steps(
         options_json: serde_json::to_string(&stored_options)?,
         metadata: head
             .as_ref()
-            .map(|h| h.version.metadata.clone())
+            .map(|h| h.metadata().clone())
             .unwrap_or_else(BTreeMap::new),
         new_file: Some(NewFile {
             path,
@@ -190,7 +192,7 @@ async fn write_steps(
         }),
         removed_row_groups: out.removed.clone(),
     };
-    lake.catalog().commit(request).await?;
+    parts.catalog.writer.commit(request).await?;
     steps.push(("catalog commit (SQLite, synchronous=FULL)", secs(t)));
     Ok(steps)
 }
@@ -222,7 +224,8 @@ pub async fn run(inp: &Inputs, dir: &Path, keep: bool) -> Result<()> {
     eprintln!("== breakdown (stderr only)");
     // W1, step by step into a fresh lake, then through the API into another.
     let lake = fresh_lake(&dir.join("steps")).await?;
-    let w1_steps = write_steps(&lake, &inp.w1, None, 0).await?;
+    let parts = crate::internals(&dir.join("steps")).await?;
+    let w1_steps = write_steps(&lake, &parts, &inp.w1, None, 0).await?;
     let api_lake = fresh_lake(&dir.join("api")).await?;
     let t = Instant::now();
     api_lake
@@ -248,7 +251,7 @@ pub async fn run(inp: &Inputs, dir: &Path, keep: bool) -> Result<()> {
         let l = secs(t);
         let t = Instant::now();
         for rg in &rgs {
-            parquet_io::read_row_groups(lake.store(), &rg.path, &[rg.rg_index], None).await?;
+            parquet_io::read_row_groups(&parts.store, &rg.path, &[rg.rg_index], None).await?;
         }
         let d = secs(t);
         let t = Instant::now();
@@ -284,7 +287,7 @@ pub async fn run(inp: &Inputs, dir: &Path, keep: bool) -> Result<()> {
     if n > 0 {
         let mut runs = Vec::new();
         for (i, day) in inp.w2[..n].iter().enumerate() {
-            runs.push(write_steps(&lake, day, None, i + 1).await?);
+            runs.push(write_steps(&lake, &parts, day, None, i + 1).await?);
         }
         let mut api = Vec::new();
         for day in &inp.w2[n..2 * n] {
@@ -302,9 +305,10 @@ pub async fn run(inp: &Inputs, dir: &Path, keep: bool) -> Result<()> {
     // W3 on the fresh API lake (W1 state).
     let w3_steps = {
         let l = fresh_lake(&dir.join("w3-steps")).await?;
+        let l_parts = crate::internals(&dir.join("w3-steps")).await?;
         l.write(URI, inp.w1.clone(), WriteRequest::new().ordered_on("ts"))
             .await?;
-        write_steps(&l, &inp.w3, Some(DuplicatesOn::parse("ts")), 0).await?
+        write_steps(&l, &l_parts, &inp.w3, Some(DuplicatesOn::parse("ts")), 0).await?
     };
     let t = Instant::now();
     api_lake

@@ -372,7 +372,6 @@ struct Planned {
     resolve_s: f64,
     total_s: f64,
     version: u64,
-    holder_branch: i64,
     row_groups: usize,
 }
 
@@ -415,8 +414,7 @@ async fn resolve_and_plan(lake: &Lake, case: &RefCase, week: &Week) -> Result<Pl
     Ok(Planned {
         resolve_s,
         total_s,
-        version: snapshot.version.version,
-        holder_branch: snapshot.version.branch_id,
+        version: snapshot.version(),
         row_groups: rgs.len(),
     })
 }
@@ -490,7 +488,7 @@ struct CommitTimes {
 
 async fn commit_times(lake: &Lake, middle: u64) -> Result<CommitTimes> {
     let snap = lake.snapshot(&format!("{URI}:v{middle}")).await?;
-    let t = snap.version.timestamp;
+    let t = snap.timestamp();
     Ok(CommitTimes {
         middle_date: t.format("%Y-%m-%d").to_string(),
         // A second after the commit: the time ref names the last commit at or before it.
@@ -562,7 +560,6 @@ impl W6<'_> {
                 extra.insert("as_of".into(), json!(a));
             }
             extra.insert("resolved".into(), json!(format!("v{}", p.version)));
-            extra.insert("holder_branch_id".into(), json!(p.holder_branch));
             extra.insert("resolve_median_s".into(), json!(median(&res)));
             extra.insert("row_groups_planned".into(), json!(p.row_groups));
             let (min, max) = min_max(times);

@@ -20,6 +20,8 @@
 mod breakdown;
 mod history;
 mod registry;
+mod remote;
+mod scale;
 mod sql;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
@@ -36,12 +38,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use tarn::catalog::RowGroupRange;
 use tarn::{
     DuplicatesOn, Durability, Lake, OrderedValue, ReadRequest, RowGroupTarget, WriteRequest,
 };
 
-const URI: &str = "tarn://bench/w1";
+pub const URI: &str = "tarn://bench/w1";
 const DAY_ROWS: usize = 1440;
 const MINUTE_NS: i64 = 60_000_000_000;
 const INPROC: &str = "tarn (in-process)";
@@ -76,6 +77,12 @@ enum Workload {
     /// W7: registry validation against a full scan, and a query through a mapping against
     /// DuckDB (bench/README.md).
     Registry(registry::RegistryArgs),
+    /// W8: catalog scale — a million datasets: creation rate, `ls PREFIX`, `info` and a
+    /// one-week read next to a one-dataset lake (bench/README.md).
+    Scale(scale::ScaleArgs),
+    /// W9: W1-W4 in-process on SQLite + local and on PostgreSQL + S3, with the catalog round
+    /// trips and object-store requests of each operation (bench/README.md).
+    Backends(remote::RemoteArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -142,18 +149,18 @@ enum Mode {
 // inputs
 
 /// Everything the workloads need, decoded into memory once.
-struct Inputs {
+pub struct Inputs {
     data: PathBuf,
-    w1: RecordBatch,
-    w2: Vec<RecordBatch>,
+    pub w1: RecordBatch,
+    pub w2: Vec<RecordBatch>,
     w2_paths: Vec<PathBuf>,
-    w3: RecordBatch,
+    pub w3: RecordBatch,
     start: String,
     end: String,
-    start_ns: i64,
-    end_ns: i64,
+    pub start_ns: i64,
+    pub end_ns: i64,
     w4_rows: usize,
-    rows: usize,
+    pub rows: usize,
 }
 
 fn read_parquet(path: &Path) -> Result<RecordBatch> {
@@ -177,7 +184,7 @@ fn parse_ns(text: &str) -> Result<i64> {
 }
 
 impl Inputs {
-    fn load(data: &Path, max_appends: usize) -> Result<Self> {
+    pub fn load(data: &Path, max_appends: usize) -> Result<Self> {
         let w1 = read_parquet(&data.join("w1.parquet"))?;
         let mut w2_paths: Vec<PathBuf> = fs::read_dir(data.join("w2"))
             .with_context(|| format!("cannot list {}/w2", data.display()))?
@@ -228,9 +235,9 @@ impl Inputs {
 // ------------------------------------------------------------------------------------------
 // results
 
-struct Recorder {
-    path: PathBuf,
-    errors: usize,
+pub struct Recorder {
+    pub path: PathBuf,
+    pub errors: usize,
 }
 
 impl Recorder {
@@ -246,7 +253,7 @@ impl Recorder {
         Ok(())
     }
 
-    fn ok(
+    pub fn ok(
         &self,
         system: &str,
         workload: &str,
@@ -271,14 +278,14 @@ impl Recorder {
     }
 
     /// Records `result`'s error, if any, as the workload's result.
-    fn attempt(&mut self, system: &str, workload: &str, result: Result<()>) {
+    pub fn attempt(&mut self, system: &str, workload: &str, result: Result<()>) {
         if let Err(e) = result {
             self.error(system, workload, &format!("{e:#}"));
         }
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
     let n = s.len();
@@ -368,7 +375,7 @@ fn base_extra(version: &str, rows: usize) -> Map<String, Value> {
     m
 }
 
-fn fresh_dir(dir: &Path) -> Result<()> {
+pub fn fresh_dir(dir: &Path) -> Result<()> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
@@ -394,7 +401,7 @@ fn ts_values(
         .ok_or_else(|| anyhow!("result has no ts column of type timestamp[ns]"))
 }
 
-fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
+pub fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
     ensure!(
         n == inp.w4_rows,
@@ -423,12 +430,12 @@ fn verify_w4(inp: &Inputs, batches: &[RecordBatch]) -> Result<()> {
 
 /// Every W3 row is in the lake with the new values (so exactly once, since the row count
 /// is checked to be unchanged).
-async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
+pub async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
     let snap = lake.snapshot(URI).await?;
     ensure!(
-        snap.version.rows as usize == inp.rows,
+        snap.rows() as usize == inp.rows,
         "row count after upsert is {}, expected {} (unchanged)",
-        snap.version.rows,
+        snap.rows(),
         inp.rows
     );
     let want = &inp.w3;
@@ -487,11 +494,41 @@ async fn verify_w3(inp: &Inputs, lake: &Lake) -> Result<()> {
 
 async fn lake_rows(dir: &Path) -> Result<u64> {
     let lake = Lake::open_with(dir, Durability::Durable).await?;
-    Ok(lake.snapshot(URI).await?.version.rows)
+    Ok(lake.snapshot(URI).await?.rows())
 }
 
 // ------------------------------------------------------------------------------------------
 // in-process
+
+/// The catalog and store of the lake in `dir`, opened beside its `Lake`, for the steps of
+/// `--breakdown` and for reads of the catalog that the facade does not offer.
+pub struct Internals {
+    pub catalog: tarn_catalog::Catalog,
+    pub store: tarn_store::DataStore,
+}
+
+pub async fn internals(dir: &Path) -> Result<Internals> {
+    let config = tarn::LakeConfig::load(dir)?;
+    let catalog = tarn_catalog::open(
+        &config.catalog_location(dir)?,
+        &config.catalog_settings(true),
+    )
+    .await?;
+    let store =
+        tarn_store::DataStore::open(&config.storage_location(dir)?, &config.s3_settings(), true)?;
+    Ok(Internals { catalog, store })
+}
+
+/// The local data directory of the lake in `dir` (the peers read its files directly).
+pub fn local_data_dir(dir: &Path) -> Result<PathBuf> {
+    match tarn::LakeConfig::load(dir)?.storage_location(dir)? {
+        tarn_store::StorageLocation::Local(path) => Ok(path),
+        other => bail!(
+            "the lake in {} keeps its data in {other:?}, not in a local directory",
+            dir.display()
+        ),
+    }
+}
 
 async fn fresh_lake(dir: &Path) -> Result<Lake> {
     fresh_dir(dir)?;
@@ -508,7 +545,7 @@ fn w1_request(target: Option<RowGroupTarget>) -> WriteRequest {
     }
 }
 
-fn secs(t: Instant) -> f64 {
+pub fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
@@ -533,7 +570,7 @@ impl InProc<'_> {
             let t = Instant::now();
             let out = lake.write(URI, batch, w1_request(self.target)).await?;
             times.push(secs(t));
-            let rows = lake.snapshot(URI).await?.version.rows;
+            let rows = lake.snapshot(URI).await?.rows();
             ensure!(
                 rows as usize == self.inp.rows,
                 "row count after W1 is {rows}, expected {}",
@@ -626,9 +663,9 @@ impl InProc<'_> {
         let snap = lake.snapshot(URI).await?;
         let want = self.inp.rows + appends * DAY_ROWS;
         ensure!(
-            snap.version.rows as usize == want,
+            snap.rows() as usize == want,
             "row count after {appends} appends is {}, expected {want}",
-            snap.version.rows
+            snap.rows()
         );
         let rgs = snap.row_groups(lake, None, None).await?;
         let mut files: Vec<&str> = rgs.iter().map(|r| r.path.as_str()).collect();
@@ -654,7 +691,7 @@ impl InProc<'_> {
         extra.insert("row_groups".into(), json!(rgs.len()));
         extra.insert(
             "row_group_target".into(),
-            json!(snap.options.row_group_target.to_string()),
+            json!(snap.options().row_group_target.to_string()),
         );
         rec.ok(self.system, "W2", &times, extra)
     }
@@ -671,13 +708,12 @@ impl InProc<'_> {
             // The row groups the upsert's range overlaps, before it: what a row-group
             // granular upsert has to rewrite at least.
             let snap = lake.snapshot(URI).await?;
-            let range = RowGroupRange {
-                start: Some(OrderedValue::Timestamp(lo).to_sql()),
-                end_excl: Some(OrderedValue::Timestamp(hi + 1).to_sql()),
-            };
-            let touched = lake
-                .catalog()
-                .row_groups(snap.version.branch_id, snap.version.version, range)
+            let touched = snap
+                .row_groups(
+                    &lake,
+                    Some(&OrderedValue::Timestamp(lo)),
+                    Some(&OrderedValue::Timestamp(hi + 1)),
+                )
                 .await?;
             let touched_rows: u64 = touched.iter().map(|r| r.rows).sum();
             let touched_bytes: u64 = touched.iter().map(|r| r.bytes).sum();
@@ -1063,7 +1099,7 @@ impl WriteFacts {
 
 // ------------------------------------------------------------------------------------------
 
-fn default_tarn() -> Option<PathBuf> {
+pub fn default_tarn() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     let p = exe.with_file_name(format!("tarn{}", std::env::consts::EXE_SUFFIX));
     p.is_file().then_some(p)
@@ -1078,7 +1114,7 @@ fn tarn_version(tarn: &Path) -> String {
 }
 
 /// `TARN_BENCH_REV` (set by bench/run.sh to the git revision) is appended to the version.
-fn with_rev(v: String) -> String {
+pub fn with_rev(v: String) -> String {
     match std::env::var("TARN_BENCH_REV") {
         Ok(r) if !r.is_empty() => format!("{v} ({r})"),
         _ => v,
@@ -1092,6 +1128,8 @@ async fn main() {
         (Some(Workload::History(h)), _) => (history::run(h).await, &h.results),
         (Some(Workload::Sql(s)), _) => (sql::run(s).await, &s.results),
         (Some(Workload::Registry(r)), _) => (registry::run(r).await, &r.results),
+        (Some(Workload::Scale(s)), _) => (scale::run(s).await, &s.results),
+        (Some(Workload::Backends(b)), _) => (remote::run(b).await, &b.results),
         (None, Some(args)) => (run(args).await, &args.results),
         (None, None) => {
             // clap already refuses this (--data, --work and --results are required).

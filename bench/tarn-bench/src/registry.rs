@@ -47,7 +47,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use tarn::{Durability, Lake, LakeConfig, ReadRequest, WriteRequest};
+use tarn::{Durability, Lake, ReadRequest, WriteRequest};
 use tarn_query::QuerySession;
 use tarn_registry::{
     Aggregation, DimensionInput, GroupBy, MappingInput, Pinned, ProjectDefinition, ProjectQuery,
@@ -688,7 +688,7 @@ pub async fn run(args: &RegistryArgs) -> Result<usize> {
         want.groups.len(),
         secs(t)
     );
-    let data_dir = LakeConfig::load(&lake_dir)?.storage_path(&lake_dir)?;
+    let data_dir = crate::local_data_dir(&lake_dir)?;
     let files = table_files(lake, &data_dir, DATASET).await?;
     let sql = sqls(uri, &files.files);
     let q = project_query()?;

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
-use tarn::{Durability, Lake, LakeConfig, WriteRequest};
+use tarn::{Durability, Lake, WriteRequest};
 use tarn_query::datafusion::common::config::ConfigField;
 use tarn_query::datafusion::functions::datetime::date_trunc::DateTruncFunc;
 use tarn_query::datafusion::logical_expr::ScalarUDF;
@@ -247,13 +247,13 @@ pub(crate) async fn table_files(lake: &Lake, data_dir: &Path, dataset: &str) -> 
         files.push(full);
     }
     ensure!(
-        file_rows == snapshot.version.rows,
+        file_rows == snapshot.rows(),
         "{dataset}: the files hold {file_rows} rows, the snapshot {}",
-        snapshot.version.rows
+        snapshot.rows()
     );
     Ok(TableFiles {
         dataset: dataset.to_string(),
-        rows: snapshot.version.rows,
+        rows: snapshot.rows(),
         row_groups: row_groups.len(),
         files,
     })
@@ -780,7 +780,7 @@ pub async fn run(args: &SqlArgs) -> Result<usize> {
     fs::create_dir_all(&args.work)?;
     let lake_dir = args.work.join("lake");
     let (lake, setup_s) = build(args, &lake_dir).await?;
-    let data_dir = LakeConfig::load(&lake_dir)?.storage_path(&lake_dir)?;
+    let data_dir = crate::local_data_dir(&lake_dir)?;
     let w1 = table_files(&lake, &data_dir, W1_DATASET).await?;
     let mut many = Vec::new();
     for i in 0..args.datasets {

@@ -52,8 +52,24 @@ pub enum CatalogError {
         expected: u64,
         actual: u64,
     },
-    #[error("catalog database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    /// The database failed a statement (the message is the database's own).
+    #[error("{catalog}: {message}")]
+    Database {
+        catalog: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The catalog cannot be reached or refused the connection (not running, wrong host or
+    /// port, wrong credentials, timeout): nothing was written.
+    #[error("cannot reach the {catalog}: {reason}")]
+    Unavailable { catalog: String, reason: String },
+    /// A commit was sent but its answer was lost (timeout, dropped connection): the version
+    /// may or may not exist. Read the catalog to find out; never delete what it may reference.
+    #[error(
+        "{catalog}: the outcome of the commit is unknown ({reason}); read the dataset's log to see whether it landed"
+    )]
+    UnknownOutcome { catalog: String, reason: String },
     /// The operation is refused as asked (a name taken, a merge that is not a fast-forward,
     /// a branch others depend on); the message says why and what to do.
     #[error("{0}")]
@@ -67,6 +83,44 @@ pub enum CatalogError {
 }
 
 impl CatalogError {
+    /// A database error of `catalog`.
+    pub fn database(
+        catalog: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Database {
+            catalog: catalog.into(),
+            message: e.to_string(),
+            source: Some(Box::new(e)),
+        }
+    }
+
+    /// Names the catalog in an error made where it was not known (an empty `catalog`).
+    pub fn in_catalog(self, name: &str) -> Self {
+        match self {
+            Self::Database {
+                catalog,
+                message,
+                source,
+            } if catalog.is_empty() => Self::Database {
+                catalog: name.to_string(),
+                message,
+                source,
+            },
+            Self::Unavailable { catalog, reason } if catalog.is_empty() => Self::Unavailable {
+                catalog: name.to_string(),
+                reason,
+            },
+            Self::UnknownOutcome { catalog, reason } if catalog.is_empty() => {
+                Self::UnknownOutcome {
+                    catalog: name.to_string(),
+                    reason,
+                }
+            }
+            other => other,
+        }
+    }
+
     /// A head moved under a compare-and-swap (a dataset branch's or a registry component's):
     /// nothing was written, and re-planning on the new head may succeed.
     pub fn is_conflict(&self) -> bool {

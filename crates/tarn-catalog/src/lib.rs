@@ -4,36 +4,108 @@
 //! the version the writer planned on. It also keeps the collections' key schemas, and the
 //! registry's versioned dimensions, mappings, projects and registrations
 //! (docs/design/0005-registry.md). It knows nothing of Parquet or of HTTP.
+//!
+//! Two backends implement it, SQLite (embedded) and PostgreSQL (shared), behind the small
+//! traits below; [`open`] picks one from a [`CatalogLocation`] (docs/design/0006-backends.md).
 
 mod error;
+mod location;
 mod model;
+pub mod ordered;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::{CatalogError, Result};
+pub use location::{CatalogLocation, CatalogSettings};
 pub use model::*;
+pub use postgres::PostgresCatalog;
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use tarn_core::{BranchName, DatasetName, KeySchema};
 
-/// The catalog of one lake.
+/// Opens (creating its tables if needed) the catalog at `location`.
+pub async fn open(location: &CatalogLocation, settings: &CatalogSettings) -> Result<Catalog> {
+    match location {
+        CatalogLocation::Sqlite(path) => {
+            let (path, durable) = (path.clone(), settings.durable);
+            let catalog = tokio::task::spawn_blocking(move || SqliteCatalog::open(path, durable))
+                .await
+                .map_err(|e| CatalogError::Task(e.to_string()))??;
+            Ok(Catalog::new(Arc::new(catalog)))
+        }
+        CatalogLocation::Postgres(url) => Ok(Catalog::new(Arc::new(
+            PostgresCatalog::connect(url, settings).await?,
+        ))),
+    }
+}
+
+/// A lake's catalog: one handle to each part of it. Cheap to clone.
+///
+/// A backend implements every part ([`CatalogBackend`]); [`Catalog::new`] takes it whole,
+/// and the `with_*` methods swap one part (a test double that fails commits wraps only the
+/// [`DatasetWriter`]).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub reader: Arc<dyn DatasetReader>,
+    pub writer: Arc<dyn DatasetWriter>,
+    pub retention: Arc<dyn Retention>,
+    pub collections: Arc<dyn CollectionStore>,
+    pub registry: Arc<dyn RegistryStore>,
+    pub lake: Arc<dyn LakeStore>,
+}
+
+/// Everything a catalog backend implements.
+pub trait CatalogBackend:
+    DatasetReader + DatasetWriter + Retention + CollectionStore + RegistryStore + LakeStore
+{
+}
+
+impl<T> CatalogBackend for T where
+    T: DatasetReader + DatasetWriter + Retention + CollectionStore + RegistryStore + LakeStore
+{
+}
+
+impl Catalog {
+    pub fn new<B: CatalogBackend + 'static>(backend: Arc<B>) -> Self {
+        Self {
+            reader: backend.clone(),
+            writer: backend.clone(),
+            retention: backend.clone(),
+            collections: backend.clone(),
+            registry: backend.clone(),
+            lake: backend,
+        }
+    }
+
+    /// The same catalog with `writer` making its mutations.
+    pub fn with_writer(mut self, writer: Arc<dyn DatasetWriter>) -> Self {
+        self.writer = writer;
+        self
+    }
+
+    /// What the catalog is, for messages: `SQLite catalog /lake/catalog.db`,
+    /// `PostgreSQL catalog tarn@127.0.0.1:5432/lake`.
+    pub fn describe(&self) -> String {
+        self.lake.describe()
+    }
+}
+
+/// The reads of datasets, branches, versions, row groups, tags and the lake-wide commit
+/// sequence.
 ///
 /// # Guarantees
 ///
-/// - [`Catalog::commit`] is atomic: the new version, its files, row groups and metadata, and
-///   the move of the branch head become visible together or not at all.
-/// - It is exclusive: it succeeds only if the branch head is still `base_version`; otherwise
-///   it changes nothing and returns [`CatalogError::Conflict`]. Of several writers that
-///   planned on the same head, exactly one commits `base_version + 1`, so versions are
-///   gap-free. It never retries: re-planning on the new head is the caller's policy.
-/// - A returned commit is durable when the catalog was opened with durable settings.
-/// - Readers see committed versions only; a version, once committed, never changes (only
-///   `vacuum` may expire it), and reads never block a commit.
+/// - Reads see committed state only, never part of a transaction; each call sees one
+///   consistent state (several calls may see different ones, as writers commit between them).
+/// - A version, once committed, never changes (only `vacuum` may expire it), so any answer
+///   about a given version stays true.
+/// - Reads never block a commit, and a commit never blocks reads (WAL readers in SQLite,
+///   MVCC snapshots in PostgreSQL).
 #[async_trait]
-pub trait Catalog: Send + Sync + std::fmt::Debug {
-    /// The compare-and-swap primitive. See the trait documentation.
-    async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome>;
-
+pub trait DatasetReader: Send + Sync + std::fmt::Debug {
     async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetRecord>>;
     async fn branch(&self, dataset_id: i64, name: &BranchName) -> Result<Option<BranchRecord>>;
     async fn branch_by_id(&self, branch_id: i64) -> Result<Option<BranchRecord>>;
@@ -66,6 +138,37 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn tag(&self, dataset_id: i64, name: &str) -> Result<Option<TagRecord>>;
     /// Every tag of a dataset, by name.
     async fn tags(&self, dataset_id: i64) -> Result<Vec<TagRecord>>;
+}
+
+/// The mutations of datasets: the commit primitive, tags, branches and fast-forwards.
+///
+/// # Guarantees
+///
+/// - Each call is one transaction: what it changes becomes visible together or not at all,
+///   and on any error nothing is written.
+/// - Write transactions of one lake are serial (SQLite's `BEGIN IMMEDIATE`, a lock on the
+///   lake's clock row in PostgreSQL), so the checks a call makes inside its transaction hold
+///   until it commits, across processes and machines.
+/// - Every call that makes a lake-wide commit takes the next commit id: ids increase
+///   strictly in the order commits become visible, and their times never go backwards.
+/// - A returned call is durable when the catalog was opened with durable settings.
+/// - No call retries: re-planning on the new head is the caller's policy.
+#[async_trait]
+pub trait DatasetWriter: Send + Sync + std::fmt::Debug {
+    /// The compare-and-swap primitive: makes `request` visible as version
+    /// `request.base_version + 1` of its branch (creating the dataset and `main` when
+    /// `base_version` is 0 and the dataset does not exist).
+    ///
+    /// - Atomic: the new version, its file, row groups and metadata, and the move of the
+    ///   branch head become visible together or not at all.
+    /// - Exclusive: it succeeds only if the branch head is still `base_version` and every
+    ///   row group it removes is still live; otherwise it changes nothing and returns
+    ///   [`CatalogError::Conflict`]. Of several writers that planned on the same head,
+    ///   exactly one commits `base_version + 1`, so versions are gap-free.
+    /// - When the answer to the transaction's `COMMIT` is lost, the result is
+    ///   [`CatalogError::UnknownOutcome`]: the version may or may not exist, and the caller
+    ///   must find out by reading the catalog, never by guessing.
+    async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome>;
     /// Names `version` of branch `branch_id` (stored against the branch that holds it).
     /// A taken name is refused unless `force`, which moves it.
     async fn create_tag(
@@ -78,7 +181,6 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     ) -> Result<TagRecord>;
     /// Removes a tag; `false` if there was none.
     async fn delete_tag(&self, dataset_id: i64, name: &str) -> Result<bool>;
-
     /// Creates branch `name` at `version` of branch `from` without copying data: it shares
     /// the history up to `version` and gets its own copy of the live row-group list. It is a
     /// lake-wide commit (so pinned reads know when it appeared).
@@ -100,7 +202,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
         source: &BranchName,
         target: &BranchName,
     ) -> Result<MergeOutcome>;
+}
 
+/// Vacuum's half in the catalog: which files versions reference, and expiring versions.
+#[async_trait]
+pub trait Retention: Send + Sync + std::fmt::Debug {
     /// Paths of every file that some version still references.
     async fn referenced_files(&self) -> Result<Vec<String>>;
     /// Expires versions the retention policy no longer keeps, drops the row-group lifetimes
@@ -110,7 +216,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     /// catalog in one transaction, before the caller deletes the files: a crash in between
     /// leaves orphans for the next vacuum, never a version that points at a deleted file.
     async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome>;
+}
 
+/// The collections' key schemas (SPEC §1).
+#[async_trait]
+pub trait CollectionStore: Send + Sync + std::fmt::Debug {
     /// Records a collection (SPEC §1). Atomic and exclusive: of several callers creating the
     /// same collection exactly one succeeds, the others get [`CatalogError::CollectionExists`];
     /// it fails with [`CatalogError::CollectionOverlap`] when an existing collection's name is
@@ -120,7 +230,11 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
     async fn collection(&self, name: &DatasetName) -> Result<Option<CollectionRecord>>;
     /// Every collection, by name.
     async fn collections(&self) -> Result<Vec<CollectionRecord>>;
+}
 
+/// The registry's versioned components (docs/design/0005).
+#[async_trait]
+pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Writes a registry component version (docs/design/0005): the first one (version 1)
     /// when `v.base_version` is `None`, else version `base_version + 1`.
     ///
@@ -181,4 +295,26 @@ pub trait Catalog: Send + Sync + std::fmt::Debug {
         target_name: &str,
         target_version: Option<u64>,
     ) -> Result<Vec<Dependent>>;
+}
+
+/// The lake's identity in its catalog, and facts about the catalog itself.
+#[async_trait]
+pub trait LakeStore: Send + Sync + std::fmt::Debug {
+    /// What the catalog is, for messages (`SQLite catalog PATH`, `PostgreSQL catalog
+    /// USER@HOST:PORT/DB`). Never holds a password.
+    fn describe(&self) -> String;
+    /// The lake this catalog holds, if one was recorded.
+    async fn lake(&self) -> Result<Option<LakeRecord>>;
+    /// Records the lake's storage URL, or checks it against the one recorded: the first
+    /// caller records it (atomically: of several, exactly one does); every later one gets
+    /// the record back when `storage` is the same, and [`CatalogError::Refused`] naming both
+    /// URLs when it is not.
+    async fn claim_lake(&self, storage: &str) -> Result<LakeRecord>;
+    /// Row counts of the catalog's tables, by table name: for tests and diagnostics.
+    async fn table_counts(&self) -> Result<BTreeMap<String, i64>>;
+    /// Statements sent to a catalog server so far (`None` for an in-process catalog, where
+    /// a statement is a function call, not a round trip).
+    fn round_trips(&self) -> Option<u64> {
+        None
+    }
 }

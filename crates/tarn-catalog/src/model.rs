@@ -1,7 +1,7 @@
 //! The records the catalog stores and returns.
 
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tarn_core::value::SqlScalar;
 use tarn_core::{BranchName, DatasetName, KeySchema};
 
@@ -319,4 +319,139 @@ pub struct NewComponentVersion {
     /// The rows of a mapping version (empty for the other kinds).
     pub mapping_rows: Vec<MappingRow>,
     pub dependencies: Vec<DependencyTarget>,
+}
+
+/// The lake a catalog holds: its storage, recorded once, when the lake is first used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LakeRecord {
+    /// The storage URL, as `tarn.toml` gives it (`data`, `s3://bucket/prefix`).
+    pub storage: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The recorded lake when its storage is `storage`, else a refusal naming both.
+pub(crate) fn check_claim(lake: LakeRecord, storage: &str) -> crate::Result<LakeRecord> {
+    if lake.storage == storage {
+        Ok(lake)
+    } else {
+        Err(crate::CatalogError::Refused(format!(
+            "this catalog already holds a lake whose storage is {:?}, not {storage:?}; \
+             use storage = {:?} to join it, or another catalog for a new lake",
+            lake.storage, lake.storage
+        )))
+    }
+}
+
+/// The catalog's tables (the same in every backend), for row counts.
+pub const TABLES: [&str; 15] = [
+    "lake",
+    "datasets",
+    "branches",
+    "commits",
+    "versions",
+    "files",
+    "row_groups",
+    "branch_row_groups",
+    "tags",
+    "collections",
+    "registry_components",
+    "registry_versions",
+    "dimension_records",
+    "mapping_rows",
+    "registry_dependencies",
+];
+
+/// The name range of the datasets under `prefix` (SPEC §1: `a/b` is under `a`, `ab` is not):
+/// the name itself, and the names in `[prefix/, prefix0)` (`0` is the byte after `/`).
+/// `None` as the first value when every name is in range.
+pub(crate) fn prefix_range(prefix: Option<&str>) -> (Option<String>, String, String) {
+    match prefix.map(|p| p.trim_end_matches('/')) {
+        Some(p) if !p.is_empty() => (Some(p.to_string()), format!("{p}/"), format!("{p}0")),
+        _ => (None, String::new(), String::new()),
+    }
+}
+
+fn refused(msg: String) -> crate::CatalogError {
+    crate::CatalogError::Refused(msg)
+}
+
+/// The first 20 items, then how many more there are (as the design's error reports do).
+fn listed<T: std::fmt::Display>(items: &[T]) -> String {
+    const LIMIT: usize = 20;
+    let shown: Vec<String> = items.iter().take(LIMIT).map(|i| i.to_string()).collect();
+    let mut out = shown.join(", ");
+    if items.len() > LIMIT {
+        out.push_str(&format!(" and {} more", items.len() - LIMIT));
+    }
+    out
+}
+
+/// The checks of a registry write on the request alone, before any lookup (the same in every
+/// backend).
+pub(crate) fn check_shape(v: &NewComponentVersion) -> crate::Result<()> {
+    let what = format!("{} {:?}", v.kind, v.name);
+    if v.kind != ComponentKind::Dimension && !v.records.is_empty() {
+        return Err(refused(format!(
+            "{what}: only a dimension has records, and a {} was given {}",
+            v.kind,
+            v.records.len()
+        )));
+    }
+    if v.kind != ComponentKind::Mapping && !v.mapping_rows.is_empty() {
+        return Err(refused(format!(
+            "{what}: only a mapping has mapping rows, and a {} was given {}",
+            v.kind,
+            v.mapping_rows.len()
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let dup_ids: BTreeSet<&str> = v
+        .records
+        .iter()
+        .filter(|r| !seen.insert(r.id.as_str()))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !dup_ids.is_empty() {
+        let ids: Vec<String> = dup_ids.iter().map(|id| format!("{id:?}")).collect();
+        return Err(refused(format!(
+            "{what}: record ids must be unique, and {} repeat: {}",
+            ids.len(),
+            listed(&ids)
+        )));
+    }
+    let mut seen = BTreeSet::new();
+    let dup_pairs: BTreeSet<(&str, &str)> = v
+        .mapping_rows
+        .iter()
+        .map(|r| (r.from_id.as_str(), r.to_id.as_str()))
+        .filter(|pair| !seen.insert(*pair))
+        .collect();
+    if !dup_pairs.is_empty() {
+        let pairs: Vec<String> = dup_pairs
+            .iter()
+            .map(|(from, to)| format!("{from:?} -> {to:?}"))
+            .collect();
+        return Err(refused(format!(
+            "{what}: each (from, to) pair must appear once, and {} repeat: {}",
+            pairs.len(),
+            listed(&pairs)
+        )));
+    }
+    let mut targets: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for d in &v.dependencies {
+        if d.kind != DependencyTarget::DATASET && ComponentKind::parse(&d.kind).is_none() {
+            return Err(refused(format!(
+                "{what}: dependency kind {:?} of {:?} is neither a component kind \
+                 (dimension, mapping, project, registration) nor \"dataset\"",
+                d.kind, d.name
+            )));
+        }
+        if let Some(other) = targets.insert((&d.kind, &d.name), d.version) {
+            return Err(refused(format!(
+                "{what}: depends on {} {:?} twice (versions {other} and {}); name each target once",
+                d.kind, d.name, d.version
+            )));
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use crate::Ctx;
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use serde_json::{Map, Value, json};
-use tarn::catalog::DatasetSummary;
+use tarn::DatasetSummary;
 use tarn::{CollectionDataset, CollectionListing, CollectionRecord, KeyField, KeySchema};
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +165,7 @@ pub async fn run(ctx: &Ctx, command: CollectionCommand) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             let dataset = schema.to_name(&key)?;
             if ctx.json {
-                let exists = lake.catalog().dataset(&dataset).await?.is_some();
+                let exists = lake.dataset_exists(&dataset).await?;
                 let ordered: Vec<_> = schema
                     .fields()
                     .filter_map(|f| key.iter().find(|(n, _)| *n == f.name).cloned())

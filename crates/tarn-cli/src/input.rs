@@ -68,10 +68,9 @@ pub fn read_inputs(
     let mut aligned = Vec::with_capacity(batches.len());
     for (i, b) in batches.iter().enumerate() {
         if b.schema().fields() != schema.fields() {
-            let (a, _) =
-                tarn::store::schema::align_batch(b, &schema, false).with_context(|| {
-                    format!("input {:?} does not match input {:?}", paths[i], paths[0])
-                })?;
+            let a = tarn::conform_batch(b, &schema).with_context(|| {
+                format!("input {:?} does not match input {:?}", paths[i], paths[0])
+            })?;
             aligned.push(a);
         } else {
             aligned.push(b.clone());

@@ -76,7 +76,7 @@ pub async fn run(ctx: &Ctx, args: IntersectArgs) -> Result<()> {
         args.end.as_deref(),
         None,
     )?;
-    let kind = snapshots[0].kind;
+    let kind = snapshots[0].kind();
     let request = IntersectRequest {
         start: bounds.start,
         end: bounds.end,

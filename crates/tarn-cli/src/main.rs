@@ -95,16 +95,9 @@ enum Durability {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a lake (tarn.toml, catalog.db, data/) in PATH (default: the current directory).
-    Init {
-        path: Option<PathBuf>,
-        /// Catalog URL (only SQLite is supported: a path or sqlite://PATH).
-        #[arg(long)]
-        catalog: Option<String>,
-        /// Storage URL (only local storage is supported: a path or file://PATH).
-        #[arg(long)]
-        storage: Option<String>,
-    },
+    /// Create a lake (tarn.toml, catalog.db, data/) in PATH (default: the current
+    /// directory), or join the lake a shared catalog already holds.
+    Init(InitArgs),
     /// Merge rows into a dataset (creating it on the first write); one version per call.
     Write(WriteArgs),
     /// Read rows of any version, in order, optionally in a range and with some columns.
@@ -235,6 +228,39 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+struct InitArgs {
+    path: Option<PathBuf>,
+    /// The catalog: a SQLite path (default catalog.db, relative to PATH) or a PostgreSQL
+    /// URL (postgres://USER@HOST:PORT/DB; the password from PGPASSWORD).
+    #[arg(long)]
+    catalog: Option<String>,
+    /// The storage: a directory (default data, relative to PATH) or s3://BUCKET/PREFIX
+    /// (credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    storage: Option<String>,
+    /// The S3 endpoint of an S3-compatible store (written to tarn.toml's [s3]).
+    #[arg(long)]
+    s3_endpoint: Option<String>,
+    /// The S3 region (written to [s3]).
+    #[arg(long)]
+    s3_region: Option<String>,
+    /// Allow plain-HTTP S3 endpoints (written to [s3]).
+    #[arg(long)]
+    s3_allow_http: bool,
+}
+
+impl InitArgs {
+    /// No backend was named: `tarn init DIR` on an existing lake just opens it.
+    fn is_default_config(&self) -> bool {
+        self.catalog.is_none()
+            && self.storage.is_none()
+            && self.s3_endpoint.is_none()
+            && self.s3_region.is_none()
+            && !self.s3_allow_http
+    }
+}
+
+#[derive(Debug, Args)]
 struct WriteArgs {
     uri: String,
     /// Input files ('-' for stdin); the format comes from the extension unless --format.
@@ -277,23 +303,10 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// `30d`, `12h`, `90min`, `45s`, `2w`.
+/// `30d`, `12h`, `90min`, `45s`, `2w`, `1h 30min` (humantime's grammar).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (n, unit) = t.split_at(split);
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30d, 12h, 90min"))?;
-    let secs = match unit {
-        "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        "w" => 604_800,
-        _ => return Err(format!("invalid duration {s:?}: units are s, min, h, d, w")),
-    };
-    Ok(Duration::from_secs(n * secs))
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("invalid duration {s:?} ({e}): expected e.g. 30d, 12h, 90min"))
 }
 
 struct Ctx {
@@ -395,11 +408,7 @@ fn format_error(e: &anyhow::Error) -> String {
 
 async fn run(ctx: &Ctx, command: Command) -> Result<()> {
     match command {
-        Command::Init {
-            path,
-            catalog,
-            storage,
-        } => init(ctx, path, catalog, storage).await,
+        Command::Init(args) => init(ctx, args).await,
         Command::Write(args) => write(ctx, args).await,
         Command::Read {
             uri,
@@ -638,47 +647,54 @@ async fn snapshot_as_of(lake: &Lake, uri: &str, as_of: Option<&str>) -> Result<t
     Ok(lake.snapshot_at(uri, state).await?)
 }
 
-async fn init(
-    ctx: &Ctx,
-    path: Option<PathBuf>,
-    catalog: Option<String>,
-    storage: Option<String>,
-) -> Result<()> {
-    let dir = path.unwrap_or_else(|| PathBuf::from("."));
-    let existed = dir.join(tarn::CONFIG_FILE).exists();
-    if !existed && (catalog.is_some() || storage.is_some()) {
-        let mut config = tarn::LakeConfig::default();
-        if let Some(c) = catalog {
-            config.catalog = c;
-        }
-        if let Some(s) = storage {
-            config.storage = s;
-        }
-        config.catalog_path(&dir)?;
-        config.storage_path(&dir)?;
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        std::fs::write(dir.join(tarn::CONFIG_FILE), toml_text(&config)?)?;
+async fn init(ctx: &Ctx, args: InitArgs) -> Result<()> {
+    let dir = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let default_config = args.is_default_config();
+    let mut config = tarn::LakeConfig::default();
+    if let Some(c) = args.catalog {
+        config.catalog = c;
     }
-    Lake::init(&dir).await?;
+    if let Some(s) = args.storage {
+        config.storage = s;
+    }
+    config.s3.endpoint = args.s3_endpoint;
+    config.s3.region = args.s3_region;
+    config.s3.allow_http = args.s3_allow_http.then_some(true);
+    let exists = dir.join(tarn::CONFIG_FILE).is_file();
+    let (lake, done) = if exists && default_config {
+        (Lake::open(&dir).await?, tarn::Initialized::Existing)
+    } else {
+        Lake::init_with(&dir, config).await?
+    };
+    let verb = match done {
+        tarn::Initialized::Created => "created",
+        tarn::Initialized::Joined => "joined",
+        tarn::Initialized::Existing => "existing",
+    };
     if ctx.json {
-        return ctx.print_json(&json!({"lake": dir.display().to_string(), "created": !existed}));
+        return ctx.print_json(&json!({
+            "lake": dir.display().to_string(),
+            "created": done == tarn::Initialized::Created,
+            "status": verb,
+            "backends": lake.describe(),
+        }));
     }
     if !ctx.quiet {
-        if existed {
-            outln!("{} is already a tarn lake", dir.display());
-        } else {
-            outln!("created tarn lake in {}", dir.display());
+        match done {
+            tarn::Initialized::Created => outln!(
+                "created tarn lake in {} ({})",
+                dir.display(),
+                lake.describe()
+            ),
+            tarn::Initialized::Joined => outln!(
+                "joined the tarn lake of {} in {}: its catalog already held it",
+                lake.describe(),
+                dir.display()
+            ),
+            tarn::Initialized::Existing => outln!("{} is already a tarn lake", dir.display()),
         }
     }
     Ok(())
-}
-
-fn toml_text(config: &tarn::LakeConfig) -> Result<String> {
-    Ok(format!(
-        "# tarn lake configuration\ncatalog = {:?}\nstorage = {:?}\n",
-        config.catalog, config.storage
-    ))
 }
 
 async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
@@ -689,7 +705,7 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
         .snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string())
         .await
     {
-        Ok(s) => Some(s.schema),
+        Ok(s) => Some(s.schema().clone()),
         Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use tarn::catalog::{ComponentKind, ComponentVersion, Dependent};
+use tarn::registry_store::{ComponentKind, ComponentVersion, Dependent};
 use tarn_registry::{
     Aggregation, ComponentRef, DimensionInput, GroupBy, MappingInput, ProjectDefinition,
     ProjectQuery, Registry, UpdateOutcome,

@@ -277,10 +277,7 @@ impl Shell {
         for d in self.lake.datasets(None).await? {
             let name = d.name.to_string();
             let (count, version) = match self.lake.snapshot_at(&name, self.as_of).await {
-                Ok(s) => (
-                    s.version.rows.to_string(),
-                    format!("v{}", s.version.version),
-                ),
+                Ok(s) => (s.rows().to_string(), format!("v{}", s.version())),
                 // Created after a pinned state.
                 Err(e) if e.kind() == tarn::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e.into()),

@@ -76,9 +76,9 @@ impl CollectionTable {
             if !same {
                 return Err(QueryError::InvalidCall(format!(
                     "collection {name} cannot be one table: dataset {} has columns ({}) where {} has ({}); query the datasets one by one",
-                    member.snapshot().dataset.name,
+                    member.snapshot().name(),
                     describe(&other),
-                    members[0].1.snapshot().dataset.name,
+                    members[0].1.snapshot().name(),
                     describe(&data)
                 )));
             }

@@ -84,7 +84,7 @@ impl QueryEngine {
     pub fn new(lake: &Lake) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new().build_arc()?;
         let url = datafusion::execution::object_store::ObjectStoreUrl::parse(DATA_URL)?;
-        runtime.register_object_store(url.as_ref(), lake.store().object_store().clone());
+        runtime.register_object_store(url.as_ref(), lake.object_store());
         Ok(Self {
             lake: lake.clone(),
             runtime,
@@ -334,14 +334,7 @@ impl QuerySession {
             let Ok(dataset) = tarn::DatasetName::new(name.as_str()) else {
                 continue;
             };
-            if self
-                .lake
-                .catalog()
-                .dataset(&dataset)
-                .await
-                .map_err(tarn::Error::from)?
-                .is_some()
-            {
+            if self.lake.dataset_exists(&dataset).await? {
                 out.insert(name);
             }
         }

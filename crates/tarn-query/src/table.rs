@@ -31,7 +31,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::expressions::Column as PhysicalColumn;
 use std::sync::Arc;
-use tarn::store::RowGroupRef;
+use tarn::RowGroup as RowGroupRef;
 use tarn::{Lake, OrderedKind, OrderedValue, Snapshot};
 
 /// The URL under which a lake's data store is registered in a query session.
@@ -54,7 +54,7 @@ pub struct SnapshotTable {
 
 impl SnapshotTable {
     pub fn new(lake: Lake, snapshot: Snapshot) -> Self {
-        let schema = snapshot.schema.clone();
+        let schema = snapshot.schema().clone();
         Self {
             lake,
             snapshot,
@@ -67,9 +67,9 @@ impl SnapshotTable {
     /// into views without copying each value, and short values compare inline.
     pub fn with_view_types(mut self, views: bool) -> Self {
         self.schema = if views {
-            view_schema(&self.snapshot.schema)
+            view_schema(self.snapshot.schema())
         } else {
-            self.snapshot.schema.clone()
+            self.snapshot.schema().clone()
         };
         self
     }
@@ -83,7 +83,7 @@ impl SnapshotTable {
     /// (DataFusion still applies every filter exactly).
     fn bounds(&self, filters: &[Expr]) -> (Option<OrderedValue>, Option<OrderedValue>) {
         let column = self.snapshot.ordered_on();
-        let kind = self.snapshot.kind;
+        let kind = self.snapshot.kind();
         let mut start: Option<OrderedValue> = None;
         let mut end: Option<OrderedValue> = None;
         let mut raise = |v: OrderedValue| {
@@ -157,16 +157,16 @@ impl SnapshotTable {
         min: &OrderedValue,
         max: &OrderedValue,
     ) -> Statistics {
-        let schema = &self.snapshot.schema;
+        let schema = &self.snapshot.schema();
         let ordered = schema.index_of(self.snapshot.ordered_on()).ok();
         let column_statistics = (0..schema.fields().len())
             .map(|i| {
                 if Some(i) == ordered {
                     ColumnStatistics {
                         null_count: Precision::Exact(0),
-                        min_value: scalar(self.snapshot.kind, min, schema.field(i).data_type())
+                        min_value: scalar(self.snapshot.kind(), min, schema.field(i).data_type())
                             .map_or(Precision::Absent, Precision::Exact),
-                        max_value: scalar(self.snapshot.kind, max, schema.field(i).data_type())
+                        max_value: scalar(self.snapshot.kind(), max, schema.field(i).data_type())
                             .map_or(Precision::Absent, Precision::Exact),
                         ..ColumnStatistics::new_unknown()
                     }
@@ -226,9 +226,11 @@ impl SnapshotTable {
             let first = &run[0];
             let count = match first.file_row_groups {
                 Some(n) => n,
-                None => tarn::store::parquet_io::row_group_count(self.lake.store(), &first.path)
+                None => self
+                    .lake
+                    .file_row_groups(&first.path)
                     .await
-                    .map_err(|e| QueryError::Tarn(e.into()))?,
+                    .map_err(QueryError::Tarn)?,
             };
             let mut plan = ParquetAccessPlan::new_none(count as usize);
             for rg in run {
@@ -270,7 +272,7 @@ impl SnapshotTable {
         partitions: usize,
     ) {
         let _ = SCAN_REPORTS.try_with(|reports| {
-            let kind = self.snapshot.kind;
+            let kind = self.snapshot.kind();
             let column = self.snapshot.ordered_on();
             let bounds = match (start, end) {
                 (None, None) => format!("no bound on {column}"),
@@ -280,7 +282,7 @@ impl SnapshotTable {
                     format!("{column} >= {} AND {column} < {}", s.display(kind), e.display(kind))
                 }
             };
-            let total = self.snapshot.version.row_groups;
+            let total = self.snapshot.row_group_count();
             let kept = row_groups.len() as u64;
             let files: std::collections::BTreeSet<&str> =
                 row_groups.iter().map(|r| r.path.as_str()).collect();
@@ -447,9 +449,9 @@ impl TableProvider for SnapshotTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        let v = &self.snapshot.version;
-        match (self.snapshot.value(&v.min), self.snapshot.value(&v.max)) {
-            (Some(min), Some(max)) => Some(self.statistics_of(v.rows, v.bytes, &min, &max)),
+        let s = &self.snapshot;
+        match (s.min(), s.max()) {
+            (Some(min), Some(max)) => Some(self.statistics_of(s.rows(), s.bytes(), &min, &max)),
             _ => None,
         }
     }

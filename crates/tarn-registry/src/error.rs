@@ -17,8 +17,6 @@ pub enum RegistryError {
     #[error(transparent)]
     Tarn(#[from] tarn::Error),
     #[error(transparent)]
-    Catalog(#[from] tarn::catalog::CatalogError),
-    #[error(transparent)]
     Query(#[from] tarn_query::QueryError),
     #[error("{0}")]
     Io(String),
@@ -30,10 +28,6 @@ impl RegistryError {
             Self::Invalid(_) => ErrorKind::Invalid,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Tarn(e) if e.kind() == tarn::ErrorKind::NotFound => ErrorKind::NotFound,
-            Self::Catalog(
-                tarn::catalog::CatalogError::ComponentNotFound { .. }
-                | tarn::catalog::CatalogError::DatasetNotFound(_),
-            ) => ErrorKind::NotFound,
             _ => ErrorKind::Other,
         }
     }

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use tarn::Lake;
-use tarn::catalog::{
-    Catalog, ComponentKind, ComponentRecord, ComponentVersion, DependencyTarget, Dependent,
+use tarn::registry_store::{
+    ComponentKind, ComponentRecord, ComponentVersion, DependencyTarget, Dependent,
     DimensionRecordRow, NewComponentVersion,
 };
 
@@ -206,8 +206,8 @@ impl Registry {
         &self.lake
     }
 
-    fn catalog(&self) -> &std::sync::Arc<dyn Catalog> {
-        self.lake.catalog()
+    fn registry_store(&self) -> tarn::registry_store::RegistryStore {
+        self.lake.registry_store()
     }
 
     /// A component version (the head when `version` is `None`), or a "does not exist" error.
@@ -217,7 +217,7 @@ impl Registry {
         name: &str,
         version: Option<u64>,
     ) -> Result<ComponentVersion> {
-        self.catalog()
+        self.registry_store()
             .component_version(kind, name, version)
             .await?
             .ok_or_else(|| not_found(kind, name, version))
@@ -225,7 +225,7 @@ impl Registry {
 
     /// Every component of `kind` (all kinds when `None`).
     pub async fn components(&self, kind: Option<ComponentKind>) -> Result<Vec<ComponentRecord>> {
-        Ok(self.catalog().components(kind).await?)
+        Ok(self.registry_store().components(kind).await?)
     }
 
     /// Resolves a command-line reference: a bare name must belong to exactly one kind.
@@ -235,7 +235,7 @@ impl Registry {
             None => {
                 let mut kinds = Vec::new();
                 for k in ComponentKind::ALL {
-                    if self.catalog().component(k, &r.name).await?.is_some() {
+                    if self.registry_store().component(k, &r.name).await?.is_some() {
                         kinds.push(k);
                     }
                 }
@@ -280,7 +280,7 @@ impl Registry {
         };
         check_name("dimension type", dimension_type)?;
         if let Some(existing) = self
-            .catalog()
+            .registry_store()
             .component(ComponentKind::Dimension, input.name)
             .await?
         {
@@ -291,7 +291,7 @@ impl Registry {
         }
         let records = read_records(input.records, input.id_column, input.name_column)?;
         let new = self.dimension_version(input, dimension_type, &records, None)?;
-        Ok(self.catalog().put_component_version(new).await?)
+        Ok(self.registry_store().put_component_version(new).await?)
     }
 
     /// Replaces a dimension's records: a new version, unless they are the same.
@@ -324,7 +324,7 @@ impl Registry {
                 stale: Vec::new(),
             });
         }
-        let version = self.catalog().put_component_version(new).await?;
+        let version = self.registry_store().put_component_version(new).await?;
         let stale = self
             .stale_dependents(ComponentKind::Dimension, input.name, version.version)
             .await?;
@@ -382,7 +382,7 @@ impl Registry {
             .await?;
         let body: DimensionBody = body(&v)?;
         let records = self
-            .catalog()
+            .registry_store()
             .dimension_records(v.component_id, v.version)
             .await?
             .into_iter()
@@ -418,7 +418,7 @@ impl Registry {
             )));
         };
         if let Some(existing) = self
-            .catalog()
+            .registry_store()
             .component(ComponentKind::Mapping, input.name)
             .await?
         {
@@ -430,7 +430,7 @@ impl Registry {
         let new = self
             .mapping_version(input, from, to, input.disaggregation, None)
             .await?;
-        Ok(self.catalog().put_component_version(new).await?)
+        Ok(self.registry_store().put_component_version(new).await?)
     }
 
     /// Replaces a mapping's rows, validated against the current versions of its dimensions.
@@ -475,7 +475,7 @@ impl Registry {
                 stale: Vec::new(),
             });
         }
-        let version = self.catalog().put_component_version(new).await?;
+        let version = self.registry_store().put_component_version(new).await?;
         let stale = self
             .stale_dependents(ComponentKind::Mapping, input.name, version.version)
             .await?;
@@ -537,7 +537,7 @@ impl Registry {
             records: Vec::new(),
             mapping_rows: rows
                 .iter()
-                .map(|r| tarn::catalog::MappingRow {
+                .map(|r| tarn::registry_store::MappingRow {
                     from_id: r.from_id.clone(),
                     to_id: r.to_id.clone(),
                     fraction: r.fraction,
@@ -565,7 +565,7 @@ impl Registry {
             .await?;
         let body: MappingBody = body(&v)?;
         let rows = self
-            .catalog()
+            .registry_store()
             .mapping_rows(v.component_id, v.version)
             .await?
             .into_iter()
@@ -586,7 +586,7 @@ impl Registry {
 
     /// Every version of a component, newest first.
     pub async fn history(&self, kind: ComponentKind, name: &str) -> Result<Vec<ComponentVersion>> {
-        let history = self.catalog().component_history(kind, name).await?;
+        let history = self.registry_store().component_history(kind, name).await?;
         if history.is_empty() {
             return Err(not_found(kind, name, None));
         }
@@ -602,7 +602,7 @@ impl Registry {
         version: Option<u64>,
     ) -> Result<Vec<Dependent>> {
         Ok(self
-            .catalog()
+            .registry_store()
             .dependents(kind, name, version)
             .await?
             .into_iter()

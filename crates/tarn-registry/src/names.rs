@@ -1,7 +1,7 @@
 //! Names of registry components, and the `KIND:NAME[@N]` references of the command line.
 
 use crate::error::{RegistryError, Result};
-use tarn::catalog::ComponentKind;
+use tarn::registry_store::ComponentKind;
 
 /// The longest name.
 pub const MAX_NAME: usize = 64;

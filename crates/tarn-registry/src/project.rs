@@ -5,7 +5,9 @@ use crate::{Pinned, Registry, author, body, check_name, to_json};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use tarn::catalog::{ComponentKind, ComponentVersion, DependencyTarget, NewComponentVersion};
+use tarn::registry_store::{
+    ComponentKind, ComponentVersion, DependencyTarget, NewComponentVersion,
+};
 
 /// A project definition as written by a user (`tarn project apply project.toml`), or given
 /// on the command line.
@@ -89,7 +91,7 @@ impl Registry {
         check_name("project", &def.name)?;
         if let Some(existing) = self
             .lake()
-            .catalog()
+            .registry_store()
             .component(ComponentKind::Project, &def.name)
             .await?
         {
@@ -115,7 +117,7 @@ impl Registry {
         check_name("project", &def.name)?;
         let current = match self
             .lake()
-            .catalog()
+            .registry_store()
             .component(ComponentKind::Project, &def.name)
             .await?
         {
@@ -161,7 +163,7 @@ impl Registry {
         };
         let version = self
             .lake()
-            .catalog()
+            .registry_store()
             .put_component_version(NewComponentVersion {
                 kind: ComponentKind::Project,
                 name: def.name.clone(),
@@ -210,7 +212,7 @@ impl Registry {
         for name in &def.dimensions {
             match self
                 .lake()
-                .catalog()
+                .registry_store()
                 .component(ComponentKind::Dimension, name)
                 .await?
             {

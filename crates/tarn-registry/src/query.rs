@@ -275,7 +275,7 @@ impl Registry {
             // The definition only: rows are read below, for the mappings the query joins.
             let v = self
                 .version_of(
-                    tarn::catalog::ComponentKind::Mapping,
+                    tarn::registry_store::ComponentKind::Mapping,
                     &m.name,
                     Some(m.version),
                 )
@@ -303,7 +303,7 @@ impl Registry {
         for reg in &registrations {
             let snapshot = self.lake().snapshot(&reg.body.uri).await?;
             let grouped = self.groups_first(q, reg, &snapshot).await?;
-            let schema = snapshot.schema.clone();
+            let schema = snapshot.schema().clone();
             let has = |c: &str| schema.field_with_name(c).is_ok();
             let missing_column = |c: &str| {
                 RegistryError::Invalid(format!("dataset {} has no column {c:?}", reg.body.dataset))
@@ -529,7 +529,7 @@ impl Registry {
             };
             let v = self
                 .version_of(
-                    tarn::catalog::ComponentKind::Dimension,
+                    tarn::registry_store::ComponentKind::Dimension,
                     &dimension.name,
                     Some(dimension.version),
                 )
@@ -539,18 +539,14 @@ impl Registry {
         }
         if let Some(freq) = &q.time_resample {
             let f = Frequency::parse(freq).map_err(|e| RegistryError::Invalid(e.to_string()))?;
-            let v = &snapshot.version;
-            let period = |x| {
-                snapshot
-                    .value(x)
-                    .and_then(|x| f.period_of(&x, snapshot.kind))
-            };
-            let (Some(first), Some(last)) = (period(&v.min), period(&v.max)) else {
+            let period =
+                |x: Option<tarn::OrderedValue>| x.and_then(|x| f.period_of(&x, snapshot.kind()));
+            let (Some(first), Some(last)) = (period(snapshot.min()), period(snapshot.max())) else {
                 return Ok(false);
             };
             groups *= (last.saturating_sub(first) as f64) + 1.0;
         }
-        Ok(groups * 4.0 <= snapshot.version.rows as f64)
+        Ok(groups * 4.0 <= snapshot.rows() as f64)
     }
 
     /// The registration of `text` (a dataset name or URI) to `project`. A URI with a ref
@@ -569,8 +565,8 @@ impl Registry {
         };
         if uri.branch.is_some() || !matches!(uri.reference, tarn::Ref::Live | tarn::Ref::Latest) {
             let asked = self.lake().snapshot(text).await?;
-            if asked.branch.name.as_str() != reg.body.branch
-                || asked.version.version != reg.body.dataset_version
+            if asked.branch_name().as_str() != reg.body.branch
+                || asked.version() != reg.body.dataset_version
             {
                 return Err(RegistryError::Invalid(format!(
                     "{text} is {}, but project {project:?} validated {}; register that version first (tarn project register-dataset)",

@@ -8,7 +8,9 @@ use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Int64Type};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use tarn::catalog::{ComponentKind, ComponentVersion, DependencyTarget, NewComponentVersion};
+use tarn::registry_store::{
+    ComponentKind, ComponentVersion, DependencyTarget, NewComponentVersion,
+};
 
 /// A registration version, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +114,7 @@ impl Registry {
             ));
         }
         let snapshot = self.lake().snapshot(uri).await?;
-        let schema = snapshot.schema.clone();
+        let schema = snapshot.schema().clone();
         let mut pinned_columns = BTreeMap::new();
         for (column, dimension) in columns {
             if pinned_columns.contains_key(column) {
@@ -123,7 +125,7 @@ impl Registry {
             let field = schema.field_with_name(column).map_err(|_| {
                 RegistryError::Invalid(format!(
                     "dataset {} has no column {column:?}; its columns are {}",
-                    snapshot.dataset.name,
+                    snapshot.name(),
                     Listing(
                         &schema
                             .fields()
@@ -160,22 +162,22 @@ impl Registry {
                 name: project_name.clone(),
                 version: project.version.version,
             },
-            dataset: snapshot.dataset.name.to_string(),
-            branch: snapshot.branch.name.to_string(),
-            dataset_version: snapshot.version.version,
+            dataset: snapshot.name().to_string(),
+            branch: snapshot.branch_name().to_string(),
+            dataset_version: snapshot.version(),
             uri: snapshot_uri.clone(),
             columns: pinned_columns.clone(),
-            rows: snapshot.version.rows,
+            rows: snapshot.rows(),
         };
-        let name = registration_name(&project_name, snapshot.dataset.name.as_str());
+        let name = registration_name(&project_name, snapshot.name().as_str());
         let existing = self
             .lake()
-            .catalog()
+            .registry_store()
             .component(ComponentKind::Registration, &name)
             .await?;
         if existing.is_some() {
             let current = self
-                .registration(&project_name, snapshot.dataset.name.as_str(), None)
+                .registration(&project_name, snapshot.name().as_str(), None)
                 .await?;
             if current.body == body {
                 return Ok(RegisterOutcome {
@@ -236,7 +238,7 @@ impl Registry {
         }));
         let version = self
             .lake()
-            .catalog()
+            .registry_store()
             .put_component_version(NewComponentVersion {
                 kind: ComponentKind::Registration,
                 name,

@@ -3,11 +3,17 @@
 //! can come back empty. For a local root tarn therefore fsyncs the file and its directory
 //! after the put, before any commit may reference it. Other stores (S3) are durable on put.
 
+use crate::counting::{CountingStore, RequestCounter, StoreRequests};
 use crate::error::{Result, StoreError};
+use crate::location::{S3Settings, StorageLocation};
 use bytes::Bytes;
 use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::prefix::PrefixStore;
+use object_store::{
+    ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +36,9 @@ pub struct DataStore {
     /// whose object store is the plain local file system (a wrapped store keeps its puts).
     direct: bool,
     footers: Arc<FooterCache>,
+    /// What the store is, for messages (`local storage /lake/data`, `S3 bucket b ...`).
+    description: Arc<str>,
+    requests: RequestCounter,
 }
 
 /// Parsed footers (with page indexes) of recently read files. Files are immutable, so an
@@ -58,13 +67,106 @@ impl FooterCache {
 
 impl DataStore {
     pub fn new(inner: Arc<dyn ObjectStore>, local_root: Option<PathBuf>, durable: bool) -> Self {
+        let description = match &local_root {
+            Some(root) => format!("local storage {}", root.display()),
+            None => format!("storage {inner}"),
+        };
+        let (counting, requests) = CountingStore::new(inner);
         Self {
-            inner,
+            inner: Arc::new(counting),
             local_root,
             durable,
             direct: false,
             footers: Arc::default(),
+            description: description.into(),
+            requests,
         }
+    }
+
+    /// Opens the store at `location`: a local directory (created if missing) or an S3
+    /// prefix (nothing is sent until the first request; [`DataStore::check`] asks the store).
+    pub fn open(location: &StorageLocation, s3: &S3Settings, durable: bool) -> Result<Self> {
+        match location {
+            StorageLocation::Local(root) => Self::local(root, durable),
+            StorageLocation::S3 { bucket, prefix } => {
+                // Timeouts as client settings (not a new `ClientOptions`, which would drop
+                // what the environment set, such as AWS_ALLOW_HTTP).
+                let seconds = |d: std::time::Duration| format!("{}ms", d.as_millis().max(1));
+                let mut builder = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                        seconds(s3.connect_timeout),
+                    )
+                    .with_config(
+                        AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                        seconds(s3.request_timeout),
+                    );
+                if let Some(endpoint) = &s3.endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                if let Some(region) = &s3.region {
+                    builder = builder.with_region(region);
+                }
+                if let Some(allow) = s3.allow_http {
+                    builder = builder.with_allow_http(allow);
+                }
+                let endpoint = builder
+                    .get_config_value(&AmazonS3ConfigKey::Endpoint)
+                    .unwrap_or_else(|| "AWS".into());
+                let description: Arc<str> = if prefix.is_empty() {
+                    format!("S3 bucket {bucket} at {endpoint}")
+                } else {
+                    format!("S3 bucket {bucket} at {endpoint} (prefix {prefix})")
+                }
+                .into();
+                let s3_store = builder
+                    .with_retry(RetryConfig {
+                        max_retries: s3.retries,
+                        retry_timeout: s3.request_timeout,
+                        ..RetryConfig::default()
+                    })
+                    .build()
+                    .map_err(|source| StoreError::ObjectStore {
+                        store: description.to_string(),
+                        path: String::new(),
+                        source: Box::new(source),
+                    })?;
+                let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                    Arc::new(s3_store)
+                } else {
+                    Arc::new(PrefixStore::new(s3_store, prefix.as_str()))
+                };
+                Ok(Self {
+                    description,
+                    ..Self::new(inner, None, durable)
+                })
+            }
+        }
+    }
+
+    /// The requests sent to the store so far (local writes count as puts).
+    pub fn requests(&self) -> StoreRequests {
+        self.requests.get()
+    }
+
+    /// What the store is, for messages: `local storage PATH` or `S3 bucket B at ENDPOINT`.
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    /// Asks the store for one listing of the lake's root, so that a wrong endpoint, bucket
+    /// or credentials fail here, with the store named, before anything is written.
+    pub async fn check(&self) -> Result<()> {
+        self.inner
+            .list_with_delimiter(None)
+            .await
+            .map(|_| ())
+            .map_err(|source| StoreError::ObjectStore {
+                store: self.description.to_string(),
+                path: String::new(),
+                source: Box::new(source),
+            })
     }
 
     /// A store over a local directory (created if missing).
@@ -77,8 +179,9 @@ impl DataStore {
         let fs =
             object_store::local::LocalFileSystem::new_with_prefix(&root).map_err(|source| {
                 StoreError::ObjectStore {
-                    path: root.display().to_string(),
-                    source,
+                    store: format!("local storage {}", root.display()),
+                    path: String::new(),
+                    source: Box::new(source),
                 }
             })?;
         Ok(Self {
@@ -99,10 +202,11 @@ impl DataStore {
         self.local_root.as_ref()
     }
 
-    fn wrap(path: &str) -> impl FnOnce(object_store::Error) -> StoreError + '_ {
+    fn wrap<'a>(&'a self, path: &'a str) -> impl FnOnce(object_store::Error) -> StoreError + 'a {
         move |source| StoreError::ObjectStore {
+            store: self.description.to_string(),
             path: path.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -112,7 +216,7 @@ impl DataStore {
         self.inner
             .put(&location, PutPayload::from_bytes(bytes))
             .await
-            .map_err(Self::wrap(path))?;
+            .map_err(self.wrap(path))?;
         if let (true, Some(root)) = (self.durable, &self.local_root) {
             let file = root.join(path);
             tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
@@ -138,6 +242,7 @@ impl DataStore {
         };
         let durable = self.durable;
         let target = root.join(path);
+        self.requests.count_put();
         tokio::task::spawn_blocking(move || {
             let io = |source| StoreError::Io {
                 path: target.display().to_string(),
@@ -204,23 +309,20 @@ impl DataStore {
         self.inner
             .get_range(&ObjectPath::from(path), range)
             .await
-            .map_err(Self::wrap(path))
+            .map_err(self.wrap(path))
     }
 
     pub async fn head(&self, path: &str) -> Result<ObjectMeta> {
         self.inner
             .head(&ObjectPath::from(path))
             .await
-            .map_err(Self::wrap(path))
+            .map_err(self.wrap(path))
     }
 
     pub async fn delete(&self, path: &str) -> Result<()> {
         match self.inner.delete(&ObjectPath::from(path)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(source) => Err(StoreError::ObjectStore {
-                path: path.to_string(),
-                source,
-            }),
+            Err(source) => Err(self.wrap(path)(source)),
         }
     }
 
@@ -300,7 +402,7 @@ impl DataStore {
             .list(Some(&prefix_path))
             .try_collect()
             .await
-            .map_err(Self::wrap(prefix))
+            .map_err(self.wrap(prefix))
     }
 }
 

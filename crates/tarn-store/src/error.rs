@@ -3,11 +3,13 @@ use tarn_core::CoreError;
 /// Errors of the data plane.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage error on {path}: {source}")]
+    #[error("{store}: {}{source}", if path.is_empty() { String::new() } else { format!("{path}: ") })]
     ObjectStore {
+        /// The store, as [`crate::DataStore::describe`] names it.
+        store: String,
         path: String,
         #[source]
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     #[error("I/O error on {path}: {source}")]
     Io {

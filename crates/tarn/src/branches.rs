@@ -76,12 +76,16 @@ fn no_ref(uri: &TarnUri, why: &str) -> Result<()> {
 
 impl Lake {
     async fn dataset_record(&self, uri: &TarnUri) -> Result<DatasetRecord> {
-        self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{uri}: dataset {:?} does not exist",
-                uri.dataset.as_str()
-            ))
-        })
+        self.catalog
+            .reader
+            .dataset(&uri.dataset)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist",
+                    uri.dataset.as_str()
+                ))
+            })
     }
 
     async fn branch_record(&self, uri: &TarnUri) -> Result<(DatasetRecord, BranchRecord)> {
@@ -89,6 +93,7 @@ impl Lake {
         let name = uri.branch_name();
         let branch = self
             .catalog
+            .reader
             .branch(dataset.id, &name)
             .await?
             .ok_or_else(|| {
@@ -123,6 +128,7 @@ impl Lake {
         let snapshot = self.snapshot(uri).await?;
         let tag = self
             .catalog
+            .writer
             .create_tag(
                 snapshot.dataset.id,
                 name,
@@ -140,7 +146,7 @@ impl Lake {
         let uri = TarnUri::parse_lenient(dataset)?;
         no_ref(&uri, "a tag belongs to the dataset")?;
         let record = self.dataset_record(&uri).await?;
-        if self.catalog.delete_tag(record.id, name).await? {
+        if self.catalog.writer.delete_tag(record.id, name).await? {
             Ok(())
         } else {
             Err(Error::NotFound(format!(
@@ -154,7 +160,7 @@ impl Lake {
     pub async fn tags(&self, dataset: &str) -> Result<Vec<TagInfo>> {
         let uri = TarnUri::parse_lenient(dataset)?;
         let record = self.dataset_record(&uri).await?;
-        let tags = self.catalog.tags(record.id).await?;
+        let tags = self.catalog.reader.tags(record.id).await?;
         Ok(tags.iter().map(|t| Self::tag_info(&record, t)).collect())
     }
 
@@ -184,6 +190,7 @@ impl Lake {
         let snapshot: Snapshot = self.snapshot(uri).await?;
         let branch = self
             .catalog
+            .writer
             .create_branch(
                 snapshot.dataset.id,
                 snapshot.branch.id,
@@ -191,7 +198,7 @@ impl Lake {
                 &name,
             )
             .await?;
-        let all = self.catalog.branches(snapshot.dataset.id).await?;
+        let all = self.catalog.reader.branches(snapshot.dataset.id).await?;
         Ok(Self::branch_info(&snapshot.dataset, &branch, &all))
     }
 
@@ -201,14 +208,18 @@ impl Lake {
         let parsed = TarnUri::parse_lenient(uri)?;
         no_ref(&parsed, "deleting removes the whole branch")?;
         let (dataset, branch) = self.branch_record(&parsed).await?;
-        Ok(self.catalog.delete_branch(dataset.id, &branch.name).await?)
+        Ok(self
+            .catalog
+            .writer
+            .delete_branch(dataset.id, &branch.name)
+            .await?)
     }
 
     /// The branches of a dataset, `main` first.
     pub async fn branches(&self, dataset: &str) -> Result<Vec<BranchInfo>> {
         let uri = TarnUri::parse_lenient(dataset)?;
         let record = self.dataset_record(&uri).await?;
-        let all = self.catalog.branches(record.id).await?;
+        let all = self.catalog.reader.branches(record.id).await?;
         Ok(all
             .iter()
             .map(|b| Self::branch_info(&record, b, &all))
@@ -233,6 +244,7 @@ impl Lake {
         let (_, target_branch) = self.branch_record(&target_uri).await?;
         let outcome = self
             .catalog
+            .writer
             .fast_forward(dataset.id, &source_branch.name, &target_branch.name)
             .await?;
         let (name, from, to, commit_id) = match outcome {

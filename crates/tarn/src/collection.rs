@@ -51,7 +51,7 @@ impl Lake {
     /// lie inside another collection or contain one. Datasets already under its prefix are
     /// adopted: the listing returned says which of them are keys and which are not.
     pub async fn create_collection(&self, schema: KeySchema) -> Result<CollectionListing> {
-        let record = self.catalog.create_collection(&schema).await?;
+        let record = self.catalog.collections.create_collection(&schema).await?;
         self.list_collection(record, Vec::new()).await
     }
 
@@ -59,6 +59,7 @@ impl Lake {
     pub async fn collection(&self, name: &str) -> Result<CollectionRecord> {
         let dataset_name = DatasetName::new(name)?;
         self.catalog
+            .collections
             .collection(&dataset_name)
             .await?
             .ok_or_else(|| {
@@ -70,7 +71,7 @@ impl Lake {
 
     /// Every collection, by name.
     pub async fn collections(&self) -> Result<Vec<CollectionRecord>> {
-        Ok(self.catalog.collections().await?)
+        Ok(self.catalog.collections.collections().await?)
     }
 
     /// The collection whose prefix holds `name`, if any (at most one: collections do not
@@ -79,7 +80,7 @@ impl Lake {
         let text = name.as_str();
         for (i, _) in text.match_indices('/') {
             let prefix = DatasetName::new(&text[..i])?;
-            if let Some(found) = self.catalog.collection(&prefix).await? {
+            if let Some(found) = self.catalog.collections.collection(&prefix).await? {
                 return Ok(Some(found));
             }
         }
@@ -120,6 +121,7 @@ impl Lake {
         let mut unmatched = Vec::new();
         for summary in self
             .catalog
+            .reader
             .datasets(Some(schema.collection().to_string()))
             .await?
             .into_iter()

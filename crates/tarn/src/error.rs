@@ -42,6 +42,9 @@ pub enum ErrorKind {
     NotFound,
     /// Other writers won every attempt.
     Conflict,
+    /// The catalog or the storage cannot be reached (down, wrong address or credentials,
+    /// timeout): nothing was changed; retry when it is back.
+    Unavailable,
     /// Storage, catalog or configuration failed.
     Internal,
 }
@@ -61,6 +64,7 @@ impl Error {
                 | CatalogError::ComponentExists { .. },
             ) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Catalog(CatalogError::Unavailable { .. }) => ErrorKind::Unavailable,
             Error::Catalog(
                 CatalogError::DatasetNotFound(_)
                 | CatalogError::BranchNotFound { .. }

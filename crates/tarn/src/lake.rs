@@ -3,11 +3,12 @@
 use crate::config::{CONFIG_FILE, LakeConfig};
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
+use object_store::ObjectStore;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tarn_catalog::{Catalog, SqliteCatalog};
-use tarn_core::{Ref, TarnUri};
-use tarn_store::DataStore;
+use tarn_catalog::{Catalog, CatalogLocation};
+use tarn_core::{DatasetName, Ref, TarnUri};
+use tarn_store::{DataStore, StorageLocation};
 
 /// Whether a mutation returns only once it is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,32 +48,203 @@ fn looks_like_time(text: &str) -> bool {
     text.len() >= 10 && text.as_bytes()[4] == b'-' && text[..4].bytes().all(|b| b.is_ascii_digit())
 }
 
+/// The text a catalog records as its lake's storage, the same from every lake directory
+/// that names that storage: an S3 location as `s3://BUCKET/PREFIX`; a local directory as its
+/// absolute path, or as a path relative to the SQLite catalog's directory when it lies under
+/// it, so that a lake directory holding both (the default layout) can be moved or copied.
+fn storage_identity(storage: &StorageLocation, catalog: &CatalogLocation) -> String {
+    match storage {
+        StorageLocation::S3 { bucket, prefix } if prefix.is_empty() => format!("s3://{bucket}"),
+        StorageLocation::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}"),
+        StorageLocation::Local(root) => {
+            let root = resolve(root);
+            let base = match catalog {
+                CatalogLocation::Sqlite(file) => file.parent().map(resolve),
+                CatalogLocation::Postgres(_) => None,
+            };
+            match base.as_deref().and_then(|b| root.strip_prefix(b).ok()) {
+                Some(relative) if relative.as_os_str().is_empty() => ".".into(),
+                Some(relative) => relative.display().to_string(),
+                None => root.display().to_string(),
+            }
+        }
+    }
+}
+
+/// `path` made absolute, with its longest existing ancestor's symbolic links resolved and
+/// `.` and `..` taken out of the rest.
+fn resolve(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut missing = Vec::new();
+    let mut existing = absolute.as_path();
+    let mut resolved = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    for name in missing.into_iter().rev() {
+        match name.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                resolved.pop();
+            }
+            _ => resolved.push(name),
+        }
+    }
+    resolved
+}
+
+/// The outermost directory of `path` (or `path` itself) that does not exist yet.
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    if path.exists() {
+        return None;
+    }
+    let mut top = path;
+    while let Some(parent) = top.parent() {
+        if parent.as_os_str().is_empty() || parent.exists() {
+            break;
+        }
+        top = parent;
+    }
+    Some(top.to_path_buf())
+}
+
+/// Removes the empty directories from `path` up to `top`, which a failed init created.
+fn remove_empty_dirs(path: &Path, top: &Path) {
+    let mut dir = Some(path);
+    while let Some(d) = dir {
+        if std::fs::remove_dir(d).is_err() || d == top {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// What [`Lake::init_with`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initialized {
+    /// A new lake: its catalog recorded its storage now.
+    Created,
+    /// The catalog held the lake already (another machine made it): only `tarn.toml` was
+    /// written.
+    Joined,
+    /// The directory held this lake's `tarn.toml` already; nothing was written.
+    Existing,
+}
+
+/// See [`Lake::io_counters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IoCounters {
+    pub catalog_round_trips: Option<u64>,
+    pub storage: tarn_store::StoreRequests,
+}
+
 /// A storage root plus a catalog.
 #[derive(Debug, Clone)]
 pub struct Lake {
-    pub(crate) catalog: Arc<dyn Catalog>,
+    pub(crate) catalog: Catalog,
     pub(crate) store: DataStore,
     root: Option<PathBuf>,
 }
 
 impl Lake {
-    /// Creates a lake in `dir` (`tarn.toml`, `catalog.db`, `data/`). Idempotent on an
-    /// existing lake.
+    /// Creates a lake in `dir` (`tarn.toml`, `catalog.db`, `data/`), or opens the one there.
     pub async fn init(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        if dir.join(CONFIG_FILE).is_file() {
+            return Self::open(dir).await;
+        }
+        Ok(Self::init_with(dir, LakeConfig::default()).await?.0)
+    }
+
+    /// Creates the lake `config` describes, with its `tarn.toml` in `dir`; or joins it, when
+    /// its catalog holds a lake already, after checking that the storage is the one the
+    /// catalog records (SPEC §14). The storage and the catalog are reached before anything
+    /// is written, so a wrong URL, bucket or credentials leave nothing behind.
+    /// An existing `tarn.toml` in `dir` is kept: the lake it describes is opened (and a
+    /// `config` that differs from it is refused).
+    pub async fn init_with(
+        dir: impl AsRef<Path>,
+        config: LakeConfig,
+    ) -> Result<(Self, Initialized)> {
+        let dir = dir.as_ref();
+        let config_path = dir.join(CONFIG_FILE);
+        if config_path.is_file() {
+            let existing = LakeConfig::load(dir)?;
+            if existing != config {
+                return Err(Error::Config(format!(
+                    "{} already holds a lake configuration with catalog {:?} and storage {:?}; \
+                     pick another directory, or edit that file",
+                    config_path.display(),
+                    existing.catalog,
+                    existing.storage
+                )));
+            }
+            return Ok((Self::open(dir).await?, Initialized::Existing));
+        }
+        let catalog_location = config.catalog_location(dir)?;
+        if catalog_location.holds_password() {
+            return Err(Error::InvalidInput(format!(
+                "catalog {}: the URL holds a password, and tarn never writes credentials to \
+                 tarn.toml; give the URL without it and put the password in PGPASSWORD",
+                catalog_location.display()
+            )));
+        }
+        let storage_location = config.storage_location(dir)?;
+        let durability = Durability::from_env();
+        let durable = durability == Durability::Durable;
+        // A local storage directory this init creates is removed again if the init fails.
+        let created = match &storage_location {
+            StorageLocation::Local(root) => first_missing(root),
+            StorageLocation::S3 { .. } => None,
+        };
+        let opened = async {
+            // The store first: a wrong bucket or credentials must not leave a catalog behind.
+            let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
+            store.check().await?;
+            let catalog =
+                tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
+            let joined = catalog.lake.lake().await?.is_some();
+            let identity = storage_identity(&storage_location, &catalog_location);
+            catalog.lake.claim_lake(&identity).await?;
+            Ok::<_, Error>((store, catalog, joined))
+        }
+        .await;
+        let (store, catalog, joined) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if let (Some(top), StorageLocation::Local(root)) = (&created, &storage_location) {
+                    remove_empty_dirs(root, top);
+                }
+                return Err(e);
+            }
+        };
         let io = |source| Error::Io {
             path: dir.display().to_string(),
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
-        let config_path = dir.join(CONFIG_FILE);
-        if !config_path.exists() {
-            let text = toml::to_string(&LakeConfig::default())
-                .map_err(|e| Error::Config(e.to_string()))?;
-            std::fs::write(&config_path, format!("# tarn lake configuration\n{text}"))
-                .map_err(io)?;
-        }
-        Self::open_with(dir, Durability::from_env()).await
+        std::fs::write(&config_path, config.to_toml()?).map_err(io)?;
+        let lake = Self {
+            catalog,
+            store,
+            root: Some(dir.to_path_buf()),
+        };
+        Ok((
+            lake,
+            if joined {
+                Initialized::Joined
+            } else {
+                Initialized::Created
+            },
+        ))
     }
 
     /// Opens the lake in `dir`.
@@ -91,22 +263,41 @@ impl Lake {
         }
         let config = LakeConfig::load(&dir)?;
         let durable = durability == Durability::Durable;
-        let catalog_path = config.catalog_path(&dir)?;
-        let storage_path = config.storage_path(&dir)?;
+        let catalog_location = config.catalog_location(&dir)?;
+        let storage_location = config.storage_location(&dir)?;
         let catalog =
-            tokio::task::spawn_blocking(move || SqliteCatalog::open(catalog_path, durable))
-                .await
-                .map_err(|e| Error::Config(e.to_string()))??;
-        let store = DataStore::local(storage_path, durable)?;
+            tarn_catalog::open(&catalog_location, &config.catalog_settings(durable)).await?;
+        // The catalog says which storage is the lake's: a tarn.toml edited to point one
+        // lake's catalog at other storage is refused rather than read as an empty lake.
+        let identity = storage_identity(&storage_location, &catalog_location);
+        match catalog.lake.lake().await? {
+            Some(lake) if lake.storage != identity => {
+                return Err(Error::Config(format!(
+                    "{}: the catalog {} belongs to the lake whose storage is {:?}, but this \
+                     file says storage = {:?} ({identity}); correct the file",
+                    dir.join(CONFIG_FILE).display(),
+                    catalog.describe(),
+                    lake.storage,
+                    config.storage
+                )));
+            }
+            Some(_) => {}
+            // A lake made before the catalog recorded its storage.
+            None => {
+                catalog.lake.claim_lake(&identity).await?;
+            }
+        }
+        let store = DataStore::open(&storage_location, &config.s3_settings(), durable)?;
         Ok(Self {
-            catalog: Arc::new(catalog),
+            catalog,
             store,
             root: Some(dir),
         })
     }
 
-    /// A lake over any catalog and store (tests inject failing ones here).
-    pub fn from_parts(catalog: Arc<dyn Catalog>, store: DataStore) -> Self {
+    /// A lake over any catalog and store: for tests that inject failures, and tools.
+    #[doc(hidden)]
+    pub fn from_parts(catalog: Catalog, store: DataStore) -> Self {
         Self {
             catalog,
             store,
@@ -114,16 +305,39 @@ impl Lake {
         }
     }
 
+    /// The directory of the lake's `tarn.toml` (`None` for a lake made from parts).
     pub fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }
 
-    pub fn catalog(&self) -> &Arc<dyn Catalog> {
-        &self.catalog
+    /// What the lake is made of, for messages: its catalog and its storage.
+    pub fn describe(&self) -> String {
+        format!("{} with {}", self.catalog.describe(), self.store.describe())
     }
 
-    pub fn store(&self) -> &DataStore {
-        &self.store
+    /// The lake's data files as an object store whose paths are those of
+    /// [`RowGroup::path`](crate::RowGroup): what a query engine reads them through.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.object_store().clone()
+    }
+
+    /// What this process has asked of the lake's servers so far: catalog round trips (for a
+    /// catalog server) and object-store requests by kind. For metrics and benchmarks.
+    pub fn io_counters(&self) -> IoCounters {
+        IoCounters {
+            catalog_round_trips: self.catalog.lake.round_trips(),
+            storage: self.store.requests(),
+        }
+    }
+
+    /// How many row groups the data file at `path` holds (from its footer).
+    pub async fn file_row_groups(&self, path: &str) -> Result<u32> {
+        Ok(tarn_store::parquet_io::row_group_count(&self.store, path).await?)
+    }
+
+    /// Whether a dataset of that name exists (one index lookup).
+    pub async fn dataset_exists(&self, name: &DatasetName) -> Result<bool> {
+        Ok(self.catalog.reader.dataset(name).await?.is_some())
     }
 
     /// Resolves a URI (full `tarn://` or bare `dataset[@branch][:ref]`) to a snapshot.
@@ -161,7 +375,7 @@ impl Lake {
     /// The lake's current state: its last commit.
     pub async fn state(&self) -> Result<LakeState> {
         Ok(LakeState {
-            commit_id: self.catalog.last_commit().await?,
+            commit_id: self.catalog.reader.last_commit().await?,
         })
     }
 
@@ -169,7 +383,7 @@ impl Lake {
     /// RFC 3339 time (the last commit at or before it).
     pub async fn state_at(&self, as_of: &str) -> Result<LakeState> {
         let text = as_of.trim();
-        let last = self.catalog.last_commit().await?;
+        let last = self.catalog.reader.last_commit().await?;
         if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
             let id: i64 = text.parse().map_err(|_| {
                 Error::InvalidInput(format!("--as-of {text}: commit id out of range"))
@@ -200,7 +414,7 @@ impl Lake {
                 )));
             }
         };
-        match self.catalog.commit_at_time(micros).await? {
+        match self.catalog.reader.commit_at_time(micros).await? {
             Some(commit_id) => Ok(LakeState { commit_id }),
             None => Err(Error::NotFound(format!(
                 "--as-of {text}: no commit was made at or before it{}",
@@ -221,15 +435,21 @@ impl Lake {
 
     /// [`Lake::resolve`] as the lake was at `state` (see [`Lake::snapshot_at`]).
     pub async fn resolve_at(&self, uri: &TarnUri, state: Option<LakeState>) -> Result<Snapshot> {
-        let dataset = self.catalog.dataset(&uri.dataset).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{uri}: dataset {:?} does not exist",
-                uri.dataset.as_str()
-            ))
-        })?;
+        let dataset = self
+            .catalog
+            .reader
+            .dataset(&uri.dataset)
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "{uri}: dataset {:?} does not exist",
+                    uri.dataset.as_str()
+                ))
+            })?;
         let branch_name = uri.branch_name();
         let mut branch = self
             .catalog
+            .reader
             .branch(dataset.id, &branch_name)
             .await?
             .ok_or_else(|| {
@@ -261,6 +481,7 @@ impl Lake {
                         )));
                     }
                     self.catalog
+                        .reader
                         .version_at_commit(branch.id, state.commit_id)
                         .await?
                         .ok_or_else(|| {
@@ -308,12 +529,18 @@ impl Lake {
                     .await?
             }
             Ref::Tag(name) => {
-                let tag = self.catalog.tag(dataset.id, name).await?.ok_or_else(|| {
-                    Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
-                })?;
+                let tag = self
+                    .catalog
+                    .reader
+                    .tag(dataset.id, name)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::NotFound(format!("{uri}: tag {name:?} does not exist"))
+                    })?;
                 if uri.branch.is_none() {
                     branch = self
                         .catalog
+                        .reader
                         .branch_by_id(tag.branch_id)
                         .await?
                         .ok_or_else(|| Error::Config(format!("{uri}: tag's branch vanished")))?;
@@ -322,6 +549,7 @@ impl Lake {
                     // the same number on another line of versions holds other rows.
                     let held = if tag.version <= head {
                         self.catalog
+                            .reader
                             .version(branch.id, tag.version)
                             .await?
                             .map(|v| v.branch_id)
@@ -346,6 +574,7 @@ impl Lake {
         };
         let record = self
             .catalog
+            .reader
             .version(branch.id, version)
             .await?
             .ok_or_else(|| {
@@ -364,14 +593,19 @@ impl Lake {
     }
 
     async fn version_at(&self, uri: &TarnUri, branch_id: i64, micros: i64) -> Result<u64> {
-        let found = match self.catalog.commit_at_time(micros).await? {
-            Some(commit) => self.catalog.version_at_commit(branch_id, commit).await?,
+        let found = match self.catalog.reader.commit_at_time(micros).await? {
+            Some(commit) => {
+                self.catalog
+                    .reader
+                    .version_at_commit(branch_id, commit)
+                    .await?
+            }
             None => None,
         };
         match found {
             Some(v) => Ok(v),
             None => {
-                let first = self.catalog.version(branch_id, 1).await?;
+                let first = self.catalog.reader.version(branch_id, 1).await?;
                 Err(Error::NotFound(format!(
                     "{uri}: no version was committed at or before {}{}",
                     uri.reference,
@@ -389,7 +623,7 @@ impl Lake {
     pub(crate) async fn head(&self, uri: &TarnUri) -> Result<Option<Snapshot>> {
         // Datasets are never deleted: once seen, resolving its head can only fail for a
         // missing branch, which is an error worth reporting.
-        if self.catalog.dataset(&uri.dataset).await?.is_none() {
+        if self.catalog.reader.dataset(&uri.dataset).await?.is_none() {
             if uri.branch_name().as_str() != tarn_core::BranchName::MAIN {
                 return Err(Error::NotFound(format!(
                     "{uri}: dataset {:?} does not exist, so neither does its branch {:?}; \

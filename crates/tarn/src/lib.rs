@@ -51,24 +51,25 @@ mod error;
 mod intersect;
 mod lake;
 mod read;
+pub mod registry_store;
 mod snapshot;
 mod vacuum;
 mod writer;
 
 pub use branches::{BranchInfo, MergeInfo, TagInfo};
 pub use collection::{CollectionDataset, CollectionListing, UnmatchedDataset};
-pub use config::{CONFIG_FILE, LakeConfig, locate};
+pub use config::{CONFIG_FILE, LakeConfig, PostgresConfig, S3Config, locate};
 pub use diff::{DiffRange, DiffReport};
 pub use error::{Error, ErrorKind, Result};
 pub use intersect::{IntersectRequest, IntersectStep, Step};
-pub use lake::{Durability, Lake, LakeState};
+pub use lake::{Durability, Initialized, IoCounters, Lake, LakeState};
 pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
+pub use tarn_store::StoreRequests;
 pub use vacuum::{VacuumReport, VacuumRequest};
-pub use writer::{WriteOutcome, WriteRequest};
+pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 
-pub use tarn_catalog as catalog;
-pub use tarn_catalog::CollectionRecord;
+pub use tarn_catalog::{CollectionRecord, DatasetSummary};
 pub use tarn_core as core;
 /// A collection's key as a Rust type: the trait, and `#[derive(tarn::Key)]` (same name, like
 /// `serde::Serialize`). See the `collection` section of the guide.
@@ -78,4 +79,6 @@ pub use tarn_core::{
     OrderedKind, OrderedValue, Ref, RowGroupTarget, TarnUri, WriteOptions,
 };
 pub use tarn_derive::Key;
-pub use tarn_store as store;
+/// One row group of a snapshot: where it is (file path, index in the file), its rows and
+/// bytes, and its `ordered_on` bounds.
+pub use tarn_store::RowGroupRef as RowGroup;

@@ -7,17 +7,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tarn_catalog::{BranchRecord, DatasetRecord, RowGroupRange, VersionRecord};
 use tarn_core::value::SqlScalar;
-use tarn_core::{OrderedKind, OrderedValue, TarnUri, WriteOptions};
+use tarn_core::{BranchName, DatasetName, OrderedKind, OrderedValue, TarnUri, WriteOptions};
 use tarn_store::RowGroupRef;
 
+/// One immutable version of one dataset: what a `tarn://` URI resolves to.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub dataset: DatasetRecord,
-    pub branch: BranchRecord,
-    pub version: VersionRecord,
-    pub schema: SchemaRef,
-    pub kind: OrderedKind,
-    pub options: WriteOptions,
+    pub(crate) dataset: DatasetRecord,
+    pub(crate) branch: BranchRecord,
+    pub(crate) version: VersionRecord,
+    pub(crate) schema: SchemaRef,
+    pub(crate) kind: OrderedKind,
+    pub(crate) options: WriteOptions,
 }
 
 impl Snapshot {
@@ -55,6 +56,75 @@ impl Snapshot {
         })
     }
 
+    /// The dataset's name.
+    pub fn name(&self) -> &DatasetName {
+        &self.dataset.name
+    }
+
+    /// The branch the URI named (for a tag without a branch: the branch holding it).
+    pub fn branch_name(&self) -> &BranchName {
+        &self.branch.name
+    }
+
+    /// The version number on that branch.
+    pub fn version(&self) -> u64 {
+        self.version.version
+    }
+
+    /// The lake-wide commit that made this version visible on the branch.
+    pub fn commit_id(&self) -> i64 {
+        self.version.commit_id
+    }
+
+    pub fn timestamp(&self) -> chrono::DateTime<chrono::Utc> {
+        self.version.timestamp
+    }
+
+    /// `write`, `delete-range`, `overwrite`, `compact`, ...
+    pub fn operation(&self) -> &str {
+        &self.version.operation
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        self.version.message.as_deref()
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.version.rows
+    }
+
+    pub fn row_group_count(&self) -> u64 {
+        self.version.row_groups
+    }
+
+    /// Compressed bytes of the row groups of this version.
+    pub fn bytes(&self) -> u64 {
+        self.version.bytes
+    }
+
+    /// The smallest and largest `ordered_on` value (`None` when the version has no row).
+    pub fn min(&self) -> Option<OrderedValue> {
+        self.value(&self.version.min)
+    }
+
+    pub fn max(&self) -> Option<OrderedValue> {
+        self.value(&self.version.max)
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// The type of `ordered_on`.
+    pub fn kind(&self) -> OrderedKind {
+        self.kind
+    }
+
+    /// The options stored with the dataset (duplicates, row-group target, ...).
+    pub fn options(&self) -> &WriteOptions {
+        &self.options
+    }
+
     pub fn ordered_on(&self) -> &str {
         &self.dataset.ordered_on
     }
@@ -72,7 +142,7 @@ impl Snapshot {
         uri.with_ref(tarn_core::Ref::Version(self.version.version))
     }
 
-    pub fn value(&self, scalar: &Option<SqlScalar>) -> Option<OrderedValue> {
+    fn value(&self, scalar: &Option<SqlScalar>) -> Option<OrderedValue> {
         scalar.clone().map(|s| OrderedValue::from_sql(self.kind, s))
     }
 
@@ -89,6 +159,7 @@ impl Snapshot {
         };
         let records = lake
             .catalog
+            .reader
             .row_groups(self.version.branch_id, self.version.version, range)
             .await?;
         Ok(records
@@ -205,7 +276,11 @@ impl Lake {
                     .to_string(),
             )
             .await?;
-        let versions = self.catalog.versions(snapshot.branch.id, limit).await?;
+        let versions = self
+            .catalog
+            .reader
+            .versions(snapshot.branch.id, limit)
+            .await?;
         Ok(versions
             .iter()
             .filter(|v| !v.expired)
@@ -218,6 +293,10 @@ impl Lake {
         &self,
         prefix: Option<&str>,
     ) -> Result<Vec<tarn_catalog::DatasetSummary>> {
-        Ok(self.catalog.datasets(prefix.map(str::to_string)).await?)
+        Ok(self
+            .catalog
+            .reader
+            .datasets(prefix.map(str::to_string))
+            .await?)
     }
 }

@@ -53,9 +53,18 @@ impl Lake {
         // List storage before reading the catalog: a file committed in between is then seen
         // as referenced, never as an orphan.
         let listed = self.store.list_files().await?;
-        let outcome = self.catalog.expire(policy, request.dry_run).await?;
-        let referenced: HashSet<String> =
-            self.catalog.referenced_files().await?.into_iter().collect();
+        let outcome = self
+            .catalog
+            .retention
+            .expire(policy, request.dry_run)
+            .await?;
+        let referenced: HashSet<String> = self
+            .catalog
+            .retention
+            .referenced_files()
+            .await?
+            .into_iter()
+            .collect();
         let unreferenced: HashSet<&String> = outcome.unreferenced_files.iter().collect();
         let mut report = VacuumReport {
             dry_run: request.dry_run,

@@ -22,6 +22,13 @@ const MAX_ATTEMPTS: u32 = 12;
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(320);
 
+/// `batch` with the columns of `schema`, in its order and types, as a write into a dataset
+/// of that schema would take it (SPEC §3.1: the same names and types in any order); the
+/// error lists every difference.
+pub fn conform_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    Ok(schema::align_batch(batch, schema, false)?.0)
+}
+
 /// Options of one write (SPEC §3, §11 `tarn write`).
 #[derive(Debug, Clone, Default)]
 pub struct WriteRequest {
@@ -262,7 +269,7 @@ impl Lake {
                 new_file,
                 removed_row_groups: plan.output.removed.clone(),
             };
-            match self.catalog.commit(request).await {
+            match self.catalog.writer.commit(request).await {
                 Ok(done) => {
                     tracing::debug!(dataset = %uri.dataset, version = done.version, attempt, "committed");
                     return Ok(WriteOutcome {
@@ -297,7 +304,36 @@ impl Lake {
                         "{uri}: dataset {d:?} does not exist"
                     )));
                 }
-                // Unknown outcome: keep the file; vacuum removes it if nothing references it.
+                // The answer to COMMIT was lost: re-read the catalog (SPEC §2) rather than
+                // guess. Found: the commit landed. Not found: keep the file (vacuum takes
+                // it after the grace period if nothing references it) and report.
+                Err(e @ CatalogError::UnknownOutcome { .. }) => {
+                    if let (Some(p), Ok(Some(head))) = (&path, self.head(&uri).await)
+                        && head.version.version == base_version + 1
+                        && head
+                            .row_groups(self, None, None)
+                            .await
+                            .is_ok_and(|rgs| rgs.iter().any(|rg| &rg.path == p))
+                    {
+                        tracing::warn!(dataset = %uri.dataset, "commit outcome was unknown; it landed");
+                        return Ok(WriteOutcome {
+                            dataset: uri.dataset.to_string(),
+                            branch: uri.branch_name().to_string(),
+                            version: Some(head.version.version),
+                            commit_id: Some(head.version.commit_id),
+                            operation: op.name().into(),
+                            rows_in: plan.output.rows_in,
+                            rows: head.version.rows,
+                            row_groups_written,
+                            row_groups_removed: plan.output.removed.len() as u64,
+                            rows_rewritten: plan.output.rows_rewritten,
+                            bytes_written,
+                            attempts: attempt,
+                        });
+                    }
+                    return Err(e.into());
+                }
+                // Any other failure: keep the file, as above.
                 Err(e) => return Err(e.into()),
             }
         }

@@ -173,4 +173,16 @@ CREATE TABLE registry_dependencies (
 CREATE INDEX registry_dependents ON registry_dependencies (target_kind, target_name, target_version);
 "#,
     ),
+    (
+        5,
+        r#"
+-- The lake this catalog holds (docs/design/0006): its storage URL, recorded once, so that a
+-- second machine's `tarn init` can join it and a wrong storage is refused.
+CREATE TABLE lake (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    storage TEXT NOT NULL,
+    created_micros INTEGER NOT NULL
+);
+"#,
+    ),
 ];

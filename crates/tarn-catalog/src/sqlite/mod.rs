@@ -1,7 +1,9 @@
-//! The embedded SQLite catalog. One connection per process, used from blocking threads;
-//! several processes share the file through WAL mode, with `BEGIN IMMEDIATE` for commits
-//! (a deferred transaction that later upgrades to a write fails with SQLITE_BUSY without
-//! waiting) and a busy timeout so a second writer waits its turn.
+//! The embedded SQLite catalog. Several processes share the file through WAL mode, with
+//! `BEGIN IMMEDIATE` for write transactions (a deferred transaction that later upgrades to a
+//! write fails with SQLITE_BUSY without waiting) and a busy timeout so a second writer waits
+//! its turn. In one process, writes go through one writer connection and reads through a
+//! small pool of read-only connections, so a commit waiting on another process's lock never
+//! stalls reads (docs/design/0006-backends.md). Every call runs on a blocking thread.
 
 mod branches;
 pub mod migrations;
@@ -9,14 +11,14 @@ mod registry;
 
 pub use registry::dependents_query_plan;
 
-use crate::Catalog;
 use crate::error::{CatalogError, Result};
 use crate::model::*;
+use crate::{CollectionStore, DatasetReader, DatasetWriter, LakeStore, RegistryStore, Retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,8 +30,32 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
-    conn: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Connection>>,
+    /// Idle read-only connections; a read takes one (or opens one) and gives it back.
+    readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
+    durable: bool,
+}
+
+/// Idle reader connections kept per process; more are opened while more reads run at once.
+const IDLE_READERS: usize = 8;
+
+impl From<rusqlite::Error> for CatalogError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                CatalogError::Unavailable {
+                    catalog: String::new(),
+                    reason: format!(
+                        "another process held its write lock for longer than the busy timeout \
+                         ({} s): {e}",
+                        BUSY_TIMEOUT.as_secs()
+                    ),
+                }
+            }
+            _ => CatalogError::database("", e),
+        }
+    }
 }
 
 fn now_micros() -> i64 {
@@ -74,18 +100,18 @@ impl SqliteCatalog {
     /// than `NORMAL` (it survives a process crash).
     pub fn open(path: impl AsRef<Path>, durable: bool) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let mut conn = Connection::open(&path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        // 32 MiB of page cache (the default is 2 MiB): a catalog with a long history keeps
-        // its indexes in memory across the lookups of one process.
-        conn.pragma_update(None, "cache_size", -32_768)?;
-        migrate(&mut conn, &path)?;
+        let describe = describe(&path);
+        let opened = (|| {
+            let mut conn = connect(&path, durable)?;
+            migrate(&mut conn, &path)?;
+            Ok(conn)
+        })();
+        let conn = opened.map_err(|e: CatalogError| e.in_catalog(&describe))?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            writer: Arc::new(Mutex::new(conn)),
+            readers: Arc::default(),
             path,
+            durable,
         })
     }
 
@@ -93,13 +119,14 @@ impl SqliteCatalog {
         &self.path
     }
 
-    /// Runs `f` with the connection on a blocking thread.
-    async fn with<T, F>(&self, f: F) -> Result<T>
+    /// Runs `f` with the writer connection on a blocking thread.
+    async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let conn = self.writer.clone();
+        let describe = self.describe();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
@@ -108,7 +135,57 @@ impl SqliteCatalog {
         })
         .await
         .map_err(|e| CatalogError::Task(e.to_string()))?
+        .map_err(|e| e.in_catalog(&describe))
     }
+
+    /// Runs `f` with a reader connection on a blocking thread.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let (path, durable) = (self.path.clone(), self.durable);
+        let describe = self.describe();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().ok().and_then(|mut r| r.pop());
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => {
+                    let conn = connect(&path, durable)?;
+                    conn.pragma_update(None, "query_only", true)?;
+                    conn
+                }
+            };
+            let out = f(&mut conn);
+            if let Ok(mut idle) = readers.lock()
+                && idle.len() < IDLE_READERS
+            {
+                idle.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| CatalogError::Task(e.to_string()))?
+        .map_err(|e| e.in_catalog(&describe))
+    }
+}
+
+fn describe(path: &Path) -> String {
+    format!("SQLite catalog {}", path.display())
+}
+
+/// A connection with tarn's settings.
+fn connect(path: &Path, durable: bool) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    // 32 MiB of page cache (the default is 2 MiB): a catalog with a long history keeps
+    // its indexes in memory across the lookups of one process.
+    conn.pragma_update(None, "cache_size", -32_768)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
@@ -580,15 +657,24 @@ fn create_collection_in(conn: &mut Connection, schema: KeySchema) -> Result<Coll
     })
 }
 
-#[async_trait]
-impl Catalog for SqliteCatalog {
-    async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome> {
-        self.with(move |conn| commit_in(conn, request)).await
-    }
+const DATASETS_SELECT: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id";
 
+/// The datasets named `?1` or under it (`?2` = `?1/`, `?3` = `?1` + `0`), with their
+/// `main` heads: two seeks of the name index.
+pub const DATASETS_UNDER_PREFIX: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+     JOIN commits c ON c.id = v.commit_id \
+     WHERE d.name = ?1 OR (d.name >= ?2 AND d.name < ?3) ORDER BY d.name";
+
+#[async_trait]
+impl DatasetReader for SqliteCatalog {
     async fn dataset(&self, name: &DatasetName) -> Result<Option<DatasetRecord>> {
         let name = name.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let row = conn
                 .query_row(
                     "SELECT id, ordered_on, created_micros FROM datasets WHERE name = ?1",
@@ -614,17 +700,17 @@ impl Catalog for SqliteCatalog {
 
     async fn branch(&self, dataset_id: i64, name: &BranchName) -> Result<Option<BranchRecord>> {
         let name = name.clone();
-        self.with(move |conn| load_branch(conn, dataset_id, name.as_str()))
+        self.read(move |conn| load_branch(conn, dataset_id, name.as_str()))
             .await
     }
 
     async fn branch_by_id(&self, branch_id: i64) -> Result<Option<BranchRecord>> {
-        self.with(move |conn| load_branch_by_id(conn, branch_id))
+        self.read(move |conn| load_branch_by_id(conn, branch_id))
             .await
     }
 
     async fn branches(&self, dataset_id: i64) -> Result<Vec<BranchRecord>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let rows = conn
                 .prepare_cached(&format!(
                     "SELECT {BRANCH_COLUMNS} FROM branches WHERE dataset_id = ?1 \
@@ -638,12 +724,12 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn version(&self, branch_id: i64, version: u64) -> Result<Option<VersionRecord>> {
-        self.with(move |conn| load_version(conn, branch_id, version))
+        self.read(move |conn| load_version(conn, branch_id, version))
             .await
     }
 
     async fn version_at_commit(&self, branch_id: i64, commit_id: i64) -> Result<Option<u64>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             // Own versions first; then the parent's history up to the fork, recursively.
             let mut branch = existing_branch(conn, branch_id)?;
             let mut cap = i64::MAX;
@@ -675,7 +761,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn commit_at_time(&self, micros: i64) -> Result<Option<i64>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 // Times never decrease with the id: one backwards step on the time index.
                 .prepare_cached(
@@ -689,7 +775,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn last_commit(&self) -> Result<i64> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT coalesce(max(id), 0) FROM commits")?
                 .query_row([], |r| r.get(0))?)
@@ -698,7 +784,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn versions(&self, branch_id: i64, limit: Option<u64>) -> Result<Vec<VersionRecord>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
                  WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 \
@@ -742,7 +828,7 @@ impl Catalog for SqliteCatalog {
         version: u64,
         range: RowGroupRange,
     ) -> Result<Vec<RowGroupRecord>> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             // The head's row groups are the live ones: an index range scan on
             // (branch, removed_in IS NULL, max_value). Older versions filter lifetimes.
             let head: Option<i64> = conn
@@ -792,22 +878,19 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn datasets(&self, prefix: Option<String>) -> Result<Vec<DatasetSummary>> {
-        self.with(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
-                 FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
-                 JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
-                 JOIN commits c ON c.id = v.commit_id ORDER BY d.name",
-            )?;
+        self.read(move |conn| {
+            // A prefix is a range of the name index: the name itself, then the names in
+            // ['p/', 'p0'), '0' being the byte after '/'.
+            let (sql, args) = match crate::model::prefix_range(prefix.as_deref()) {
+                (Some(exact), lo, hi) => (DATASETS_UNDER_PREFIX.to_string(), vec![exact, lo, hi]),
+                (None, _, _) => (format!("{DATASETS_SELECT} ORDER BY d.name"), Vec::new()),
+            };
+            let mut stmt = conn.prepare_cached(&sql)?;
             let mut out = Vec::new();
-            let mut rows = stmt.query([])?;
+            let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
             while let Some(r) = rows.next()? {
-                let name = DatasetName::new(r.get::<_, String>(0)?)?;
-                if prefix.as_deref().is_some_and(|p| !name.is_under(p)) {
-                    continue;
-                }
                 out.push(DatasetSummary {
-                    name,
+                    name: DatasetName::new(r.get::<_, String>(0)?)?,
                     ordered_on: r.get(1)?,
                     version: r.get::<_, i64>(2)? as u64,
                     rows: r.get::<_, i64>(3)? as u64,
@@ -823,13 +906,20 @@ impl Catalog for SqliteCatalog {
 
     async fn tag(&self, dataset_id: i64, name: &str) -> Result<Option<TagRecord>> {
         let name = name.to_string();
-        self.with(move |conn| branches::load_tag(conn, dataset_id, &name))
+        self.read(move |conn| branches::load_tag(conn, dataset_id, &name))
             .await
     }
 
     async fn tags(&self, dataset_id: i64) -> Result<Vec<TagRecord>> {
-        self.with(move |conn| branches::tags(conn, dataset_id))
+        self.read(move |conn| branches::tags(conn, dataset_id))
             .await
+    }
+}
+
+#[async_trait]
+impl DatasetWriter for SqliteCatalog {
+    async fn commit(&self, request: CommitRequest) -> Result<CommitOutcome> {
+        self.write(move |conn| commit_in(conn, request)).await
     }
 
     async fn create_tag(
@@ -841,7 +931,7 @@ impl Catalog for SqliteCatalog {
         force: bool,
     ) -> Result<TagRecord> {
         let name = name.to_string();
-        self.with(move |conn| {
+        self.write(move |conn| {
             branches::create_tag(conn, dataset_id, &name, branch_id, version, force)
         })
         .await
@@ -849,7 +939,7 @@ impl Catalog for SqliteCatalog {
 
     async fn delete_tag(&self, dataset_id: i64, name: &str) -> Result<bool> {
         let name = name.to_string();
-        self.with(move |conn| branches::delete_tag(conn, dataset_id, &name))
+        self.write(move |conn| branches::delete_tag(conn, dataset_id, &name))
             .await
     }
 
@@ -861,13 +951,13 @@ impl Catalog for SqliteCatalog {
         name: &BranchName,
     ) -> Result<BranchRecord> {
         let name = name.clone();
-        self.with(move |conn| branches::create_branch(conn, dataset_id, from, version, &name))
+        self.write(move |conn| branches::create_branch(conn, dataset_id, from, version, &name))
             .await
     }
 
     async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> Result<()> {
         let name = name.clone();
-        self.with(move |conn| branches::delete_branch(conn, dataset_id, &name))
+        self.write(move |conn| branches::delete_branch(conn, dataset_id, &name))
             .await
     }
 
@@ -878,12 +968,15 @@ impl Catalog for SqliteCatalog {
         target: &BranchName,
     ) -> Result<MergeOutcome> {
         let (source, target) = (source.clone(), target.clone());
-        self.with(move |conn| branches::fast_forward(conn, dataset_id, &source, &target))
+        self.write(move |conn| branches::fast_forward(conn, dataset_id, &source, &target))
             .await
     }
+}
 
+#[async_trait]
+impl Retention for SqliteCatalog {
     async fn referenced_files(&self) -> Result<Vec<String>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .prepare("SELECT path FROM files")?
                 .query_map([], |r| r.get(0))?
@@ -893,19 +986,22 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn expire(&self, policy: RetentionPolicy, dry_run: bool) -> Result<ExpireOutcome> {
-        self.with(move |conn| expire_in(conn, policy, dry_run))
+        self.write(move |conn| expire_in(conn, policy, dry_run))
             .await
     }
+}
 
+#[async_trait]
+impl CollectionStore for SqliteCatalog {
     async fn create_collection(&self, schema: &KeySchema) -> Result<CollectionRecord> {
         let schema = schema.clone();
-        self.with(move |conn| create_collection_in(conn, schema))
+        self.write(move |conn| create_collection_in(conn, schema))
             .await
     }
 
     async fn collection(&self, name: &DatasetName) -> Result<Option<CollectionRecord>> {
         let name = name.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             Ok(conn
                 .query_row(
                     "SELECT id, schema_json, created_micros FROM collections WHERE name = ?1",
@@ -918,7 +1014,7 @@ impl Catalog for SqliteCatalog {
     }
 
     async fn collections(&self) -> Result<Vec<CollectionRecord>> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn
                 .prepare("SELECT id, schema_json, created_micros FROM collections ORDER BY name")?
                 .query_map([], collection_from_row)?
@@ -926,19 +1022,22 @@ impl Catalog for SqliteCatalog {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RegistryStore for SqliteCatalog {
     async fn put_component_version(&self, v: NewComponentVersion) -> Result<ComponentVersion> {
-        self.with(move |conn| registry::put_version(conn, v)).await
+        self.write(move |conn| registry::put_version(conn, v)).await
     }
 
     async fn component(&self, kind: ComponentKind, name: &str) -> Result<Option<ComponentRecord>> {
         let name = name.to_string();
-        self.with(move |conn| registry::load_component(conn, kind, &name))
+        self.read(move |conn| registry::load_component(conn, kind, &name))
             .await
     }
 
     async fn components(&self, kind: Option<ComponentKind>) -> Result<Vec<ComponentRecord>> {
-        self.with(move |conn| registry::components(conn, kind))
+        self.read(move |conn| registry::components(conn, kind))
             .await
     }
 
@@ -949,7 +1048,7 @@ impl Catalog for SqliteCatalog {
         version: Option<u64>,
     ) -> Result<Option<ComponentVersion>> {
         let name = name.to_string();
-        self.with(move |conn| registry::component_version(conn, kind, &name, version))
+        self.read(move |conn| registry::component_version(conn, kind, &name, version))
             .await
     }
 
@@ -959,7 +1058,7 @@ impl Catalog for SqliteCatalog {
         name: &str,
     ) -> Result<Vec<ComponentVersion>> {
         let name = name.to_string();
-        self.with(move |conn| registry::history(conn, kind, &name))
+        self.read(move |conn| registry::history(conn, kind, &name))
             .await
     }
 
@@ -968,17 +1067,17 @@ impl Catalog for SqliteCatalog {
         component_id: i64,
         version: u64,
     ) -> Result<Vec<DimensionRecordRow>> {
-        self.with(move |conn| registry::dimension_records(conn, component_id, version))
+        self.read(move |conn| registry::dimension_records(conn, component_id, version))
             .await
     }
 
     async fn mapping_rows(&self, component_id: i64, version: u64) -> Result<Vec<MappingRow>> {
-        self.with(move |conn| registry::mapping_rows(conn, component_id, version))
+        self.read(move |conn| registry::mapping_rows(conn, component_id, version))
             .await
     }
 
     async fn dependencies(&self, component_id: i64, version: u64) -> Result<Vec<DependencyTarget>> {
-        self.with(move |conn| registry::dependencies(conn, component_id, version))
+        self.read(move |conn| registry::dependencies(conn, component_id, version))
             .await
     }
 
@@ -989,34 +1088,82 @@ impl Catalog for SqliteCatalog {
         target_version: Option<u64>,
     ) -> Result<Vec<Dependent>> {
         let (kind, name) = (target_kind.to_string(), target_name.to_string());
-        self.with(move |conn| registry::dependents(conn, &kind, &name, target_version))
+        self.read(move |conn| registry::dependents(conn, &kind, &name, target_version))
             .await
     }
 }
 
-/// Row counts per table, for tests and `tarn info --verbose`.
-pub fn table_counts(catalog: &SqliteCatalog) -> Result<HashMap<String, i64>> {
-    let conn = catalog
-        .conn
-        .lock()
-        .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
-    let mut out = HashMap::new();
-    for table in [
-        "datasets",
-        "branches",
-        "commits",
-        "versions",
-        "files",
-        "row_groups",
-        "branch_row_groups",
-        "tags",
-        "collections",
-    ]
-    .into_iter()
-    .chain(registry::TABLES)
-    {
-        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-        out.insert(table.to_string(), n);
+#[async_trait]
+impl LakeStore for SqliteCatalog {
+    fn describe(&self) -> String {
+        describe(&self.path)
     }
-    Ok(out)
+
+    async fn lake(&self) -> Result<Option<LakeRecord>> {
+        self.read(|conn| load_lake(conn)).await
+    }
+
+    async fn claim_lake(&self, storage: &str) -> Result<LakeRecord> {
+        let storage = storage.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(lake) = load_lake(&tx)? {
+                return crate::model::check_claim(lake, &storage);
+            }
+            let now = now_micros();
+            tx.execute(
+                "INSERT INTO lake (id, storage, created_micros) VALUES (1, ?1, ?2)",
+                params![storage, now],
+            )?;
+            tx.commit()?;
+            Ok(LakeRecord {
+                storage,
+                created_at: micros_to_time(now),
+            })
+        })
+        .await
+    }
+
+    async fn table_counts(&self) -> Result<BTreeMap<String, i64>> {
+        self.read(|conn| {
+            let mut out = BTreeMap::new();
+            for table in crate::model::TABLES {
+                let n: i64 =
+                    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+                out.insert(table.to_string(), n);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+fn load_lake(conn: &Connection) -> Result<Option<LakeRecord>> {
+    Ok(conn
+        .query_row(
+            "SELECT storage, created_micros FROM lake WHERE id = 1",
+            [],
+            |r| {
+                Ok(LakeRecord {
+                    storage: r.get(0)?,
+                    created_at: micros_to_time(r.get(1)?),
+                })
+            },
+        )
+        .optional()?)
+}
+
+impl SqliteCatalog {
+    /// The plan SQLite chooses for `sql` (`EXPLAIN QUERY PLAN`, one line per step): for
+    /// tests and for checking by hand which index a lookup uses.
+    pub fn query_plan(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
+        Ok(conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+            .query_map(args, |r| r.get::<_, String>(3))?
+            .collect::<rusqlite::Result<_>>()?)
+    }
 }

@@ -9,16 +9,6 @@ use crate::model::{
     DimensionRecordRow, MappingRow, NewComponentVersion,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use std::collections::{BTreeMap, BTreeSet};
-
-/// The registry's tables, for row counts.
-pub(super) const TABLES: [&str; 5] = [
-    "registry_components",
-    "registry_versions",
-    "dimension_records",
-    "mapping_rows",
-    "registry_dependencies",
-];
 
 fn kind_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<ComponentKind> {
     let s: String = r.get(i)?;
@@ -235,114 +225,25 @@ pub(super) fn dependents(
     Ok(rows)
 }
 
-/// The plan SQLite chose for [`crate::Catalog::dependents`] (`EXPLAIN QUERY PLAN`, one
-/// line per step), at one target version or at any: for tests and for checking by hand that
-/// it seeks the `registry_dependents` index.
+/// The plan SQLite chose for [`crate::RegistryStore::dependents`], at one target version or
+/// at any: for tests and for checking by hand that it seeks the `registry_dependents` index.
 pub fn dependents_query_plan(catalog: &SqliteCatalog, any_version: bool) -> Result<Vec<String>> {
-    let conn = catalog
-        .conn
-        .lock()
-        .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
-    let (sql, args): (&str, &[&dyn rusqlite::ToSql]) = if any_version {
-        (DEPENDENTS_ANY_VERSION, &[&"dimension", &"county"])
+    if any_version {
+        catalog.query_plan(DEPENDENTS_ANY_VERSION, &[&"dimension", &"county"])
     } else {
-        (DEPENDENTS_AT_VERSION, &[&"dimension", &"county", &1])
-    };
-    Ok(conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-        .query_map(args, |r| r.get::<_, String>(3))?
-        .collect::<rusqlite::Result<_>>()?)
+        catalog.query_plan(DEPENDENTS_AT_VERSION, &[&"dimension", &"county", &1])
+    }
 }
 
 fn refused(msg: String) -> CatalogError {
     CatalogError::Refused(msg)
 }
 
-/// The first 20 items, then how many more there are (as the design's error reports do).
-fn listed<T: std::fmt::Display>(items: &[T]) -> String {
-    const LIMIT: usize = 20;
-    let shown: Vec<String> = items.iter().take(LIMIT).map(|i| i.to_string()).collect();
-    let mut out = shown.join(", ");
-    if items.len() > LIMIT {
-        out.push_str(&format!(" and {} more", items.len() - LIMIT));
-    }
-    out
-}
-
-/// Checks of the request alone, before any lookup.
-fn check_shape(v: &NewComponentVersion) -> Result<()> {
-    let what = format!("{} {:?}", v.kind, v.name);
-    if v.kind != ComponentKind::Dimension && !v.records.is_empty() {
-        return Err(refused(format!(
-            "{what}: only a dimension has records, and a {} was given {}",
-            v.kind,
-            v.records.len()
-        )));
-    }
-    if v.kind != ComponentKind::Mapping && !v.mapping_rows.is_empty() {
-        return Err(refused(format!(
-            "{what}: only a mapping has mapping rows, and a {} was given {}",
-            v.kind,
-            v.mapping_rows.len()
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    let dup_ids: BTreeSet<&str> = v
-        .records
-        .iter()
-        .filter(|r| !seen.insert(r.id.as_str()))
-        .map(|r| r.id.as_str())
-        .collect();
-    if !dup_ids.is_empty() {
-        let ids: Vec<String> = dup_ids.iter().map(|id| format!("{id:?}")).collect();
-        return Err(refused(format!(
-            "{what}: record ids must be unique, and {} repeat: {}",
-            ids.len(),
-            listed(&ids)
-        )));
-    }
-    let mut seen = BTreeSet::new();
-    let dup_pairs: BTreeSet<(&str, &str)> = v
-        .mapping_rows
-        .iter()
-        .map(|r| (r.from_id.as_str(), r.to_id.as_str()))
-        .filter(|pair| !seen.insert(*pair))
-        .collect();
-    if !dup_pairs.is_empty() {
-        let pairs: Vec<String> = dup_pairs
-            .iter()
-            .map(|(from, to)| format!("{from:?} -> {to:?}"))
-            .collect();
-        return Err(refused(format!(
-            "{what}: each (from, to) pair must appear once, and {} repeat: {}",
-            pairs.len(),
-            listed(&pairs)
-        )));
-    }
-    let mut targets: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for d in &v.dependencies {
-        if d.kind != DependencyTarget::DATASET && ComponentKind::parse(&d.kind).is_none() {
-            return Err(refused(format!(
-                "{what}: dependency kind {:?} of {:?} is neither a component kind \
-                 (dimension, mapping, project, registration) nor \"dataset\"",
-                d.kind, d.name
-            )));
-        }
-        if let Some(other) = targets.insert((&d.kind, &d.name), d.version) {
-            return Err(refused(format!(
-                "{what}: depends on {} {:?} twice (versions {other} and {}); name each target once",
-                d.kind, d.name, d.version
-            )));
-        }
-    }
-    Ok(())
-}
-
 pub(super) fn put_version(
     conn: &mut Connection,
     v: NewComponentVersion,
 ) -> Result<ComponentVersion> {
-    check_shape(&v)?;
+    crate::model::check_shape(&v)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let existing = load_component(&tx, v.kind, &v.name)?;
     let version = match (&existing, v.base_version) {

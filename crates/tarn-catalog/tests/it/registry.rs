@@ -2,16 +2,13 @@
 //! and updates are exclusive, a refused change writes nothing, old versions read back
 //! exactly, and `dependents` answers from its index. Ends with a model test.
 
+use crate::backends::{Kind, TestCatalog};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use tarn_catalog::*;
 
-fn open(dir: &tempfile::TempDir) -> SqliteCatalog {
-    SqliteCatalog::open(dir.path().join("catalog.db"), false).expect("open")
-}
-
-fn record(id: &str, name: &str) -> DimensionRecordRow {
+pub(crate) fn record(id: &str, name: &str) -> DimensionRecordRow {
     DimensionRecordRow {
         id: id.into(),
         name: name.into(),
@@ -19,7 +16,7 @@ fn record(id: &str, name: &str) -> DimensionRecordRow {
     }
 }
 
-fn row(from: &str, to: &str, fraction: f64) -> MappingRow {
+pub(crate) fn row(from: &str, to: &str, fraction: f64) -> MappingRow {
     MappingRow {
         from_id: from.into(),
         to_id: to.into(),
@@ -27,7 +24,7 @@ fn row(from: &str, to: &str, fraction: f64) -> MappingRow {
     }
 }
 
-fn target(kind: &str, name: &str, version: u64) -> DependencyTarget {
+pub(crate) fn target(kind: &str, name: &str, version: u64) -> DependencyTarget {
     DependencyTarget {
         kind: kind.into(),
         name: name.into(),
@@ -35,7 +32,11 @@ fn target(kind: &str, name: &str, version: u64) -> DependencyTarget {
     }
 }
 
-fn new_version(kind: ComponentKind, name: &str, base: Option<u64>) -> NewComponentVersion {
+pub(crate) fn new_version(
+    kind: ComponentKind,
+    name: &str,
+    base: Option<u64>,
+) -> NewComponentVersion {
     NewComponentVersion {
         kind,
         name: name.into(),
@@ -49,7 +50,7 @@ fn new_version(kind: ComponentKind, name: &str, base: Option<u64>) -> NewCompone
     }
 }
 
-fn dimension(
+pub(crate) fn dimension(
     name: &str,
     base: Option<u64>,
     records: Vec<DimensionRecordRow>,
@@ -61,8 +62,8 @@ fn dimension(
 }
 
 /// Rows of every registry table and of `commits`.
-fn counts(catalog: &SqliteCatalog) -> BTreeMap<String, i64> {
-    let all = tarn_catalog::sqlite::table_counts(catalog).expect("counts");
+async fn counts(catalog: &Catalog) -> BTreeMap<String, i64> {
+    let all = catalog.lake.table_counts().await.expect("counts");
     let tables = [
         "commits",
         "registry_components",
@@ -95,14 +96,20 @@ fn component_kinds_round_trip() {
     assert_eq!(sorted, ComponentKind::ALL);
 }
 
-#[tokio::test]
-async fn versions_take_commits_and_old_versions_read_back() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = open(&dir);
-    assert!(catalog.components(None).await.expect("list").is_empty());
+async fn versions_take_commits_and_old_versions_read_back(t: TestCatalog) {
+    let catalog = &t.catalog;
+    assert!(
+        catalog
+            .registry
+            .components(None)
+            .await
+            .expect("list")
+            .is_empty()
+    );
 
     let v1_records = vec![record("37001", "Alamance"), record("37003", "Alexander")];
     let v1 = catalog
+        .registry
         .put_component_version(dimension("county", None, v1_records.clone()))
         .await
         .expect("create");
@@ -110,8 +117,12 @@ async fn versions_take_commits_and_old_versions_read_back() {
         (v1.kind, v1.name.as_str(), v1.version),
         (ComponentKind::Dimension, "county", 1)
     );
-    assert_eq!(catalog.last_commit().await.expect("last"), v1.commit_id);
+    assert_eq!(
+        catalog.reader.last_commit().await.expect("last"),
+        v1.commit_id
+    );
     catalog
+        .registry
         .put_component_version(dimension(
             "state",
             None,
@@ -127,6 +138,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
         target("dimension", "state", 1),
     ];
     let m1 = catalog
+        .registry
         .put_component_version(NewComponentVersion {
             mapping_rows: mapping_rows.clone(),
             dependencies: deps.clone(),
@@ -134,7 +146,10 @@ async fn versions_take_commits_and_old_versions_read_back() {
         })
         .await
         .expect("mapping");
-    assert_eq!(catalog.last_commit().await.expect("last"), m1.commit_id);
+    assert_eq!(
+        catalog.reader.last_commit().await.expect("last"),
+        m1.commit_id
+    );
 
     // Records out of id order are stored and read back by id.
     let v2_records = vec![
@@ -142,6 +157,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
         record("37001", "Alamance County"),
     ];
     let v2 = catalog
+        .registry
         .put_component_version(NewComponentVersion {
             author: "grace".into(),
             message: "fix names".into(),
@@ -150,23 +166,27 @@ async fn versions_take_commits_and_old_versions_read_back() {
         .await
         .expect("update");
     assert_eq!((v2.component_id, v2.version), (v1.component_id, 2));
-    assert_eq!(catalog.last_commit().await.expect("last"), v2.commit_id);
+    assert_eq!(
+        catalog.reader.last_commit().await.expect("last"),
+        v2.commit_id
+    );
     assert!(v2.commit_id > m1.commit_id && v2.timestamp >= v1.timestamp);
 
     // v1 and the mapping read back exactly after v2.
     let id = v1.component_id;
     assert_eq!(
-        catalog.dimension_records(id, 1).await.expect("v1"),
+        catalog.registry.dimension_records(id, 1).await.expect("v1"),
         v1_records
     );
     let mut expected_v2 = v2_records.clone();
     expected_v2.sort_by(|a, b| a.id.cmp(&b.id));
     assert_eq!(
-        catalog.dimension_records(id, 2).await.expect("v2"),
+        catalog.registry.dimension_records(id, 2).await.expect("v2"),
         expected_v2
     );
     assert!(
         catalog
+            .registry
             .dimension_records(id, 3)
             .await
             .expect("v3")
@@ -174,6 +194,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert_eq!(
         catalog
+            .registry
             .mapping_rows(m1.component_id, 1)
             .await
             .expect("rows"),
@@ -181,15 +202,31 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert_eq!(
         catalog
+            .registry
             .dependencies(m1.component_id, 1)
             .await
             .expect("deps"),
         deps
     );
-    assert!(catalog.dependencies(id, 2).await.expect("deps").is_empty());
-    assert!(catalog.mapping_rows(id, 1).await.expect("rows").is_empty());
+    assert!(
+        catalog
+            .registry
+            .dependencies(id, 2)
+            .await
+            .expect("deps")
+            .is_empty()
+    );
+    assert!(
+        catalog
+            .registry
+            .mapping_rows(id, 1)
+            .await
+            .expect("rows")
+            .is_empty()
+    );
 
     let head = catalog
+        .registry
         .component(ComponentKind::Dimension, "county")
         .await
         .expect("get")
@@ -206,6 +243,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     // The same name under another kind is another component.
     assert!(
         catalog
+            .registry
             .component(ComponentKind::Mapping, "county")
             .await
             .expect("get")
@@ -213,6 +251,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert_eq!(
         catalog
+            .registry
             .component_version(ComponentKind::Dimension, "county", None)
             .await
             .expect("head"),
@@ -220,6 +259,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert_eq!(
         catalog
+            .registry
             .component_version(ComponentKind::Dimension, "county", Some(1))
             .await
             .expect("v1"),
@@ -227,6 +267,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert_eq!(
         catalog
+            .registry
             .component_version(ComponentKind::Dimension, "county", Some(3))
             .await
             .expect("v3"),
@@ -234,6 +275,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
 
     let history = catalog
+        .registry
         .component_history(ComponentKind::Dimension, "county")
         .await
         .expect("history");
@@ -249,6 +291,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     assert!(history[0].timestamp >= history[1].timestamp);
     assert!(
         catalog
+            .registry
             .component_history(ComponentKind::Project, "county")
             .await
             .expect("history")
@@ -261,7 +304,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
             .collect()
     };
     assert_eq!(
-        listed(catalog.components(None).await.expect("list")),
+        listed(catalog.registry.components(None).await.expect("list")),
         [
             (ComponentKind::Dimension, "county".to_string(), 2),
             (ComponentKind::Dimension, "state".to_string(), 1),
@@ -271,6 +314,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     assert_eq!(
         listed(
             catalog
+                .registry
                 .components(Some(ComponentKind::Mapping))
                 .await
                 .expect("list")
@@ -279,6 +323,7 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
     assert!(
         catalog
+            .registry
             .components(Some(ComponentKind::Registration))
             .await
             .expect("list")
@@ -286,10 +331,10 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
 
     // A reopened catalog reads the same.
-    drop(catalog);
-    let again = open(&dir);
+    let again = t.open_again().await;
     assert_eq!(
         again
+            .registry
             .component_history(ComponentKind::Dimension, "county")
             .await
             .expect("history"),
@@ -297,22 +342,23 @@ async fn versions_take_commits_and_old_versions_read_back() {
     );
 }
 
-#[tokio::test]
-async fn exists_not_found_and_conflict_write_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = open(&dir);
+async fn exists_not_found_and_conflict_write_nothing(t: TestCatalog) {
+    let catalog = &t.catalog;
     catalog
+        .registry
         .put_component_version(dimension("county", None, vec![record("1", "a")]))
         .await
         .expect("v1");
     catalog
+        .registry
         .put_component_version(dimension("county", Some(1), vec![record("1", "b")]))
         .await
         .expect("v2");
-    let before = counts(&catalog);
-    let last = catalog.last_commit().await.expect("last");
+    let before = counts(catalog).await;
+    let last = catalog.reader.last_commit().await.expect("last");
 
     let err = catalog
+        .registry
         .put_component_version(dimension("county", None, vec![record("2", "c")]))
         .await
         .expect_err("exists");
@@ -327,6 +373,7 @@ async fn exists_not_found_and_conflict_write_nothing() {
     assert!(!err.is_conflict());
 
     let err = catalog
+        .registry
         .put_component_version(new_version(ComponentKind::Mapping, "county", Some(1)))
         .await
         .expect_err("missing");
@@ -341,6 +388,7 @@ async fn exists_not_found_and_conflict_write_nothing() {
 
     for stale in [0, 1, 3] {
         let err = catalog
+            .registry
             .put_component_version(dimension("county", Some(stale), vec![record("3", "d")]))
             .await
             .expect_err("stale");
@@ -356,9 +404,10 @@ async fn exists_not_found_and_conflict_write_nothing() {
             )
         );
     }
-    assert_eq!(counts(&catalog), before);
-    assert_eq!(catalog.last_commit().await.expect("last"), last);
+    assert_eq!(counts(catalog).await, before);
+    assert_eq!(catalog.reader.last_commit().await.expect("last"), last);
     let head = catalog
+        .registry
         .component_version(ComponentKind::Dimension, "county", None)
         .await
         .expect("head")
@@ -366,6 +415,7 @@ async fn exists_not_found_and_conflict_write_nothing() {
     assert_eq!(head.version, 2);
     assert_eq!(
         catalog
+            .registry
             .dimension_records(head.component_id, 2)
             .await
             .expect("records"),
@@ -373,15 +423,14 @@ async fn exists_not_found_and_conflict_write_nothing() {
     );
 }
 
-#[tokio::test]
-async fn refused_versions_write_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = open(&dir);
+async fn refused_versions_write_nothing(t: TestCatalog) {
+    let catalog = &t.catalog;
     catalog
+        .registry
         .put_component_version(dimension("county", None, vec![record("1", "a")]))
         .await
         .expect("v1");
-    let before = counts(&catalog);
+    let before = counts(catalog).await;
     let with_deps = |base, deps| NewComponentVersion {
         dependencies: deps,
         ..new_version(ComponentKind::Project, "study", base)
@@ -456,16 +505,18 @@ async fn refused_versions_write_nothing() {
     ];
     for (request, message) in cases {
         let err = catalog
+            .registry
             .put_component_version(request)
             .await
             .expect_err(message);
         assert!(matches!(err, CatalogError::Refused(_)), "{err:?}");
         assert_eq!(err.to_string(), message);
-        assert_eq!(counts(&catalog), before, "{message}");
+        assert_eq!(counts(catalog).await, before, "{message}");
     }
     // A dependency on an update of the component itself is checked the same way; a dataset
     // target is not checked.
     let v2 = catalog
+        .registry
         .put_component_version(NewComponentVersion {
             dependencies: vec![
                 target("dimension", "county", 1),
@@ -478,6 +529,7 @@ async fn refused_versions_write_nothing() {
     assert_eq!(v2.version, 2);
     assert!(
         catalog
+            .registry
             .put_component_version(NewComponentVersion {
                 dependencies: vec![target("dimension", "county", 3)],
                 ..dimension("county", Some(2), vec![])
@@ -487,13 +539,14 @@ async fn refused_versions_write_nothing() {
     );
 }
 
-#[tokio::test]
-async fn dependents_by_version_any_version_and_dataset() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = open(&dir);
-    let put = |v: NewComponentVersion| {
-        let catalog = &catalog;
-        async move { catalog.put_component_version(v).await.expect("put") }
+async fn dependents_by_version_any_version_and_dataset(t: TestCatalog) {
+    let catalog = &t.catalog;
+    let put = |v: NewComponentVersion| async move {
+        catalog
+            .registry
+            .put_component_version(v)
+            .await
+            .expect("put")
     };
     let deps = |kind, name: &str, base, deps: Vec<DependencyTarget>| NewComponentVersion {
         dependencies: deps,
@@ -554,26 +607,24 @@ async fn dependents_by_version_any_version_and_dataset() {
     ))
     .await;
 
-    let found = |kind: &'static str, name: &'static str, version: Option<u64>| {
-        let catalog = &catalog;
-        async move {
-            catalog
-                .dependents(kind, name, version)
-                .await
-                .expect("dependents")
-                .into_iter()
-                .map(|d| {
-                    assert_eq!(
-                        (d.target.kind.as_str(), d.target.name.as_str()),
-                        (kind, name)
-                    );
-                    if let Some(v) = version {
-                        assert_eq!(d.target.version, v);
-                    }
-                    (d.kind, d.name, d.version, d.head_version, d.target.version)
-                })
-                .collect::<Vec<_>>()
-        }
+    let found = |kind: &'static str, name: &'static str, version: Option<u64>| async move {
+        catalog
+            .registry
+            .dependents(kind, name, version)
+            .await
+            .expect("dependents")
+            .into_iter()
+            .map(|d| {
+                assert_eq!(
+                    (d.target.kind.as_str(), d.target.name.as_str()),
+                    (kind, name)
+                );
+                if let Some(v) = version {
+                    assert_eq!(d.target.version, v);
+                }
+                (d.kind, d.name, d.version, d.head_version, d.target.version)
+            })
+            .collect::<Vec<_>>()
     };
     let s = |n: &str| n.to_string();
     assert_eq!(
@@ -624,43 +675,16 @@ async fn dependents_by_version_any_version_and_dataset() {
     );
 }
 
-#[test]
-fn dependents_seek_the_index() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let catalog = open(&dir);
-    for any_version in [false, true] {
-        let plan =
-            tarn_catalog::sqlite::dependents_query_plan(&catalog, any_version).expect("plan");
-        let seek = if any_version {
-            "SEARCH d USING COVERING INDEX registry_dependents (target_kind=? AND target_name=?)"
-        } else {
-            "SEARCH d USING COVERING INDEX registry_dependents (target_kind=? AND target_name=? AND target_version=?)"
-        };
-        // The dependencies are the outer loop, sought on the index; each dependent's
-        // component is one primary-key lookup; nothing is scanned.
-        assert_eq!(plan.first().map(String::as_str), Some(seek), "{plan:#?}");
-        assert!(
-            plan.iter()
-                .any(|l| l.starts_with("SEARCH c USING INTEGER PRIMARY KEY")),
-            "{plan:#?}"
-        );
-        assert!(!plan.iter().any(|l| l.starts_with("SCAN")), "{plan:#?}");
-    }
-}
-
-#[test]
-fn concurrent_writers_on_one_base_one_wins() {
+/// Writers with their own connections (as separate processes have) race on one base;
+/// exactly one wins each round.
+async fn concurrent_writers_on_one_base_one_wins(t: TestCatalog) {
     const WRITERS: usize = 6;
     const ROUNDS: u64 = 4;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WRITERS)
-        .max_blocking_threads(WRITERS * 2)
-        .build()
-        .expect("runtime");
-    rt.block_on(async {
-        // Every writer has its own connection to the same file, as separate processes do.
-        let catalogs: Vec<SqliteCatalog> = (0..WRITERS).map(|_| open(&dir)).collect();
+    {
+        let mut catalogs: Vec<Catalog> = Vec::new();
+        for _ in 0..WRITERS {
+            catalogs.push(t.open_again().await);
+        }
         let race = |base: Option<u64>| {
             let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(WRITERS));
             let tasks: Vec<_> = catalogs
@@ -671,6 +695,7 @@ fn concurrent_writers_on_one_base_one_wins() {
                     tokio::spawn(async move {
                         barrier.wait().await;
                         catalog
+                            .registry
                             .put_component_version(dimension(
                                 "county",
                                 base,
@@ -711,6 +736,7 @@ fn concurrent_writers_on_one_base_one_wins() {
             winners.push(won[0].clone());
         }
         let history = catalogs[0]
+            .registry
             .component_history(ComponentKind::Dimension, "county")
             .await
             .expect("history");
@@ -721,109 +747,21 @@ fn concurrent_writers_on_one_base_one_wins() {
         // Each version holds its winner's record only.
         for w in &winners {
             let records = catalogs[1]
+                .registry
                 .dimension_records(w.component_id, w.version)
                 .await
                 .expect("records");
             assert_eq!(records.len(), 1, "{w:?}");
         }
         assert_eq!(
-            counts(&catalogs[2])["registry_versions"],
+            counts(&catalogs[2]).await["registry_versions"],
             (ROUNDS + 1) as i64
         );
         assert_eq!(
-            counts(&catalogs[2])["dimension_records"],
+            counts(&catalogs[2]).await["dimension_records"],
             (ROUNDS + 1) as i64
         );
-    });
-}
-
-#[tokio::test]
-async fn a_migration_3_catalog_upgrades_and_keeps_its_data() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("catalog.db");
-    // A catalog from before the registry: migrations 1 to 3, with a dataset and a collection.
-    {
-        let conn = rusqlite::Connection::open(&path).expect("sqlite");
-        let migrations = tarn_catalog::sqlite::migrations::MIGRATIONS;
-        assert_eq!(
-            migrations[..3].iter().map(|m| m.0).collect::<Vec<_>>(),
-            [1, 2, 3]
-        );
-        conn.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_micros INTEGER NOT NULL);",
-        )
-        .expect("migrations table");
-        for (version, sql) in &migrations[..3] {
-            conn.execute_batch(sql).expect("migration");
-            conn.execute("INSERT INTO schema_migrations VALUES (?1, 0)", [version])
-                .expect("record");
-        }
-        conn.execute_batch(
-            r#"INSERT INTO commits (id, ts_micros) VALUES (1, 1000), (2, 2000);
-            INSERT INTO datasets (id, name, ordered_on, created_micros) VALUES (1, 'demand/nc', 'ts', 1000);
-            INSERT INTO branches (id, dataset_id, name, head_version, created_commit) VALUES (1, 1, 'main', 1, 1);
-            INSERT INTO versions (branch_id, version, commit_id, operation, message, rows, row_groups, bytes,
-                min_value, max_value, schema_json, options_json, metadata_json)
-                VALUES (1, 1, 2, 'write', 'first', 10, 1, 100, 1, 9, '{}', '{}', '{}');
-            INSERT INTO collections (id, name, schema_json, created_micros) VALUES (1, 'weather', '{}', 1000);"#,
-        )
-        .expect("data");
     }
-    let catalog = SqliteCatalog::open(&path, false).expect("migrates");
-    let applied: i64 = rusqlite::Connection::open(&path)
-        .expect("sqlite")
-        .query_row("SELECT max(version) FROM schema_migrations", [], |r| {
-            r.get(0)
-        })
-        .expect("applied");
-    assert_eq!(applied, 4);
-
-    let ds = catalog
-        .dataset(&tarn_core::DatasetName::new("demand/nc").expect("name"))
-        .await
-        .expect("get")
-        .expect("kept");
-    let main = catalog
-        .branch(ds.id, &tarn_core::BranchName::main())
-        .await
-        .expect("get")
-        .expect("main");
-    let v1 = catalog.version(main.id, 1).await.expect("get").expect("v1");
-    assert_eq!(
-        (v1.commit_id, v1.rows, v1.message.as_deref()),
-        (2, 10, Some("first"))
-    );
-    assert_eq!(catalog.last_commit().await.expect("last"), 2);
-    let before = tarn_catalog::sqlite::table_counts(&catalog).expect("counts");
-    assert_eq!(
-        (before["collections"], before["registry_components"]),
-        (1, 0)
-    );
-
-    // The registry works on the upgraded catalog, and its commits follow the lake's.
-    let county = catalog
-        .put_component_version(NewComponentVersion {
-            dependencies: vec![target("dataset", "demand/nc@main", 1)],
-            ..dimension("county", None, vec![record("37001", "Alamance")])
-        })
-        .await
-        .expect("create");
-    assert_eq!(county.commit_id, 3);
-    assert!(county.timestamp.timestamp_micros() >= 2000);
-    assert_eq!(
-        catalog
-            .dependents("dataset", "demand/nc@main", Some(1))
-            .await
-            .expect("dependents")
-            .len(),
-        1
-    );
-    drop(catalog);
-    let again = SqliteCatalog::open(&path, false).expect("reopen");
-    let after = tarn_catalog::sqlite::table_counts(&again).expect("counts");
-    assert_eq!(after["versions"], before["versions"]);
-    assert_eq!(after["registry_versions"], 1);
-    assert_eq!(after["commits"], 3);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -921,9 +859,11 @@ enum Outcome {
     Refused,
 }
 
-async fn run_model(ops: Vec<Op>) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let catalog = open(&dir);
+async fn run_model(kind: Kind, ops: Vec<Op>) -> Result<(), String> {
+    let t = crate::backends::open(kind)
+        .await
+        .ok_or("the backend went away between cases")?;
+    let catalog = &t.catalog;
     let mut model: BTreeMap<usize, Vec<ModelVersion>> = BTreeMap::new();
     let mut ids: BTreeMap<usize, i64> = BTreeMap::new();
     let mut last_commit = 0;
@@ -986,8 +926,9 @@ async fn run_model(ops: Vec<Op>) -> Result<(), String> {
                 }
             }
         };
-        let before = counts(&catalog);
+        let before = counts(catalog).await;
         let result = catalog
+            .registry
             .put_component_version(NewComponentVersion {
                 kind,
                 name: name.into(),
@@ -1024,7 +965,11 @@ async fn run_model(ops: Vec<Op>) -> Result<(), String> {
                 last_commit = v.commit_id;
                 eq(
                     "last commit",
-                    catalog.last_commit().await.map_err(|e| e.to_string())?,
+                    catalog
+                        .reader
+                        .last_commit()
+                        .await
+                        .map_err(|e| e.to_string())?,
                     v.commit_id,
                 )?;
                 if let Some(id) = ids.insert(op.component, v.component_id) {
@@ -1034,11 +979,11 @@ async fn run_model(ops: Vec<Op>) -> Result<(), String> {
             }
             Err(_) => eq(
                 &format!("step {step}: rows after a failed put"),
-                counts(&catalog),
+                counts(catalog).await,
                 before,
             )?,
         }
-        check(&catalog, &model, &ids)
+        check(catalog, &model, &ids)
             .await
             .map_err(|e| format!("after step {step}: {e}"))?;
     }
@@ -1046,7 +991,7 @@ async fn run_model(ops: Vec<Op>) -> Result<(), String> {
 }
 
 async fn check(
-    catalog: &SqliteCatalog,
+    catalog: &Catalog,
     model: &BTreeMap<usize, Vec<ModelVersion>>,
     ids: &BTreeMap<usize, i64>,
 ) -> Result<(), String> {
@@ -1054,7 +999,7 @@ async fn check(
     let mut listed = Vec::new();
     for (i, (kind, name)) in COMPONENTS.iter().enumerate() {
         let versions = model.get(&i).map_or(&[][..], |v| v.as_slice());
-        let record = catalog.component(*kind, name).await.map_err(e)?;
+        let record = catalog.registry.component(*kind, name).await.map_err(e)?;
         let expected = ids.get(&i).map(|id| ComponentRecord {
             id: *id,
             kind: *kind,
@@ -1063,7 +1008,11 @@ async fn check(
         });
         eq(&format!("{kind} {name}"), &record, &expected)?;
         listed.extend(expected);
-        let history = catalog.component_history(*kind, name).await.map_err(e)?;
+        let history = catalog
+            .registry
+            .component_history(*kind, name)
+            .await
+            .map_err(e)?;
         eq(
             &format!("{kind} {name} history"),
             history.iter().map(|h| h.version).collect::<Vec<_>>(),
@@ -1075,6 +1024,7 @@ async fn check(
             }
         }
         let head = catalog
+            .registry
             .component_version(*kind, name, None)
             .await
             .map_err(e)?;
@@ -1099,25 +1049,41 @@ async fn check(
             let id = h.component_id;
             eq(
                 &what,
-                catalog.dimension_records(id, h.version).await.map_err(e)?,
+                catalog
+                    .registry
+                    .dimension_records(id, h.version)
+                    .await
+                    .map_err(e)?,
                 m.records.clone(),
             )?;
             eq(
                 &what,
-                catalog.mapping_rows(id, h.version).await.map_err(e)?,
+                catalog
+                    .registry
+                    .mapping_rows(id, h.version)
+                    .await
+                    .map_err(e)?,
                 m.rows.clone(),
             )?;
             eq(
                 &what,
-                catalog.dependencies(id, h.version).await.map_err(e)?,
+                catalog
+                    .registry
+                    .dependencies(id, h.version)
+                    .await
+                    .map_err(e)?,
                 m.deps.clone(),
             )?;
         }
     }
-    eq("components", catalog.components(None).await.map_err(e)?, {
-        listed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        listed
-    })?;
+    eq(
+        "components",
+        catalog.registry.components(None).await.map_err(e)?,
+        {
+            listed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+            listed
+        },
+    )?;
     // Dependents of every target, at each version and at any, against a scan of the model.
     let mut targets: Vec<(String, String)> = COMPONENTS
         .iter()
@@ -1147,7 +1113,11 @@ async fn check(
                 .sort_by(|a, b| (a.kind, &a.name, a.version).cmp(&(b.kind, &b.name, b.version)));
             eq(
                 &format!("dependents of {tk} {tn} at {version:?}"),
-                catalog.dependents(tk, tn, version).await.map_err(e)?,
+                catalog
+                    .registry
+                    .dependents(tk, tn, version)
+                    .await
+                    .map_err(e)?,
                 expected,
             )?;
         }
@@ -1169,16 +1139,40 @@ fn model_runner(default_cases: u32) -> proptest::test_runner::TestRunner {
     })
 }
 
-#[test]
-fn random_registry_changes_match_the_model() {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn random_registry_changes_match_the_model(kind: Kind, default_cases: u32) {
+    if kind == Kind::Postgres && crate::backends::postgres_admin_url().is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let result = model_runner(64).run(&prop::collection::vec(op_strategy(), 1..24), |ops| {
-        rt.block_on(run_model(ops)).map_err(TestCaseError::fail)
-    });
+    let result =
+        model_runner(default_cases).run(&prop::collection::vec(op_strategy(), 1..24), |ops| {
+            rt.block_on(run_model(kind, ops))
+                .map_err(TestCaseError::fail)
+        });
     if let Err(e) = result {
         panic!("{e}");
     }
 }
+
+#[test]
+fn random_registry_changes_match_the_model_on_sqlite() {
+    random_registry_changes_match_the_model(Kind::Sqlite, 64);
+}
+
+/// Fewer cases: each one is a fresh schema on the server.
+#[test]
+fn random_registry_changes_match_the_model_on_postgres() {
+    random_registry_changes_match_the_model(Kind::Postgres, 32);
+}
+
+crate::backend_tests!(
+    versions_take_commits_and_old_versions_read_back,
+    exists_not_found_and_conflict_write_nothing,
+    refused_versions_write_nothing,
+    dependents_by_version_any_version_and_dataset,
+    concurrent_writers_on_one_base_one_wins,
+);

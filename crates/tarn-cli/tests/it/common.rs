@@ -1,6 +1,7 @@
 //! Helpers shared by the process-level tests: a lake in a temporary directory driven through
 //! the real `tarn` binary, `ts,id,v` rows rendered exactly as `tarn read --format csv` prints
-//! them, and fingerprints of a lake's visible state (its log and the files under `data/`).
+//! them, and fingerprints of a lake's visible state (its log and its storage's files). A lake
+//! is on one backend: SQLite + local files, or PostgreSQL + S3 (`TestLake::on`).
 
 #![allow(dead_code)]
 
@@ -8,6 +9,9 @@ use serde_json::Value;
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+pub use tarn_testkit::Backend;
+use tarn_testkit::LakePlace;
 
 /// The binary under test.
 pub const TARN: &str = env!("CARGO_BIN_EXE_tarn");
@@ -105,33 +109,91 @@ impl Run {
     }
 }
 
-/// A lake made by `tarn init` in a fresh temporary directory. `dir` holds the lake at
-/// `dir/lake` and room for input files beside it.
+/// A lake made by `tarn init` in a fresh place of one backend (tarn-testkit's
+/// [`LakePlace`]): a temporary directory that holds the lake at `dir/lake` and room for
+/// input files beside it, plus, for [`Backend::Remote`], a fresh PostgreSQL schema and S3
+/// prefix. Several lake directories may share one place ([`TestLake::join`]).
 pub struct TestLake {
-    pub tmp: tempfile::TempDir,
+    place: Arc<LakePlace>,
+    /// The lake directory: where `tarn.toml` is.
     pub lake: PathBuf,
 }
 
 impl TestLake {
+    /// A SQLite + local lake (the default of `tarn init`).
     pub fn new() -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("tarn-cli-it-")
-            .tempdir()
-            .expect("tempdir");
-        let lake = tmp.path().join("lake");
-        let t = Self { tmp, lake };
-        let init = t.raw(["init".as_ref(), t.lake.as_os_str()]).ok();
-        assert!(t.lake.join("tarn.toml").is_file(), "{}", init.describe());
-        t
+        Self::on(Backend::Local).expect("the local backend is always available")
     }
 
+    /// A lake on `backend`, or `None` when its servers are not configured (the test skips;
+    /// tarn-testkit says so on stderr, and panics instead under TARN_TEST_REQUIRE_REMOTE=1).
+    pub fn on(backend: Backend) -> Option<Self> {
+        let t = Self::uninitialized(backend)?;
+        let init = t.raw(t.init_args(&t.lake)).ok();
+        assert!(t.lake.join("tarn.toml").is_file(), "{}", init.describe());
+        Some(t)
+    }
+
+    /// A place on `backend` where no `tarn init` ran yet (for tests of `init` itself).
+    pub fn uninitialized(backend: Backend) -> Option<Self> {
+        let place = Arc::new(LakePlace::new(backend)?);
+        Some(Self {
+            lake: place.dir.clone(),
+            place,
+        })
+    }
+
+    /// Another lake directory `dir/NAME` whose `tarn init` joins this lake (its catalog and
+    /// storage), as a second machine would; `init` is what that `tarn init` printed.
+    pub fn join(&self, name: &str) -> (Self, Run) {
+        let other = Self {
+            place: self.place.clone(),
+            lake: self.path(name),
+        };
+        let init = other.raw(other.init_args(&other.lake)).ok();
+        (other, init)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.place.backend
+    }
+
+    /// The configuration the lake was made with.
+    pub fn config(&self) -> &tarn::LakeConfig {
+        &self.place.config
+    }
+
+    /// `init DIR` plus the options that make this backend's lake: none for the local
+    /// default, `--catalog/--storage/--s3-endpoint/--s3-allow-http` for the remote one.
+    pub fn init_args(&self, dir: &Path) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec!["init".into(), dir.into()];
+        if self.backend() == Backend::Remote {
+            let c = self.config();
+            args.extend(["--catalog".into(), c.catalog.clone().into()]);
+            args.extend(["--storage".into(), c.storage.clone().into()]);
+            if let Some(e) = &c.s3.endpoint {
+                args.extend(["--s3-endpoint".into(), e.into()]);
+            }
+            if c.s3.allow_http == Some(true) {
+                args.push("--s3-allow-http".into());
+            }
+        }
+        args
+    }
+
+    /// PostgreSQL + S3.
+    pub fn is_remote(&self) -> bool {
+        self.backend() == Backend::Remote
+    }
+
+    /// The temporary directory around the lake (inputs and outputs go here).
     pub fn dir(&self) -> &Path {
-        self.tmp.path()
+        self.place.tmp.path()
     }
 
     /// A path beside the lake (for inputs and outputs).
     pub fn path(&self, name: &str) -> PathBuf {
-        self.tmp.path().join(name)
+        self.dir().join(name)
     }
 
     pub fn file(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
@@ -150,11 +212,39 @@ impl TestLake {
             .into_iter()
             .map(|a| a.as_ref().to_os_string())
             .collect();
-        let out = tarn_cmd(self.tmp.path())
-            .args(&args)
-            .output()
-            .expect("run tarn");
+        let out = tarn_cmd(self.dir()).args(&args).output().expect("run tarn");
         Run::from_output(args, out)
+    }
+
+    /// `tarn ARGS` with no `--lake`, with environment variables set (`Some`) or removed
+    /// (`None`) for this process only (wrong credentials, say).
+    pub fn raw_env<I, S>(&self, args: I, env: &[(&str, Option<&str>)]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args
+            .into_iter()
+            .map(|a| a.as_ref().to_os_string())
+            .collect();
+        let mut cmd = tarn_cmd(self.dir());
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.args(&args).output().expect("run tarn");
+        Run::from_output(args, out)
+    }
+
+    /// `tarn --lake LAKE ARGS` with environment variables set or removed, as [`Self::raw_env`].
+    pub fn run_env<I, S>(&self, args: I, env: &[(&str, Option<&str>)]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.raw_env(self.args(args), env)
     }
 
     /// The arguments of `tarn --lake LAKE ARGS`.
@@ -185,7 +275,7 @@ impl TestLake {
     {
         use std::io::Write;
         let args = self.args(args);
-        let mut child = tarn_cmd(self.tmp.path())
+        let mut child = tarn_cmd(self.dir())
             .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -205,7 +295,7 @@ impl TestLake {
         S: AsRef<OsStr>,
     {
         let args = self.args(args);
-        let child = tarn_cmd(self.tmp.path())
+        let child = tarn_cmd(self.dir())
             .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -230,12 +320,28 @@ impl TestLake {
         self.run(args).ok().stdout()
     }
 
-    /// Relative paths of every file under `lake/data`, sorted.
+    /// Every file of the lake's storage (the local `data/` directory, including the
+    /// temporary `NAME#N` files a killed local writer leaves, or the S3 prefix), as paths
+    /// relative to the storage root, sorted.
     pub fn data_files(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        walk(&self.lake.join("data"), &self.lake.join("data"), &mut out);
-        out.sort();
-        out
+        tarn_testkit::runtime()
+            .block_on(self.place.files())
+            .into_iter()
+            .collect()
+    }
+
+    /// Puts `bytes` at `path` (relative to the storage root) in the lake's storage, beside
+    /// tarn: a file a writer left without committing it.
+    pub fn plant_file(&self, path: &str, bytes: Vec<u8>) {
+        let c = self.config();
+        let location = c
+            .storage_location(&self.place.dir)
+            .expect("storage location");
+        let store =
+            tarn_store::DataStore::open(&location, &c.s3_settings(), false).expect("open store");
+        tarn_testkit::runtime()
+            .block_on(store.put(path, bytes.into()))
+            .unwrap_or_else(|e| panic!("put {path}: {e}"));
     }
 
     /// The lake's visible state: `ls --json`; `log --json`, `branches --json` (each branch's
@@ -251,6 +357,30 @@ impl TestLake {
         s.push_str(&self.data_files().join("\n"));
         s
     }
+}
+
+/// Turns `fn name(lake: TestLake)` test bodies into one test per backend,
+/// `sqlite_local::name` and `postgres_s3::name`; the remote one skips (with a message) when
+/// the servers are not configured.
+#[macro_export]
+macro_rules! lake_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_local {
+            $(#[test]
+            fn $name() {
+                let lake = $crate::common::TestLake::new();
+                super::$name(lake)
+            })*
+        }
+        mod postgres_s3 {
+            $(#[test]
+            fn $name() {
+                if let Some(lake) = $crate::common::TestLake::on($crate::common::Backend::Remote) {
+                    super::$name(lake)
+                }
+            })*
+        }
+    };
 }
 
 pub fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {

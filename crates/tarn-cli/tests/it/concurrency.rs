@@ -2,7 +2,7 @@
 //! §12 "two writers at once", docs/design/0001-commit.md): each either commits exactly one
 //! version or fails with a conflict that says to retry; versions stay gap-free; the rows are
 //! the ordered merge of the winners' rows in commit order; a reader running meanwhile only
-//! ever sees whole versions.
+//! ever sees whole versions. Every test runs on SQLite + local files and on PostgreSQL + S3.
 
 use crate::common::*;
 use serde_json::Value;
@@ -190,9 +190,7 @@ fn check_log_and_rows(lake: &TestLake, outcome: &Outcome, seed: Option<&[Row]>) 
     states
 }
 
-#[test]
-fn six_durable_writers_on_a_seeded_dataset_and_a_reader() {
-    let lake = TestLake::new();
+fn six_durable_writers_on_a_seeded_dataset_and_a_reader(lake: TestLake) {
     let seed = seed_rows();
     let input = lake.file("seed.csv", csv_text(&seed));
     lake.run([
@@ -259,9 +257,7 @@ fn six_durable_writers_on_a_seeded_dataset_and_a_reader() {
     }
 }
 
-#[test]
-fn six_relaxed_writers_race_to_create_the_dataset() {
-    let lake = TestLake::new();
+fn six_relaxed_writers_race_to_create_the_dataset(lake: TestLake) {
     let outcome = run_writers(&lake, true);
     eprintln!(
         "relaxed: {} writers committed, {} conflicts",
@@ -294,10 +290,8 @@ fn six_relaxed_writers_race_to_create_the_dataset() {
 /// Writers that all find the dataset missing race to create it: exactly one creates it, the
 /// others must re-plan on the version it made (a merge), never report that the dataset they
 /// just saw appear "does not exist". Many short rounds, as the window is small.
-#[test]
-fn racing_creators_never_fail() {
+fn racing_creators_never_fail(lake: TestLake) {
     const ROUNDS: usize = 20;
-    let lake = TestLake::new();
     let mut problems = Vec::new();
     let mut conflicts = 0;
     for round in 0..ROUNDS {
@@ -358,10 +352,8 @@ fn racing_creators_never_fail() {
 /// branch and tags the head (docs/design/0003): every branch ends with exactly its own
 /// writers' rows on top of the shared seed, gap-free, and no write to a branch leaks into
 /// another one.
-#[test]
-fn writers_on_several_branches_at_once() {
+fn writers_on_several_branches_at_once(lake: TestLake) {
     const PER_BRANCH: usize = 3;
-    let lake = TestLake::new();
     let seed = seed_rows();
     let seed_file = lake.file("seed.csv", csv_text(&seed));
     lake.run([
@@ -460,3 +452,10 @@ fn writers_on_several_branches_at_once() {
         "the tag reads its version"
     );
 }
+
+crate::lake_tests!(
+    six_durable_writers_on_a_seeded_dataset_and_a_reader,
+    six_relaxed_writers_race_to_create_the_dataset,
+    racing_creators_never_fail,
+    writers_on_several_branches_at_once,
+);

@@ -434,12 +434,12 @@ fn has_keys(v: &Value, want: &[&str]) {
 
 #[test]
 fn json_flag_prints_the_spec_keys() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let lake_dir = tmp.path().join("lake");
+    let lake = TestLake::uninitialized(Backend::Local).expect("a local place");
+    let lake_dir = lake.lake.clone();
     // init
     let init = Run::from_output(
         vec![],
-        tarn_cmd(tmp.path())
+        tarn_cmd(lake.dir())
             .args(["--json", "init"])
             .arg(&lake_dir)
             .output()
@@ -451,7 +451,7 @@ fn json_flag_prints_the_spec_keys() {
     assert_eq!(v["created"], true, "{v}");
     let again = silent_ok(Run::from_output(
         vec![],
-        tarn_cmd(tmp.path())
+        tarn_cmd(lake.dir())
             .args(["--json", "init"])
             .arg(&lake_dir)
             .output()
@@ -463,10 +463,6 @@ fn json_flag_prints_the_spec_keys() {
         "init of an existing lake says so: {}",
         again.describe()
     );
-    let lake = TestLake {
-        lake: lake_dir,
-        tmp,
-    };
 
     // write: creation, then a merge with metadata, then a no-op.
     let rows = input_rows();

@@ -594,7 +594,7 @@ fn statistics_come_from_the_catalog() {
             tarn_query::datafusion::catalog::TableProvider::statistics(&table).expect("stats");
         assert_eq!(
             stats.num_rows.get_value().copied(),
-            Some(snap.version.rows as usize)
+            Some(snap.rows() as usize)
         );
         let ts = &stats.column_statistics[0];
         let first = raw(&lake, "tarn://site/a").await;

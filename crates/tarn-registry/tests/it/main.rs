@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampSe
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tarn::catalog::ComponentKind;
+use tarn::registry_store::ComponentKind;
 use tarn::{Durability, Lake, WriteRequest};
 use tarn_registry::{
     Aggregation, DimensionInput, GroupBy, MappingInput, ProjectDefinition, ProjectQuery, Registry,
@@ -723,7 +723,7 @@ fn history_and_dependents_follow_updates() {
             .await
             .expect("register");
 
-        let names = |ds: &[tarn::catalog::Dependent]| -> Vec<String> {
+        let names = |ds: &[tarn::registry_store::Dependent]| -> Vec<String> {
             ds.iter()
                 .map(|d| format!("{}:{}@{}", d.kind.as_str(), d.name, d.version))
                 .collect()

@@ -446,11 +446,11 @@ fn seed() -> Vec<Row> {
     (0..12).map(|i| (i * 3, 100 + i, i)).collect()
 }
 
-fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    runtime()
-        .block_on(async {
-            let lake = relaxed_lake(dir.path()).await;
+/// Runs `ops` on a fresh lake in `place`, then checks every form and state against the model.
+async fn run_case(place: &LakePlace, ops: Vec<Op>) -> Result<(), String> {
+    {
+        {
+            let lake = relaxed_lake(place).await;
             // Small row groups, so that branches share some row groups and rewrite others.
             lake.write(
                 &uri("main", ""),
@@ -489,22 +489,24 @@ fn run_case(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.states.push((state, heads));
             }
             check(&lake, &model).await
-        })
-        .map_err(TestCaseError::fail)
+        }
+    }
 }
 
-#[test]
-fn branches_and_tags_match_the_model() {
-    let mut runner = model_runner(24);
+/// Every case in a fresh lake of the test's backend.
+async fn branches_and_tags_match_the_model(place: LakePlace) {
+    let backend = place.backend;
+    let mut runner = model_runner(backend, 24, 6);
     runner
-        .run(&proptest::collection::vec(op(), 1..20), run_case)
+        .run(&proptest::collection::vec(op(), 1..20), |ops| {
+            block_on(run_case(&case_place(backend), ops)).map_err(TestCaseError::fail)
+        })
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The usual loop, fixed: work on a branch, fast-forward main, work on, fast-forward again,
 /// rewriting row groups main had before the first fork.
-#[test]
-fn repeated_fast_forwards_match_the_model() {
+async fn repeated_fast_forwards_match_the_model(place: LakePlace) {
     let ops = vec![
         Op::Branch {
             from: 0,
@@ -528,5 +530,12 @@ fn repeated_fast_forwards_match_the_model() {
             target: None,
         },
     ];
-    run_case(ops).unwrap_or_else(|e| panic!("{e}"));
+    run_case(&place, ops)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
+
+tarn_testkit::backend_tests!(
+    branches_and_tags_match_the_model,
+    repeated_fast_forwards_match_the_model,
+);

@@ -388,49 +388,46 @@ fn names(listing: &tarn::CollectionListing) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn discovery_adopts_an_existing_tree_and_reports_what_does_not_fit() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        for uri in [
-            "weather/temp-berlin/1D",
-            "weather/temp-paris/1D",
+async fn discovery_adopts_an_existing_tree_and_reports_what_does_not_fit(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    for uri in [
+        "weather/temp-berlin/1D",
+        "weather/temp-paris/1D",
+        "weather/rain-berlin/1h",
+        "weather/temp/1D",
+        "weather/README",
+        "weather",
+        "weatherx/a-b/c",
+    ] {
+        create(&lake, uri).await;
+    }
+    let created = lake
+        .create_collection(WeatherKey::key_schema().clone())
+        .await
+        .expect("create over an existing tree");
+    assert_eq!(created.collection.name().as_str(), "weather");
+    assert_eq!(
+        names(&created),
+        [
             "weather/rain-berlin/1h",
-            "weather/temp/1D",
-            "weather/README",
-            "weather",
-            "weatherx/a-b/c",
-        ] {
-            create(&lake, uri).await;
-        }
-        let created = lake
-            .create_collection(WeatherKey::key_schema().clone())
-            .await
-            .expect("create over an existing tree");
-        assert_eq!(created.collection.name().as_str(), "weather");
-        assert_eq!(
-            names(&created),
-            [
-                "weather/rain-berlin/1h",
-                "weather/temp-berlin/1D",
-                "weather/temp-paris/1D"
-            ]
-        );
-        assert_eq!(
-            created.datasets[0].key,
-            vec![
-                ("quantity".to_string(), KeyValue::from("rain")),
-                ("city".to_string(), KeyValue::from("berlin")),
-                ("frequency".to_string(), KeyValue::from("1h")),
-            ]
-        );
-        let unmatched: Vec<(String, String)> = created
-            .unmatched
-            .iter()
-            .map(|u| (u.name.to_string(), u.reason.clone()))
-            .collect();
-        assert_eq!(
+            "weather/temp-berlin/1D",
+            "weather/temp-paris/1D"
+        ]
+    );
+    assert_eq!(
+        created.datasets[0].key,
+        vec![
+            ("quantity".to_string(), KeyValue::from("rain")),
+            ("city".to_string(), KeyValue::from("berlin")),
+            ("frequency".to_string(), KeyValue::from("1h")),
+        ]
+    );
+    let unmatched: Vec<(String, String)> = created
+        .unmatched
+        .iter()
+        .map(|u| (u.name.to_string(), u.reason.clone()))
+        .collect();
+    assert_eq!(
             unmatched,
             [
                 (
@@ -444,199 +441,206 @@ fn discovery_adopts_an_existing_tree_and_reports_what_does_not_fit() {
             ]
         );
 
-        // Filters: every (field, value) must match; unmatched names are always reported.
-        let berlin = lake
-            .collection_datasets("weather", &[("city", "berlin")])
-            .await
-            .expect("filter");
-        assert_eq!(
-            names(&berlin),
-            ["weather/rain-berlin/1h", "weather/temp-berlin/1D"]
-        );
-        assert_eq!(berlin.unmatched.len(), 2);
-        let one = lake
-            .collection_datasets("weather", &[("city", "berlin"), ("quantity", "temp")])
-            .await
-            .expect("filter");
-        assert_eq!(names(&one), ["weather/temp-berlin/1D"]);
-        let none = lake
-            .collection_datasets("weather", &[("city", "oslo")])
-            .await
-            .expect("filter");
-        assert!(none.datasets.is_empty());
-        let all = lake
-            .collection_datasets("weather", &[])
-            .await
-            .expect("all");
-        assert_eq!(all.datasets.len(), 3);
-
-        for (filter, message) in [
-            (
-                ("town", "berlin"),
-                r#"invalid filter town=berlin for collection "weather" (weather/<quantity>-<city>/<frequency>): unknown field "town" (the fields are quantity, city, frequency)"#,
-            ),
-            (
-                ("city", "new york"),
-                r#"invalid filter city=new york for collection "weather" (weather/<quantity>-<city>/<frequency>): value "new york" of field "city" has character ' ', which is not allowed (use letters, digits and _ . =)"#,
-            ),
-            (
-                ("city", "a-b"),
-                r#"invalid filter city=a-b for collection "weather" (weather/<quantity>-<city>/<frequency>): value "a-b" of field "city" contains the separator '-' (str values may not contain the separator or '/')"#,
-            ),
-        ] {
-            let err = lake
-                .collection_datasets("weather", &[filter])
-                .await
-                .expect_err(message);
-            assert_eq!(err.kind(), ErrorKind::InvalidInput);
-            assert_eq!(err.to_string(), message);
-        }
-
-        // Int fields: filters are parsed as ints.
-        lake.create_collection(RunKey::key_schema().clone())
-            .await
-            .expect("create");
-        let k = run_key();
-        create(&lake, k.to_path().expect("path").as_str()).await;
-        let found = lake
-            .collection_datasets("ml/runs", &[("seed", "-7"), ("small", "255")])
-            .await
-            .expect("int filter");
-        assert_eq!(found.datasets.len(), 1);
-        assert_eq!(RunKey::from_name(&found.datasets[0].summary.name), Ok(k));
-        let err = lake
-            .collection_datasets("ml/runs", &[("small", "lots")])
-            .await
-            .expect_err("not an int");
-        assert!(
-            err.to_string()
-                .ends_with(r#"value "lots" of int field "small" is not an integer"#),
-            "{err}"
-        );
-
-        // Lookups.
-        let listed: Vec<String> = lake
-            .collections()
-            .await
-            .expect("list")
-            .iter()
-            .map(|c| c.name().to_string())
-            .collect();
-        assert_eq!(listed, ["ml/runs", "weather"]);
-        assert_eq!(
-            lake.collection("weather").await.expect("get").schema,
-            *WeatherKey::key_schema()
-        );
-        let err = lake.collection("nope").await.expect_err("missing");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        assert_eq!(
-            err.to_string(),
-            r#"collection "nope" does not exist (`tarn collection ls` lists them)"#
-        );
-        let err = lake
-            .collection_datasets("nope", &[])
-            .await
-            .expect_err("missing");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-    });
-}
-
-#[test]
-fn duplicate_and_overlapping_collections_are_refused() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        lake.create_collection(WeatherKey::key_schema().clone())
-            .await
-            .expect("create");
-        let err = lake
-            .create_collection(WeatherKey::key_schema().clone())
-            .await
-            .expect_err("duplicate");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert_eq!(err.to_string(), r#"collection "weather" already exists"#);
-        let inner = KeySchema::new("weather/x", '-', vec![vec![KeyField::str("a")]]).expect("s");
-        let err = lake.create_collection(inner).await.expect_err("overlap");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        assert_eq!(
-            err.to_string(),
-            r#"collection "weather/x" overlaps collection "weather": one lies inside the other, so a dataset name would belong to both"#
-        );
-        assert_eq!(lake.collections().await.expect("list").len(), 1);
-    });
-}
-
-#[test]
-fn the_first_write_of_a_dataset_under_a_collection_must_be_a_key() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        // Made before the collection: adopted as it is, and appends to it still work.
-        create(&lake, "weather/temp/1D").await;
-        lake.create_collection(WeatherKey::key_schema().clone())
-            .await
-            .expect("create");
-        lake.create_collection(RunKey::key_schema().clone())
-            .await
-            .expect("create");
-        let before = fingerprint(&lake, dir.path()).await;
-
-        for (uri, message) in [
-            (
-                "tarn://weather/snow/1D",
-                r#"tarn://weather/snow/1D: refusing to create the dataset: dataset name "weather/snow/1D" does not match collection "weather" (weather/<quantity>-<city>/<frequency>): segment "snow" has 1 field separated by '-', expected 2 (<quantity>-<city>)"#,
-            ),
-            (
-                "weather/snow-oslo",
-                r#"tarn://weather/snow-oslo: refusing to create the dataset: dataset name "weather/snow-oslo" does not match collection "weather" (weather/<quantity>-<city>/<frequency>): it has 1 level below "weather" where the collection has 2 (<quantity>-<city>/<frequency>)"#,
-            ),
-            (
-                "ml/runs/a/b",
-                r#"tarn://ml/runs/a/b: refusing to create the dataset: dataset name "ml/runs/a/b" does not match collection "ml/runs" (ml/runs/<model>_<small>_<big>_<neg>_<tiny>_<mid>_<word>_<wide>_<size>_<ptr>/<seed>_<type>): segment "a" has 1 field separated by '_', expected 10 (<model>_<small>_<big>_<neg>_<tiny>_<mid>_<word>_<wide>_<size>_<ptr>)"#,
-            ),
-        ] {
-            let err = lake
-                .write(uri, kiv_batch(&[(1, 1, 1)]), WriteRequest::new().ordered_on("k"))
-                .await
-                .expect_err(uri);
-            assert_eq!(err.kind(), ErrorKind::InvalidInput);
-            assert_eq!(err.to_string(), message);
-            let err = lake
-                .overwrite(uri, kiv_batch(&[(1, 1, 1)]), WriteRequest::new().ordered_on("k"))
-                .await
-                .expect_err(uri);
-            assert_eq!(err.to_string(), message);
-        }
-        assert_eq!(fingerprint(&lake, dir.path()).await, before, "lake changed");
-
-        // Keys are created; the old, non-key dataset takes appends; beside the collection
-        // (not under its prefix) nothing is checked.
-        create(&lake, "weather/snow-oslo/1D").await;
-        create(&lake, weather("temp", "rome", "1h").to_path().expect("p").as_str()).await;
-        lake.write(
-            "weather/temp/1D",
-            kiv_batch(&[(2, 2, 2)]),
-            WriteRequest::new(),
-        )
+    // Filters: every (field, value) must match; unmatched names are always reported.
+    let berlin = lake
+        .collection_datasets("weather", &[("city", "berlin")])
         .await
-        .expect("append to an adopted dataset");
-        create(&lake, "weather").await;
-        create(&lake, "weatherx/anything").await;
-        let listing = lake
-            .collection_datasets("weather", &[])
+        .expect("filter");
+    assert_eq!(
+        names(&berlin),
+        ["weather/rain-berlin/1h", "weather/temp-berlin/1D"]
+    );
+    assert_eq!(berlin.unmatched.len(), 2);
+    let one = lake
+        .collection_datasets("weather", &[("city", "berlin"), ("quantity", "temp")])
+        .await
+        .expect("filter");
+    assert_eq!(names(&one), ["weather/temp-berlin/1D"]);
+    let none = lake
+        .collection_datasets("weather", &[("city", "oslo")])
+        .await
+        .expect("filter");
+    assert!(none.datasets.is_empty());
+    let all = lake.collection_datasets("weather", &[]).await.expect("all");
+    assert_eq!(all.datasets.len(), 3);
+
+    for (filter, message) in [
+        (
+            ("town", "berlin"),
+            r#"invalid filter town=berlin for collection "weather" (weather/<quantity>-<city>/<frequency>): unknown field "town" (the fields are quantity, city, frequency)"#,
+        ),
+        (
+            ("city", "new york"),
+            r#"invalid filter city=new york for collection "weather" (weather/<quantity>-<city>/<frequency>): value "new york" of field "city" has character ' ', which is not allowed (use letters, digits and _ . =)"#,
+        ),
+        (
+            ("city", "a-b"),
+            r#"invalid filter city=a-b for collection "weather" (weather/<quantity>-<city>/<frequency>): value "a-b" of field "city" contains the separator '-' (str values may not contain the separator or '/')"#,
+        ),
+    ] {
+        let err = lake
+            .collection_datasets("weather", &[filter])
             .await
-            .expect("list");
-        assert_eq!(
-            names(&listing),
-            ["weather/snow-oslo/1D", "weather/temp-rome/1h"]
-        );
-        assert_eq!(
-            listing
-                .unmatched
-                .iter()
-                .map(|u| u.name.to_string())
-                .collect::<Vec<_>>(),
-            ["weather/temp/1D"]
-        );
-    });
+            .expect_err(message);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), message);
+    }
+
+    // Int fields: filters are parsed as ints.
+    lake.create_collection(RunKey::key_schema().clone())
+        .await
+        .expect("create");
+    let k = run_key();
+    create(&lake, k.to_path().expect("path").as_str()).await;
+    let found = lake
+        .collection_datasets("ml/runs", &[("seed", "-7"), ("small", "255")])
+        .await
+        .expect("int filter");
+    assert_eq!(found.datasets.len(), 1);
+    assert_eq!(RunKey::from_name(&found.datasets[0].summary.name), Ok(k));
+    let err = lake
+        .collection_datasets("ml/runs", &[("small", "lots")])
+        .await
+        .expect_err("not an int");
+    assert!(
+        err.to_string()
+            .ends_with(r#"value "lots" of int field "small" is not an integer"#),
+        "{err}"
+    );
+
+    // Lookups.
+    let listed: Vec<String> = lake
+        .collections()
+        .await
+        .expect("list")
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect();
+    assert_eq!(listed, ["ml/runs", "weather"]);
+    assert_eq!(
+        lake.collection("weather").await.expect("get").schema,
+        *WeatherKey::key_schema()
+    );
+    let err = lake.collection("nope").await.expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        r#"collection "nope" does not exist (`tarn collection ls` lists them)"#
+    );
+    let err = lake
+        .collection_datasets("nope", &[])
+        .await
+        .expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
 }
+
+async fn duplicate_and_overlapping_collections_are_refused(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    lake.create_collection(WeatherKey::key_schema().clone())
+        .await
+        .expect("create");
+    let err = lake
+        .create_collection(WeatherKey::key_schema().clone())
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(err.to_string(), r#"collection "weather" already exists"#);
+    let inner = KeySchema::new("weather/x", '-', vec![vec![KeyField::str("a")]]).expect("s");
+    let err = lake.create_collection(inner).await.expect_err("overlap");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(
+        err.to_string(),
+        r#"collection "weather/x" overlaps collection "weather": one lies inside the other, so a dataset name would belong to both"#
+    );
+    assert_eq!(lake.collections().await.expect("list").len(), 1);
+}
+
+async fn the_first_write_of_a_dataset_under_a_collection_must_be_a_key(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    // Made before the collection: adopted as it is, and appends to it still work.
+    create(&lake, "weather/temp/1D").await;
+    lake.create_collection(WeatherKey::key_schema().clone())
+        .await
+        .expect("create");
+    lake.create_collection(RunKey::key_schema().clone())
+        .await
+        .expect("create");
+    let before = fingerprint(&lake, &place).await;
+
+    for (uri, message) in [
+        (
+            "tarn://weather/snow/1D",
+            r#"tarn://weather/snow/1D: refusing to create the dataset: dataset name "weather/snow/1D" does not match collection "weather" (weather/<quantity>-<city>/<frequency>): segment "snow" has 1 field separated by '-', expected 2 (<quantity>-<city>)"#,
+        ),
+        (
+            "weather/snow-oslo",
+            r#"tarn://weather/snow-oslo: refusing to create the dataset: dataset name "weather/snow-oslo" does not match collection "weather" (weather/<quantity>-<city>/<frequency>): it has 1 level below "weather" where the collection has 2 (<quantity>-<city>/<frequency>)"#,
+        ),
+        (
+            "ml/runs/a/b",
+            r#"tarn://ml/runs/a/b: refusing to create the dataset: dataset name "ml/runs/a/b" does not match collection "ml/runs" (ml/runs/<model>_<small>_<big>_<neg>_<tiny>_<mid>_<word>_<wide>_<size>_<ptr>/<seed>_<type>): segment "a" has 1 field separated by '_', expected 10 (<model>_<small>_<big>_<neg>_<tiny>_<mid>_<word>_<wide>_<size>_<ptr>)"#,
+        ),
+    ] {
+        let err = lake
+            .write(
+                uri,
+                kiv_batch(&[(1, 1, 1)]),
+                WriteRequest::new().ordered_on("k"),
+            )
+            .await
+            .expect_err(uri);
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.to_string(), message);
+        let err = lake
+            .overwrite(
+                uri,
+                kiv_batch(&[(1, 1, 1)]),
+                WriteRequest::new().ordered_on("k"),
+            )
+            .await
+            .expect_err(uri);
+        assert_eq!(err.to_string(), message);
+    }
+    assert_eq!(fingerprint(&lake, &place).await, before, "lake changed");
+
+    // Keys are created; the old, non-key dataset takes appends; beside the collection
+    // (not under its prefix) nothing is checked.
+    create(&lake, "weather/snow-oslo/1D").await;
+    create(
+        &lake,
+        weather("temp", "rome", "1h").to_path().expect("p").as_str(),
+    )
+    .await;
+    lake.write(
+        "weather/temp/1D",
+        kiv_batch(&[(2, 2, 2)]),
+        WriteRequest::new(),
+    )
+    .await
+    .expect("append to an adopted dataset");
+    create(&lake, "weather").await;
+    create(&lake, "weatherx/anything").await;
+    let listing = lake
+        .collection_datasets("weather", &[])
+        .await
+        .expect("list");
+    assert_eq!(
+        names(&listing),
+        ["weather/snow-oslo/1D", "weather/temp-rome/1h"]
+    );
+    assert_eq!(
+        listing
+            .unmatched
+            .iter()
+            .map(|u| u.name.to_string())
+            .collect::<Vec<_>>(),
+        ["weather/temp/1D"]
+    );
+}
+
+// The key and path tests above touch no lake; these run on every backend.
+tarn_testkit::backend_tests!(
+    discovery_adopts_an_existing_tree_and_reports_what_does_not_fit,
+    duplicate_and_overlapping_collections_are_refused,
+    the_first_write_of_a_dataset_under_a_collection_must_be_a_key,
+);

@@ -1,31 +1,42 @@
-//! Helpers shared by the integration tests: lakes in temporary directories, building and
-//! decoding `k/id/v` batches, a reference model of the ordered merge (SPEC §3), and
-//! fingerprints of a lake's visible state (its log and the files under its data dir).
+//! Helpers shared by the integration tests: lakes on every backend (tarn-testkit's
+//! `LakePlace`: SQLite + local files, PostgreSQL + S3), building and decoding `k/id/v`
+//! batches, a reference model of the ordered merge (SPEC §3), and fingerprints of a lake's
+//! visible state (its log and the files of its storage).
 
 #![allow(dead_code)]
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tarn::{Durability, Lake, OrderedValue, ReadRequest};
+pub use tarn_testkit::{Backend, LakePlace};
 
 /// A multi-threaded runtime like the one the CLI runs on (the catalog uses blocking tasks).
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tarn_testkit::runtime()
 }
 
-/// A fresh lake in `dir`, without fsyncs (fast; durability is not what these tests check).
-pub async fn relaxed_lake(dir: &Path) -> Lake {
-    Lake::init(dir).await.expect("init lake");
-    Lake::open_with(dir, Durability::Relaxed)
+/// A fresh lake in `place`, without fsyncs (on PostgreSQL: `synchronous_commit` off) — fast;
+/// durability is not what these tests check.
+pub async fn relaxed_lake(place: &LakePlace) -> Lake {
+    drop(place.init().await);
+    Lake::open_with(&place.dir, Durability::Relaxed)
         .await
-        .expect("open lake")
+        .unwrap_or_else(|e| panic!("open the {} lake: {e}", place.backend.name()))
+}
+
+/// A fresh place on `backend`, for one case of a model test. The test's own place exists,
+/// so the backend's servers are configured and this never skips.
+pub fn case_place(backend: Backend) -> LakePlace {
+    LakePlace::new(backend).expect("the servers of this test's own place are configured")
+}
+
+/// Runs `f` to completion from inside an async test (on the multi-threaded runtime of
+/// `backend_tests!`): for the synchronous proptest runner of the model tests, which runs one
+/// async case at a time.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
 }
 
 /// One row of the `k` (ordered_on), `id`, `v` datasets.
@@ -175,35 +186,6 @@ pub fn model_delete(existing: &[Row], start: i64, end: i64) -> Vec<Row> {
         .collect()
 }
 
-/// Every file under `dir`, as paths relative to it.
-pub fn files_under(dir: &Path) -> BTreeSet<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root)
-                        .unwrap_or(&p)
-                        .to_string_lossy()
-                        .replace('\\', "/"),
-                );
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-pub fn data_dir(lake_dir: &Path) -> PathBuf {
-    lake_dir.join("data")
-}
-
 /// `(version, commit_id, timestamp, operation, rows)` of each version, newest first.
 pub type LogEntry = (u64, i64, String, String, u64);
 
@@ -244,7 +226,7 @@ pub async fn row_group_ids(lake: &Lake, uri: &str) -> Vec<(i64, String, u32, u64
         .collect()
 }
 
-/// What a lake shows of itself: each dataset's head and log, and the files on disk.
+/// What a lake shows of itself: each dataset's head and log, and the files of its storage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fingerprint {
     pub datasets: Vec<(String, u64, u64)>,
@@ -253,7 +235,7 @@ pub struct Fingerprint {
     pub files: BTreeSet<String>,
 }
 
-pub async fn fingerprint(lake: &Lake, lake_dir: &Path) -> Fingerprint {
+pub async fn fingerprint(lake: &Lake, place: &LakePlace) -> Fingerprint {
     let datasets = lake.datasets(None).await.expect("datasets");
     let mut logs = BTreeMap::new();
     let mut metadata = BTreeMap::new();
@@ -270,13 +252,23 @@ pub async fn fingerprint(lake: &Lake, lake_dir: &Path) -> Fingerprint {
             .collect(),
         logs,
         metadata,
-        files: files_under(&data_dir(lake_dir)),
+        files: place.files().await,
     }
 }
 
 /// A proptest runner for the model tests: `TARN_MODEL_CASES` cases when set (longer runs by
-/// hand), else `default_cases`; no persistence file.
-pub fn model_runner(default_cases: u32) -> proptest::test_runner::TestRunner {
+/// hand), else `local_cases` on SQLite + local files and `remote_cases` on PostgreSQL + S3
+/// (every case makes a fresh schema and prefix and each step is a few round trips to the
+/// servers, so fewer cases keep that variant near a minute); no persistence file.
+pub fn model_runner(
+    backend: Backend,
+    local_cases: u32,
+    remote_cases: u32,
+) -> proptest::test_runner::TestRunner {
+    let default_cases = match backend {
+        Backend::Local => local_cases,
+        Backend::Remote => remote_cases,
+    };
     let cases = std::env::var("TARN_MODEL_CASES")
         .ok()
         .and_then(|c| c.parse().ok())

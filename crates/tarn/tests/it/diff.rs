@@ -190,9 +190,9 @@ async fn diff(lake: &Lake, a: &str, b: &str) -> Result<DiffReport, String> {
         .map_err(|e| format!("diff {a} {b}: {e}"))
 }
 
-async fn run(sc: Scenario) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lake = relaxed_lake(dir.path()).await;
+async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
+    let place = case_place(backend);
+    let lake = relaxed_lake(&place).await;
     lake.write(
         URI,
         kiv_batch(&sc.first),
@@ -305,13 +305,13 @@ async fn run(sc: Scenario) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn diff_matches_a_brute_force_model() {
-    let mut runner = model_runner(32);
-    let rt = runtime();
+/// Every case in a fresh lake of the test's backend.
+async fn diff_matches_a_brute_force_model(place: LakePlace) {
+    let backend = place.backend;
+    let mut runner = model_runner(backend, 32, 8);
     runner
         .run(&scenario_strategy(), |sc| {
-            rt.block_on(run(sc)).map_err(TestCaseError::fail)
+            block_on(run(backend, sc)).map_err(TestCaseError::fail)
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -321,156 +321,148 @@ fn rows(range: std::ops::Range<i64>) -> Vec<Row> {
     range.map(|k| (k, 0, k)).collect()
 }
 
-#[test]
-fn unchanged_row_groups_are_never_read() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let uri = "tarn://diff/large";
-        let v = |n: u32| format!("{uri}:v{n}");
-        let req = WriteRequest::new()
-            .ordered_on("k")
-            .duplicates_on(tarn::DuplicatesOn::parse("k"))
-            .row_group_target(RowGroupTarget::Rows(1000));
-        lake.write(uri, kiv_batch(&rows(0..50_000)), req)
-            .await
-            .expect("v1");
-        // v2 appends one row group.
-        lake.write(uri, kiv_batch(&rows(50_000..51_000)), WriteRequest::new())
-            .await
-            .expect("v2");
-        let report = diff(&lake, &v(1), &v(2)).await.expect("diff");
-        assert_eq!((report.added, report.removed), (1000, 0), "{report:?}");
-        assert_eq!(report.unchanged_row_groups, 50, "{report:?}");
-        assert_eq!(report.changed_row_groups, 1, "{report:?}");
-        assert_eq!(report.row_groups_read, 1, "{report:?}");
-        assert_eq!(
-            report.compared_rows, 1000,
-            "only the appended row group is read: {report:?}"
-        );
-        assert_eq!(
-            serde_json::to_value(&report.ranges).expect("json"),
-            serde_json::json!([{"start": 50_000, "end": 50_999, "added": 1000, "removed": 0}])
-        );
-
-        // A version against itself reads nothing; so does a metadata-only version.
-        let same = diff(&lake, &v(2), &v(2)).await.expect("diff");
-        assert_eq!(
-            (
-                same.added,
-                same.removed,
-                same.row_groups_read,
-                same.compared_rows
-            ),
-            (0, 0, 0, 0),
-            "{same:?}"
-        );
-        assert!(same.ranges.is_empty());
-        lake.set_metadata(uri, WriteRequest::new().meta("k", "v"))
-            .await
-            .expect("v3");
-        let meta = diff(&lake, &v(2), &v(3)).await.expect("diff");
-        assert_eq!(
-            (meta.row_groups_read, meta.compared_rows),
-            (0, 0),
-            "{meta:?}"
-        );
-
-        // v4 deletes 100 rows inside one row group: only that row group is read, on each side.
-        lake.delete_range(uri, "20500", "20600", None)
-            .await
-            .expect("v4");
-        let del = diff(&lake, &v(3), &v(4)).await.expect("diff");
-        assert_eq!((del.added, del.removed), (0, 100), "{del:?}");
-        assert_eq!(
-            (del.row_groups_read, del.compared_rows),
-            (2, 1900),
-            "{del:?}"
-        );
-        assert_eq!(
-            serde_json::to_value(&del.ranges).expect("json"),
-            serde_json::json!([{"start": 20_500, "end": 20_599, "added": 0, "removed": 100}])
-        );
-
-        // v5 upserts one row (duplicates_on k: the new value replaces the old one).
-        lake.write(uri, kiv_batch(&[(7_777, 1, -1)]), WriteRequest::new())
-            .await
-            .expect("v5");
-        let up = diff(&lake, &v(4), &v(5)).await.expect("diff");
-        assert_eq!((up.added, up.removed), (1, 1), "{up:?}");
-        assert_eq!(up.compared_rows, 2000, "{up:?}");
-        assert_eq!(
-            serde_json::to_value(&up.ranges).expect("json"),
-            serde_json::json!([{"start": 7_777, "end": 7_777, "added": 1, "removed": 1}])
-        );
-
-        // v6 compacts (the row group of v4 is off target): every row group is rewritten and
-        // compared, and no row differs.
-        let out = lake.compact(uri, None).await.expect("v6");
-        assert!(out.row_groups_written > 0, "{out:?}");
-        let compact = diff(&lake, &v(5), &v(6)).await.expect("diff");
-        assert_eq!((compact.added, compact.removed), (0, 0), "{compact:?}");
-        assert!(compact.ranges.is_empty(), "{compact:?}");
-        assert_eq!(compact.compared_rows, 2 * 50_900, "{compact:?}");
-        // The whole history at once. Ranges follow the changed row groups: the compaction
-        // moved every boundary after the delete, so one range runs from the deleted rows to
-        // the appended ones, and the rest of the append is a range of its own.
-        let all = diff(&lake, &v(1), &v(6)).await.expect("diff");
-        assert_eq!((all.added, all.removed), (1001, 101), "{all:?}");
-        assert_eq!(all.compared_rows, 50_000 + 50_900, "{all:?}");
-        assert_eq!(
-            serde_json::to_value(&all.ranges).expect("json"),
-            serde_json::json!([
-                {"start": 7_777, "end": 7_777, "added": 1, "removed": 1},
-                {"start": 20_500, "end": 50_099, "added": 100, "removed": 100},
-                {"start": 50_100, "end": 50_999, "added": 900, "removed": 0},
-            ])
-        );
-    });
-}
-
-#[test]
-fn an_evolved_column_is_reported_and_left_out_of_the_comparison() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let uri = "tarn://diff/evolve";
-        lake.write(
-            uri,
-            kiv_batch(&rows(0..6)),
-            WriteRequest::new()
-                .ordered_on("k")
-                .row_group_target(RowGroupTarget::Rows(3)),
-        )
+async fn unchanged_row_groups_are_never_read(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let uri = "tarn://diff/large";
+    let v = |n: u32| format!("{uri}:v{n}");
+    let req = WriteRequest::new()
+        .ordered_on("k")
+        .duplicates_on(tarn::DuplicatesOn::parse("k"))
+        .row_group_target(RowGroupTarget::Rows(1000));
+    lake.write(uri, kiv_batch(&rows(0..50_000)), req)
         .await
         .expect("v1");
-        let with_w = RecordBatch::try_from_iter(vec![
-            ("k", Arc::new(Int64Array::from(vec![4, 9])) as ArrayRef),
-            ("id", Arc::new(Int64Array::from(vec![0, 0])) as ArrayRef),
-            ("v", Arc::new(Int64Array::from(vec![4, 9])) as ArrayRef),
-            ("w", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+    // v2 appends one row group.
+    lake.write(uri, kiv_batch(&rows(50_000..51_000)), WriteRequest::new())
+        .await
+        .expect("v2");
+    let report = diff(&lake, &v(1), &v(2)).await.expect("diff");
+    assert_eq!((report.added, report.removed), (1000, 0), "{report:?}");
+    assert_eq!(report.unchanged_row_groups, 50, "{report:?}");
+    assert_eq!(report.changed_row_groups, 1, "{report:?}");
+    assert_eq!(report.row_groups_read, 1, "{report:?}");
+    assert_eq!(
+        report.compared_rows, 1000,
+        "only the appended row group is read: {report:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&report.ranges).expect("json"),
+        serde_json::json!([{"start": 50_000, "end": 50_999, "added": 1000, "removed": 0}])
+    );
+
+    // A version against itself reads nothing; so does a metadata-only version.
+    let same = diff(&lake, &v(2), &v(2)).await.expect("diff");
+    assert_eq!(
+        (
+            same.added,
+            same.removed,
+            same.row_groups_read,
+            same.compared_rows
+        ),
+        (0, 0, 0, 0),
+        "{same:?}"
+    );
+    assert!(same.ranges.is_empty());
+    lake.set_metadata(uri, WriteRequest::new().meta("k", "v"))
+        .await
+        .expect("v3");
+    let meta = diff(&lake, &v(2), &v(3)).await.expect("diff");
+    assert_eq!(
+        (meta.row_groups_read, meta.compared_rows),
+        (0, 0),
+        "{meta:?}"
+    );
+
+    // v4 deletes 100 rows inside one row group: only that row group is read, on each side.
+    lake.delete_range(uri, "20500", "20600", None)
+        .await
+        .expect("v4");
+    let del = diff(&lake, &v(3), &v(4)).await.expect("diff");
+    assert_eq!((del.added, del.removed), (0, 100), "{del:?}");
+    assert_eq!(
+        (del.row_groups_read, del.compared_rows),
+        (2, 1900),
+        "{del:?}"
+    );
+    assert_eq!(
+        serde_json::to_value(&del.ranges).expect("json"),
+        serde_json::json!([{"start": 20_500, "end": 20_599, "added": 0, "removed": 100}])
+    );
+
+    // v5 upserts one row (duplicates_on k: the new value replaces the old one).
+    lake.write(uri, kiv_batch(&[(7_777, 1, -1)]), WriteRequest::new())
+        .await
+        .expect("v5");
+    let up = diff(&lake, &v(4), &v(5)).await.expect("diff");
+    assert_eq!((up.added, up.removed), (1, 1), "{up:?}");
+    assert_eq!(up.compared_rows, 2000, "{up:?}");
+    assert_eq!(
+        serde_json::to_value(&up.ranges).expect("json"),
+        serde_json::json!([{"start": 7_777, "end": 7_777, "added": 1, "removed": 1}])
+    );
+
+    // v6 compacts (the row group of v4 is off target): every row group is rewritten and
+    // compared, and no row differs.
+    let out = lake.compact(uri, None).await.expect("v6");
+    assert!(out.row_groups_written > 0, "{out:?}");
+    let compact = diff(&lake, &v(5), &v(6)).await.expect("diff");
+    assert_eq!((compact.added, compact.removed), (0, 0), "{compact:?}");
+    assert!(compact.ranges.is_empty(), "{compact:?}");
+    assert_eq!(compact.compared_rows, 2 * 50_900, "{compact:?}");
+    // The whole history at once. Ranges follow the changed row groups: the compaction
+    // moved every boundary after the delete, so one range runs from the deleted rows to
+    // the appended ones, and the rest of the append is a range of its own.
+    let all = diff(&lake, &v(1), &v(6)).await.expect("diff");
+    assert_eq!((all.added, all.removed), (1001, 101), "{all:?}");
+    assert_eq!(all.compared_rows, 50_000 + 50_900, "{all:?}");
+    assert_eq!(
+        serde_json::to_value(&all.ranges).expect("json"),
+        serde_json::json!([
+            {"start": 7_777, "end": 7_777, "added": 1, "removed": 1},
+            {"start": 20_500, "end": 50_099, "added": 100, "removed": 100},
+            {"start": 50_100, "end": 50_999, "added": 900, "removed": 0},
         ])
-        .expect("batch");
-        lake.write(uri, with_w, WriteRequest::new().evolve(true))
-            .await
-            .expect("v2");
-        let report = diff(&lake, &format!("{uri}:v1"), &format!("{uri}:v2"))
-            .await
-            .expect("diff");
-        assert_eq!(report.columns_added, vec!["w"]);
-        assert!(report.columns_removed.is_empty());
-        // (4, 0, 4) is now there twice: one more copy, and (9, 0, 9) is new.
-        assert_eq!((report.added, report.removed), (2, 0), "{report:?}");
-        assert_eq!(
-            serde_json::to_value(&report.ranges).expect("json"),
-            serde_json::json!([{"start": 4, "end": 9, "added": 2, "removed": 0}])
-        );
-        let back = diff(&lake, &format!("{uri}:v2"), &format!("{uri}:v1"))
-            .await
-            .expect("diff");
-        assert_eq!(back.columns_removed, vec!["w"]);
-        assert_eq!((back.added, back.removed), (0, 2), "{back:?}");
-    });
+    );
+}
+
+async fn an_evolved_column_is_reported_and_left_out_of_the_comparison(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let uri = "tarn://diff/evolve";
+    lake.write(
+        uri,
+        kiv_batch(&rows(0..6)),
+        WriteRequest::new()
+            .ordered_on("k")
+            .row_group_target(RowGroupTarget::Rows(3)),
+    )
+    .await
+    .expect("v1");
+    let with_w = RecordBatch::try_from_iter(vec![
+        ("k", Arc::new(Int64Array::from(vec![4, 9])) as ArrayRef),
+        ("id", Arc::new(Int64Array::from(vec![0, 0])) as ArrayRef),
+        ("v", Arc::new(Int64Array::from(vec![4, 9])) as ArrayRef),
+        ("w", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+    ])
+    .expect("batch");
+    lake.write(uri, with_w, WriteRequest::new().evolve(true))
+        .await
+        .expect("v2");
+    let report = diff(&lake, &format!("{uri}:v1"), &format!("{uri}:v2"))
+        .await
+        .expect("diff");
+    assert_eq!(report.columns_added, vec!["w"]);
+    assert!(report.columns_removed.is_empty());
+    // (4, 0, 4) is now there twice: one more copy, and (9, 0, 9) is new.
+    assert_eq!((report.added, report.removed), (2, 0), "{report:?}");
+    assert_eq!(
+        serde_json::to_value(&report.ranges).expect("json"),
+        serde_json::json!([{"start": 4, "end": 9, "added": 2, "removed": 0}])
+    );
+    let back = diff(&lake, &format!("{uri}:v2"), &format!("{uri}:v1"))
+        .await
+        .expect("diff");
+    assert_eq!(back.columns_removed, vec!["w"]);
+    assert_eq!((back.added, back.removed), (0, 2), "{back:?}");
 }
 
 fn i32_batch(keys: &[i32]) -> RecordBatch {
@@ -495,65 +487,86 @@ fn ts_batch(name: &str, ms: &[i64], zone: Option<&str>) -> RecordBatch {
     .expect("batch")
 }
 
-#[test]
-fn other_datasets_compare_on_common_columns_when_ordered_alike() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = |col: &str| {
-            WriteRequest::new()
-                .ordered_on(col)
-                .row_group_target(RowGroupTarget::Rows(2))
-        };
-        // Two datasets share no row group: everything is read, the rows decide.
-        lake.write("tarn://x/a", kiv_batch(&rows(0..5)), req("k")).await.expect("a");
-        lake.write("tarn://x/b", kiv_batch(&rows(2..8)), req("k")).await.expect("b");
-        let report = diff(&lake, "tarn://x/a", "tarn://x/b").await.expect("diff");
-        assert_eq!((report.added, report.removed), (3, 2), "{report:?}");
-        assert_eq!(report.unchanged_row_groups, 0);
-        assert_eq!(report.compared_rows, 11, "{report:?}");
-        check_report(
-            &report,
-            &read_kiv(&lake, "tarn://x/a").await,
-            &read_kiv(&lake, "tarn://x/b").await,
-        )
-        .expect("model");
+async fn other_datasets_compare_on_common_columns_when_ordered_alike(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = |col: &str| {
+        WriteRequest::new()
+            .ordered_on(col)
+            .row_group_target(RowGroupTarget::Rows(2))
+    };
+    // Two datasets share no row group: everything is read, the rows decide.
+    lake.write("tarn://x/a", kiv_batch(&rows(0..5)), req("k"))
+        .await
+        .expect("a");
+    lake.write("tarn://x/b", kiv_batch(&rows(2..8)), req("k"))
+        .await
+        .expect("b");
+    let report = diff(&lake, "tarn://x/a", "tarn://x/b").await.expect("diff");
+    assert_eq!((report.added, report.removed), (3, 2), "{report:?}");
+    assert_eq!(report.unchanged_row_groups, 0);
+    assert_eq!(report.compared_rows, 11, "{report:?}");
+    check_report(
+        &report,
+        &read_kiv(&lake, "tarn://x/a").await,
+        &read_kiv(&lake, "tarn://x/b").await,
+    )
+    .expect("model");
 
-        // Int32 against Int64 compare as Int64: the same values are the same rows.
-        lake.write("tarn://x/narrow", i32_batch(&[0, 1, 2, 3, 4]), req("k"))
-            .await
-            .expect("narrow");
-        let report = diff(&lake, "tarn://x/narrow", "tarn://x/a").await.expect("diff");
-        assert_eq!((report.added, report.removed), (0, 0), "{report:?}");
+    // Int32 against Int64 compare as Int64: the same values are the same rows.
+    lake.write("tarn://x/narrow", i32_batch(&[0, 1, 2, 3, 4]), req("k"))
+        .await
+        .expect("narrow");
+    let report = diff(&lake, "tarn://x/narrow", "tarn://x/a")
+        .await
+        .expect("diff");
+    assert_eq!((report.added, report.removed), (0, 0), "{report:?}");
 
-        // A naive and a UTC timestamp column of one unit hold the same instants; other
-        // ordered_on names are matched with each other.
-        lake.write("tarn://x/utc", ts_batch("ts", &[0, 1000, 2000], Some("UTC")), req("ts"))
-            .await
-            .expect("utc");
-        lake.write("tarn://x/naive", ts_batch("time", &[1000, 2000, 3000], None), req("time"))
-            .await
-            .expect("naive");
-        let report = diff(&lake, "tarn://x/utc", "tarn://x/naive").await.expect("diff");
-        assert_eq!((report.added, report.removed), (1, 1), "{report:?}");
-        assert!(report.columns_added.is_empty() && report.columns_removed.is_empty());
-        assert_eq!(
-            serde_json::to_value(&report.ranges).expect("json"),
-            serde_json::json!([
-                {"start": "1970-01-01T00:00:00Z", "end": "1970-01-01T00:00:00Z", "added": 0, "removed": 1},
-                {"start": "1970-01-01T00:00:03Z", "end": "1970-01-01T00:00:03Z", "added": 1, "removed": 0},
-            ])
-        );
+    // A naive and a UTC timestamp column of one unit hold the same instants; other
+    // ordered_on names are matched with each other.
+    lake.write(
+        "tarn://x/utc",
+        ts_batch("ts", &[0, 1000, 2000], Some("UTC")),
+        req("ts"),
+    )
+    .await
+    .expect("utc");
+    lake.write(
+        "tarn://x/naive",
+        ts_batch("time", &[1000, 2000, 3000], None),
+        req("time"),
+    )
+    .await
+    .expect("naive");
+    let report = diff(&lake, "tarn://x/utc", "tarn://x/naive")
+        .await
+        .expect("diff");
+    assert_eq!((report.added, report.removed), (1, 1), "{report:?}");
+    assert!(report.columns_added.is_empty() && report.columns_removed.is_empty());
+    assert_eq!(
+        serde_json::to_value(&report.ranges).expect("json"),
+        serde_json::json!([
+            {"start": "1970-01-01T00:00:00Z", "end": "1970-01-01T00:00:00Z", "added": 0, "removed": 1},
+            {"start": "1970-01-01T00:00:03Z", "end": "1970-01-01T00:00:03Z", "added": 1, "removed": 0},
+        ])
+    );
 
-        // Integers against timestamps: refused, naming both sides.
-        let a = lake.snapshot("tarn://x/a").await.expect("a");
-        let t = lake.snapshot("tarn://x/utc").await.expect("utc");
-        let err = lake.diff(&a, &t).await.expect_err("different kinds");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("tarn://x/a:v1") && msg.contains("tarn://x/utc:v1") && msg.contains("same kind"),
-            "{msg}"
-        );
-    });
+    // Integers against timestamps: refused, naming both sides.
+    let a = lake.snapshot("tarn://x/a").await.expect("a");
+    let t = lake.snapshot("tarn://x/utc").await.expect("utc");
+    let err = lake.diff(&a, &t).await.expect_err("different kinds");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("tarn://x/a:v1")
+            && msg.contains("tarn://x/utc:v1")
+            && msg.contains("same kind"),
+        "{msg}"
+    );
 }
+
+tarn_testkit::backend_tests!(
+    diff_matches_a_brute_force_model,
+    unchanged_row_groups_are_never_read,
+    an_evolved_column_is_reported_and_left_out_of_the_comparison,
+    other_datasets_compare_on_common_columns_when_ordered_alike,
+);

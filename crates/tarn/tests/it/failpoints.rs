@@ -1,6 +1,8 @@
 //! Failures injected at each I/O step of a write (SPEC §2, §12 "a failing object store during
-//! a write", docs/design/0001-commit.md): an object store that fails its Nth call, and a
-//! catalog whose `commit` fails (before or after committing) or reports a conflict.
+//! a write", docs/design/0001-commit.md), on every backend: an object store that fails its
+//! Nth call (wrapping the local file system or the S3 bucket), and a catalog writer whose
+//! `commit` fails before committing, loses the answer to COMMIT (whether it landed or not),
+//! or reports a conflict.
 //!
 //! After every injected failure: the old head is still the head, every version reads as
 //! before, no new version is visible, a following write without failures succeeds, and
@@ -20,15 +22,13 @@ use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tarn::catalog::{BranchRecord, DatasetRecord};
-use tarn::catalog::{
-    Catalog, CatalogError, CommitOutcome, CommitRequest, DatasetSummary, ExpireOutcome,
-    MergeOutcome, RetentionPolicy, RowGroupRange, RowGroupRecord, SqliteCatalog, TagRecord,
-    VersionRecord,
-};
-use tarn::core::{BranchName, DatasetName};
-use tarn::store::DataStore;
+use tarn::core::BranchName;
 use tarn::{Lake, RowGroupTarget, VacuumRequest, WriteRequest};
+use tarn_catalog::{
+    BranchRecord, CatalogError, CommitOutcome, CommitRequest, DatasetWriter, MergeOutcome,
+    TagRecord,
+};
+use tarn_store::DataStore;
 
 // ---------------------------------------------------------------------------------------
 // A failing object store
@@ -201,36 +201,65 @@ impl ObjectStore for FailingStore {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CommitFault {
-    /// Fails without touching the catalog (e.g. the connection dropped before COMMIT).
+    /// Fails without touching the catalog (e.g. a statement failed before COMMIT was sent,
+    /// so the server rolled the transaction back).
     Before,
-    /// Commits, then reports an error (the outcome is unknown to the writer).
-    After,
+    /// Commits, then reports that the answer to COMMIT was lost: the writer must find out by
+    /// reading the catalog (it landed).
+    AfterUnknown,
+    /// Does not commit, and reports the answer to COMMIT lost: reading the catalog shows
+    /// that it did not land.
+    LostUnknown,
     /// Reports a conflict without committing (another writer won, as far as it knows).
     Conflict,
 }
 
+/// The lake's real catalog writer with one fault armed at a time: the rest of the catalog
+/// (reads, retention, ...) is the real one, as `Catalog::with_writer` swaps only the writer.
 #[derive(Debug)]
 struct FlakyCatalog {
-    inner: SqliteCatalog,
+    inner: Arc<dyn DatasetWriter>,
+    /// What the catalog is, for the injected errors' messages.
+    describe: String,
     fault: Mutex<Option<CommitFault>>,
     commits: Mutex<u32>,
 }
 
+impl FlakyCatalog {
+    fn arm(&self, fault: CommitFault) {
+        *self.fault.lock().expect("fault") = Some(fault);
+    }
+
+    fn commits(&self) -> u32 {
+        *self.commits.lock().expect("commits")
+    }
+
+    fn unknown(&self, reason: &str) -> CatalogError {
+        CatalogError::UnknownOutcome {
+            catalog: self.describe.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
 #[async_trait]
-impl Catalog for FlakyCatalog {
-    async fn commit(&self, request: CommitRequest) -> tarn::catalog::Result<CommitOutcome> {
+impl DatasetWriter for FlakyCatalog {
+    async fn commit(&self, request: CommitRequest) -> tarn_catalog::Result<CommitOutcome> {
         *self.commits.lock().expect("commits") += 1;
         let fault = self.fault.lock().expect("fault").take();
         match fault {
             None => self.inner.commit(request).await,
-            Some(CommitFault::Before) => Err(CatalogError::Task(
-                "injected: connection lost before COMMIT".into(),
-            )),
-            Some(CommitFault::After) => {
+            Some(CommitFault::Before) => Err(CatalogError::Database {
+                catalog: self.describe.clone(),
+                message: "injected: connection lost before COMMIT".into(),
+                source: None,
+            }),
+            Some(CommitFault::AfterUnknown) => {
                 self.inner.commit(request).await?;
-                Err(CatalogError::Task(
-                    "injected: connection lost after COMMIT".into(),
-                ))
+                Err(self.unknown("injected: connection lost after COMMIT"))
+            }
+            Some(CommitFault::LostUnknown) => {
+                Err(self.unknown("injected: COMMIT sent, the connection lost before it ran"))
             }
             Some(CommitFault::Conflict) => Err(CatalogError::Conflict {
                 dataset: request.dataset.to_string(),
@@ -240,66 +269,6 @@ impl Catalog for FlakyCatalog {
             }),
         }
     }
-    async fn dataset(&self, name: &DatasetName) -> tarn::catalog::Result<Option<DatasetRecord>> {
-        self.inner.dataset(name).await
-    }
-    async fn branch(
-        &self,
-        dataset_id: i64,
-        name: &BranchName,
-    ) -> tarn::catalog::Result<Option<BranchRecord>> {
-        self.inner.branch(dataset_id, name).await
-    }
-    async fn version(
-        &self,
-        branch_id: i64,
-        version: u64,
-    ) -> tarn::catalog::Result<Option<VersionRecord>> {
-        self.inner.version(branch_id, version).await
-    }
-    async fn branch_by_id(&self, branch_id: i64) -> tarn::catalog::Result<Option<BranchRecord>> {
-        self.inner.branch_by_id(branch_id).await
-    }
-    async fn branches(&self, dataset_id: i64) -> tarn::catalog::Result<Vec<BranchRecord>> {
-        self.inner.branches(dataset_id).await
-    }
-    async fn version_at_commit(
-        &self,
-        branch_id: i64,
-        commit_id: i64,
-    ) -> tarn::catalog::Result<Option<u64>> {
-        self.inner.version_at_commit(branch_id, commit_id).await
-    }
-    async fn commit_at_time(&self, micros: i64) -> tarn::catalog::Result<Option<i64>> {
-        self.inner.commit_at_time(micros).await
-    }
-    async fn last_commit(&self) -> tarn::catalog::Result<i64> {
-        self.inner.last_commit().await
-    }
-    async fn versions(
-        &self,
-        branch_id: i64,
-        limit: Option<u64>,
-    ) -> tarn::catalog::Result<Vec<VersionRecord>> {
-        self.inner.versions(branch_id, limit).await
-    }
-    async fn row_groups(
-        &self,
-        branch_id: i64,
-        version: u64,
-        range: RowGroupRange,
-    ) -> tarn::catalog::Result<Vec<RowGroupRecord>> {
-        self.inner.row_groups(branch_id, version, range).await
-    }
-    async fn datasets(&self, prefix: Option<String>) -> tarn::catalog::Result<Vec<DatasetSummary>> {
-        self.inner.datasets(prefix).await
-    }
-    async fn tag(&self, dataset_id: i64, name: &str) -> tarn::catalog::Result<Option<TagRecord>> {
-        self.inner.tag(dataset_id, name).await
-    }
-    async fn tags(&self, dataset_id: i64) -> tarn::catalog::Result<Vec<TagRecord>> {
-        self.inner.tags(dataset_id).await
-    }
     async fn create_tag(
         &self,
         dataset_id: i64,
@@ -307,12 +276,12 @@ impl Catalog for FlakyCatalog {
         branch_id: i64,
         version: u64,
         force: bool,
-    ) -> tarn::catalog::Result<TagRecord> {
+    ) -> tarn_catalog::Result<TagRecord> {
         self.inner
             .create_tag(dataset_id, name, branch_id, version, force)
             .await
     }
-    async fn delete_tag(&self, dataset_id: i64, name: &str) -> tarn::catalog::Result<bool> {
+    async fn delete_tag(&self, dataset_id: i64, name: &str) -> tarn_catalog::Result<bool> {
         self.inner.delete_tag(dataset_id, name).await
     }
     async fn create_branch(
@@ -321,12 +290,12 @@ impl Catalog for FlakyCatalog {
         from: i64,
         version: u64,
         name: &BranchName,
-    ) -> tarn::catalog::Result<BranchRecord> {
+    ) -> tarn_catalog::Result<BranchRecord> {
         self.inner
             .create_branch(dataset_id, from, version, name)
             .await
     }
-    async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> tarn::catalog::Result<()> {
+    async fn delete_branch(&self, dataset_id: i64, name: &BranchName) -> tarn_catalog::Result<()> {
         self.inner.delete_branch(dataset_id, name).await
     }
     async fn fast_forward(
@@ -334,98 +303,8 @@ impl Catalog for FlakyCatalog {
         dataset_id: i64,
         source: &BranchName,
         target: &BranchName,
-    ) -> tarn::catalog::Result<MergeOutcome> {
+    ) -> tarn_catalog::Result<MergeOutcome> {
         self.inner.fast_forward(dataset_id, source, target).await
-    }
-    async fn referenced_files(&self) -> tarn::catalog::Result<Vec<String>> {
-        self.inner.referenced_files().await
-    }
-    async fn expire(
-        &self,
-        policy: RetentionPolicy,
-        dry_run: bool,
-    ) -> tarn::catalog::Result<ExpireOutcome> {
-        self.inner.expire(policy, dry_run).await
-    }
-    async fn create_collection(
-        &self,
-        schema: &tarn::KeySchema,
-    ) -> tarn::catalog::Result<tarn::CollectionRecord> {
-        self.inner.create_collection(schema).await
-    }
-    async fn collection(
-        &self,
-        name: &DatasetName,
-    ) -> tarn::catalog::Result<Option<tarn::CollectionRecord>> {
-        self.inner.collection(name).await
-    }
-    async fn collections(&self) -> tarn::catalog::Result<Vec<tarn::CollectionRecord>> {
-        self.inner.collections().await
-    }
-    async fn put_component_version(
-        &self,
-        v: tarn::catalog::NewComponentVersion,
-    ) -> tarn::catalog::Result<tarn::catalog::ComponentVersion> {
-        self.inner.put_component_version(v).await
-    }
-    async fn component(
-        &self,
-        kind: tarn::catalog::ComponentKind,
-        name: &str,
-    ) -> tarn::catalog::Result<Option<tarn::catalog::ComponentRecord>> {
-        self.inner.component(kind, name).await
-    }
-    async fn components(
-        &self,
-        kind: Option<tarn::catalog::ComponentKind>,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::ComponentRecord>> {
-        self.inner.components(kind).await
-    }
-    async fn component_version(
-        &self,
-        kind: tarn::catalog::ComponentKind,
-        name: &str,
-        version: Option<u64>,
-    ) -> tarn::catalog::Result<Option<tarn::catalog::ComponentVersion>> {
-        self.inner.component_version(kind, name, version).await
-    }
-    async fn component_history(
-        &self,
-        kind: tarn::catalog::ComponentKind,
-        name: &str,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::ComponentVersion>> {
-        self.inner.component_history(kind, name).await
-    }
-    async fn dimension_records(
-        &self,
-        component_id: i64,
-        version: u64,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::DimensionRecordRow>> {
-        self.inner.dimension_records(component_id, version).await
-    }
-    async fn mapping_rows(
-        &self,
-        component_id: i64,
-        version: u64,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::MappingRow>> {
-        self.inner.mapping_rows(component_id, version).await
-    }
-    async fn dependencies(
-        &self,
-        component_id: i64,
-        version: u64,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::DependencyTarget>> {
-        self.inner.dependencies(component_id, version).await
-    }
-    async fn dependents(
-        &self,
-        target_kind: &str,
-        target_name: &str,
-        target_version: Option<u64>,
-    ) -> tarn::catalog::Result<Vec<tarn::catalog::Dependent>> {
-        self.inner
-            .dependents(target_kind, target_name, target_version)
-            .await
     }
 }
 
@@ -433,40 +312,49 @@ impl Catalog for FlakyCatalog {
 // Harness
 
 struct Rig {
-    _dir: tempfile::TempDir,
-    root: std::path::PathBuf,
+    place: LakePlace,
     lake: Lake,
     store: Arc<FailingStore>,
     catalog: Arc<FlakyCatalog>,
 }
 
-/// A durable lake (fsyncs on) whose store and catalog can fail on demand.
-async fn rig() -> Rig {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let root = dir.path().to_path_buf();
-    drop(Lake::init(&root).await.expect("init"));
-    let data = data_dir(&root);
-    let local = object_store::local::LocalFileSystem::new_with_prefix(&data).expect("local fs");
+/// A durable lake (fsyncs on locally, `synchronous_commit` on in PostgreSQL) in `place`,
+/// whose object store and catalog writer can fail on demand. The failing store wraps the
+/// backend's own (the local file system, or the S3 bucket under the place's prefix).
+async fn rig(place: LakePlace) -> Rig {
+    drop(place.init().await);
+    let config = &place.config;
+    let location = config.storage_location(&place.dir).expect("storage");
+    let real = DataStore::open(&location, &config.s3_settings(), true).expect("open store");
     let store = Arc::new(FailingStore {
-        inner: Arc::new(local),
+        inner: real.object_store().clone(),
         plan: Mutex::new(Plan::default()),
     });
-    let sqlite = SqliteCatalog::open(root.join("catalog.db"), true).expect("catalog");
-    let catalog = Arc::new(FlakyCatalog {
-        inner: sqlite,
+    let catalog = tarn_catalog::open(
+        &config.catalog_location(&place.dir).expect("catalog"),
+        &config.catalog_settings(true),
+    )
+    .await
+    .expect("open catalog");
+    let flaky = Arc::new(FlakyCatalog {
+        inner: catalog.writer.clone(),
+        describe: catalog.describe(),
         fault: Mutex::new(None),
         commits: Mutex::new(0),
     });
     let lake = Lake::from_parts(
-        catalog.clone() as Arc<dyn Catalog>,
-        DataStore::new(store.clone() as Arc<dyn ObjectStore>, Some(data), true),
+        catalog.with_writer(flaky.clone()),
+        DataStore::new(
+            store.clone() as Arc<dyn ObjectStore>,
+            real.local_root().cloned(),
+            true,
+        ),
     );
     Rig {
-        _dir: dir,
-        root,
+        place,
         lake,
         store,
-        catalog,
+        catalog: flaky,
     }
 }
 
@@ -507,11 +395,7 @@ async fn assert_history(lake: &Lake, history: &[Vec<Row>], context: &str) {
     let expected: Vec<u64> = (1..=history.len() as u64).rev().collect();
     assert_eq!(versions, expected, "{context}: log");
     let head = lake.snapshot(URI).await.expect("head");
-    assert_eq!(
-        head.version.version,
-        history.len() as u64,
-        "{context}: head"
-    );
+    assert_eq!(head.version(), history.len() as u64, "{context}: head");
     for (i, rows) in history.iter().enumerate() {
         assert_eq!(
             &read_kiv(lake, &format!("{URI}:v{}", i + 1)).await,
@@ -533,7 +417,7 @@ async fn referenced(lake: &Lake, versions: u64) -> BTreeSet<String> {
 
 /// The orphans left by failed attempts: files on disk that no version references.
 async fn orphans(rig: &Rig, versions: u64) -> BTreeSet<String> {
-    let on_disk = files_under(&data_dir(&rig.root));
+    let on_disk = rig.place.files().await;
     let refs = referenced(&rig.lake, versions).await;
     assert!(
         refs.is_subset(&on_disk),
@@ -550,7 +434,7 @@ async fn vacuum_and_check(
     context: &str,
 ) {
     let n = history.len() as u64;
-    let before = files_under(&data_dir(&rig.root));
+    let before = rig.place.files().await;
     let report = rig
         .lake
         .vacuum(&VacuumRequest::default())
@@ -561,7 +445,7 @@ async fn vacuum_and_check(
         "{context}: default grace took young orphans: {report:?}"
     );
     assert_eq!(
-        files_under(&data_dir(&rig.root)),
+        rig.place.files().await,
         before,
         "{context}: default-grace vacuum deleted files"
     );
@@ -582,7 +466,7 @@ async fn vacuum_and_check(
         report.unreferenced_files.is_empty(),
         "{context}: {report:?}"
     );
-    let after = files_under(&data_dir(&rig.root));
+    let after = rig.place.files().await;
     assert_eq!(
         after,
         referenced(&rig.lake, n).await,
@@ -591,13 +475,17 @@ async fn vacuum_and_check(
     assert_history(&rig.lake, history, &format!("{context}, after vacuum")).await;
 }
 
-/// Fails the Nth I/O call of the write, for N = 1, 2, ... until the write gets through.
-async fn sweep(only: &[Kind], after: bool) -> u64 {
+/// Fails the Nth I/O call of the write, for N = 1, 2, ... until the write gets through,
+/// each time on a fresh lake of `backend`.
+async fn sweep(backend: Backend, only: &[Kind], after: bool) -> u64 {
     let mut n = 1;
     loop {
-        let rig = rig().await;
+        let rig = rig(case_place(backend)).await;
         let history = setup(&rig.lake).await;
-        let context = format!("failing call {n} of {only:?} (after: {after})");
+        let context = format!(
+            "{}: failing call {n} of {only:?} (after: {after})",
+            backend.name()
+        );
         rig.store.arm(n, only, after);
         let result = rig
             .lake
@@ -658,255 +546,278 @@ async fn sweep(only: &[Kind], after: bool) -> u64 {
     }
 }
 
-#[test]
-fn every_failing_io_call_of_a_write_leaves_the_lake_unchanged() {
-    runtime().block_on(async {
-        let calls = sweep(&[], false).await;
-        // The write reads row groups of two files and writes one: several calls at least.
-        assert!(calls >= 3, "only {calls} I/O calls seen");
-    });
+async fn every_failing_io_call_of_a_write_leaves_the_lake_unchanged(place: LakePlace) {
+    let calls = sweep(place.backend, &[], false).await;
+    eprintln!("{}: the write made {calls} I/O calls", place.backend.name());
+    // The write reads row groups of two files and writes one: several calls at least.
+    assert!(calls >= 3, "only {calls} I/O calls seen");
 }
 
-#[test]
-fn a_put_that_lands_but_fails_leaves_an_orphan_that_vacuum_removes() {
-    runtime().block_on(async {
-        let puts = sweep(&[Kind::Put], true).await;
-        assert_eq!(puts, 1, "a write puts one file");
-    });
+async fn a_put_that_lands_but_fails_leaves_an_orphan_that_vacuum_removes(place: LakePlace) {
+    let puts = sweep(place.backend, &[Kind::Put], true).await;
+    assert_eq!(puts, 1, "a write puts one file");
 }
 
-#[test]
-fn a_failing_first_write_creates_no_dataset() {
-    runtime().block_on(async {
-        {
-            let rig = rig().await;
-            rig.store.arm(1, &[Kind::Put], true);
-            let err = rig
-                .lake
-                .write(URI, kiv_batch(&rows(0..5, 0)), req())
-                .await
-                .expect_err("the put fails");
-            let (fired, _) = rig.store.disarm();
-            assert!(fired.is_some(), "{err}");
-            assert!(rig.lake.datasets(None).await.expect("datasets").is_empty());
-            let missing = rig
-                .lake
-                .snapshot(URI)
-                .await
-                .expect_err("no dataset")
-                .to_string();
-            assert!(missing.contains("does not exist"), "{missing}");
-            let orphaned = files_under(&data_dir(&rig.root));
-            assert_eq!(orphaned.len(), 1, "the put landed: {orphaned:?}");
-            let out = rig
-                .lake
-                .write(URI, kiv_batch(&rows(0..5, 0)), req())
-                .await
-                .expect("retry");
-            assert_eq!(out.version, Some(1));
-            assert_eq!(read_kiv(&rig.lake, URI).await, rows(0..5, 0));
-            vacuum_and_check(&rig, &[rows(0..5, 0)], &orphaned, "first write").await;
-        }
-    });
+async fn a_failing_first_write_creates_no_dataset(place: LakePlace) {
+    let rig = rig(place).await;
+    rig.store.arm(1, &[Kind::Put], true);
+    let err = rig
+        .lake
+        .write(URI, kiv_batch(&rows(0..5, 0)), req())
+        .await
+        .expect_err("the put fails");
+    let (fired, _) = rig.store.disarm();
+    assert!(fired.is_some(), "{err}");
+    assert!(rig.lake.datasets(None).await.expect("datasets").is_empty());
+    let missing = rig
+        .lake
+        .snapshot(URI)
+        .await
+        .expect_err("no dataset")
+        .to_string();
+    assert!(missing.contains("does not exist"), "{missing}");
+    let orphaned = rig.place.files().await;
+    assert_eq!(orphaned.len(), 1, "the put landed: {orphaned:?}");
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&rows(0..5, 0)), req())
+        .await
+        .expect("retry");
+    assert_eq!(out.version, Some(1));
+    assert_eq!(read_kiv(&rig.lake, URI).await, rows(0..5, 0));
+    vacuum_and_check(&rig, &[rows(0..5, 0)], &orphaned, "first write").await;
 }
 
-#[test]
-fn a_commit_that_fails_before_committing_leaves_an_orphan() {
-    runtime().block_on(async {
-        let rig = rig().await;
-        let history = setup(&rig.lake).await;
-        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::Before);
-        let err = rig
-            .lake
-            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
-            .await
-            .expect_err("commit fails");
-        assert!(err.to_string().contains("before COMMIT"), "{err}");
-        assert_history(&rig.lake, &history, "failed commit").await;
-        // The outcome was unknown to the writer, so it must keep its file (design 0001).
-        let orphaned = orphans(&rig, 2).await;
-        assert_eq!(orphaned.len(), 1, "{orphaned:?}");
-        let out = rig
-            .lake
-            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
-            .await
-            .expect("retry");
-        assert_eq!(out.version, Some(3));
-        let mut history = history;
-        history.push(model_write(&history[1], &write_under_test(), Dup::None));
-        assert_history(&rig.lake, &history, "retried").await;
-        vacuum_and_check(&rig, &history, &orphaned, "failed commit").await;
-    });
+async fn a_commit_that_fails_before_committing_leaves_an_orphan(place: LakePlace) {
+    let rig = rig(place).await;
+    let history = setup(&rig.lake).await;
+    rig.catalog.arm(CommitFault::Before);
+    let err = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect_err("commit fails");
+    assert!(err.to_string().contains("before COMMIT"), "{err}");
+    assert_history(&rig.lake, &history, "failed commit").await;
+    // An error that is not a conflict: the writer keeps its file (design 0001); vacuum
+    // takes it after the grace period, as nothing references it.
+    let orphaned = orphans(&rig, 2).await;
+    assert_eq!(orphaned.len(), 1, "{orphaned:?}");
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect("retry");
+    assert_eq!(out.version, Some(3));
+    let mut history = history;
+    history.push(model_write(&history[1], &write_under_test(), Dup::None));
+    assert_history(&rig.lake, &history, "retried").await;
+    vacuum_and_check(&rig, &history, &orphaned, "failed commit").await;
 }
 
-#[test]
-fn a_commit_whose_outcome_is_unknown_keeps_its_file() {
-    runtime().block_on(async {
-        let rig = rig().await;
-        let history = setup(&rig.lake).await;
-        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::After);
-        let err = rig
-            .lake
-            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
-            .await
-            .expect_err("commit reports an error");
-        assert!(err.to_string().contains("after COMMIT"), "{err}");
-        // The commit did happen: re-reading the catalog shows v3, whose file must survive.
-        let mut history = history;
-        history.push(model_write(&history[1], &write_under_test(), Dup::None));
-        assert_history(&rig.lake, &history, "commit of unknown outcome").await;
-        assert!(orphans(&rig, 3).await.is_empty());
-        vacuum_and_check(
-            &rig,
-            &history,
-            &BTreeSet::new(),
-            "commit of unknown outcome",
-        )
-        .await;
-    });
+/// The commit landed but its answer was lost (`UnknownOutcome`): the writer re-reads the
+/// branch head, finds its own file in the version after its base, and reports that version
+/// as written (docs/design/0006 "Outcomes"); the file is referenced, so it is no orphan.
+async fn a_commit_whose_outcome_is_unknown_but_landed_reports_the_version(place: LakePlace) {
+    let rig = rig(place).await;
+    let history = setup(&rig.lake).await;
+    let commits_before = rig.catalog.commits();
+    rig.catalog.arm(CommitFault::AfterUnknown);
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect("the commit landed, so the write succeeds");
+    assert_eq!(out.version, Some(3), "{out:?}");
+    assert_eq!(out.attempts, 1, "{out:?}");
+    assert_eq!(
+        rig.catalog.commits() - commits_before,
+        1,
+        "no second commit"
+    );
+    let head = rig.lake.snapshot(URI).await.expect("head");
+    assert_eq!(out.commit_id, Some(head.commit_id()), "{out:?}");
+    assert_eq!(out.rows, head.rows(), "{out:?}");
+    let mut history = history;
+    history.push(model_write(&history[1], &write_under_test(), Dup::None));
+    assert_history(&rig.lake, &history, "commit of unknown outcome").await;
+    assert!(orphans(&rig, 3).await.is_empty());
+    vacuum_and_check(
+        &rig,
+        &history,
+        &BTreeSet::new(),
+        "commit of unknown outcome",
+    )
+    .await;
 }
 
-#[test]
-fn a_commit_conflict_deletes_the_file_and_replans() {
-    runtime().block_on(async {
-        let rig = rig().await;
-        let history = setup(&rig.lake).await;
-        let commits_before = *rig.catalog.commits.lock().expect("commits");
-        *rig.catalog.fault.lock().expect("fault") = Some(CommitFault::Conflict);
-        let out = rig
-            .lake
-            .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
-            .await
-            .expect("re-plans and commits");
-        assert_eq!(out.attempts, 2, "{out:?}");
-        assert_eq!(out.version, Some(3));
-        assert_eq!(
-            *rig.catalog.commits.lock().expect("commits") - commits_before,
-            2
-        );
-        let mut history = history;
-        history.push(model_write(&history[1], &write_under_test(), Dup::None));
-        assert_history(&rig.lake, &history, "conflict").await;
-        // A conflict is a definite "no": the losing attempt's file is deleted at once.
-        let left = orphans(&rig, 3).await;
-        assert!(left.is_empty(), "the conflicting attempt left {left:?}");
-        vacuum_and_check(&rig, &history, &BTreeSet::new(), "conflict").await;
-    });
+/// The answer to COMMIT was lost and the commit did not land: the writer finds the head
+/// unchanged, reports the unknown outcome (it must not guess), and keeps its file, which
+/// vacuum removes as an orphan after the grace period.
+async fn a_commit_whose_outcome_is_unknown_and_lost_keeps_its_file(place: LakePlace) {
+    let rig = rig(place).await;
+    let history = setup(&rig.lake).await;
+    rig.catalog.arm(CommitFault::LostUnknown);
+    let err = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect_err("the commit did not land");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("the outcome of the commit is unknown") && msg.contains("injected"),
+        "{msg}"
+    );
+    assert_history(&rig.lake, &history, "lost commit").await;
+    let orphaned = orphans(&rig, 2).await;
+    assert_eq!(orphaned.len(), 1, "the writer kept its file: {orphaned:?}");
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect("retry");
+    assert_eq!(out.version, Some(3));
+    let mut history = history;
+    history.push(model_write(&history[1], &write_under_test(), Dup::None));
+    assert_history(&rig.lake, &history, "retried").await;
+    vacuum_and_check(&rig, &history, &orphaned, "lost commit").await;
 }
 
-#[test]
-fn failures_during_other_mutations_leave_the_lake_unchanged() {
-    runtime().block_on(async {
-        // delete-range, compact and overwrite read and write files too.
-        type Mutate =
-            for<'a> fn(
-                &'a Lake,
-            )
-                -> futures::future::BoxFuture<'a, tarn::Result<tarn::WriteOutcome>>;
-        let ops: Vec<(&str, Mutate)> = vec![
-            ("delete-range", |l| {
-                Box::pin(l.delete_range(URI, "6", "11", None))
-            }),
-            ("compact", |l| Box::pin(l.compact(URI, None))),
-            ("overwrite", |l| {
-                Box::pin(l.overwrite(URI, kiv_batch(&rows(3..9, 2)), WriteRequest::new()))
-            }),
-        ];
-        for (name, op) in ops {
-            let mut n = 1;
-            loop {
-                let rig = rig().await;
-                let history = setup(&rig.lake).await;
-                rig.store.arm(n, &[], false);
-                let result = op(&rig.lake).await;
-                let (fired, trace) = rig.store.disarm();
-                let context = format!("{name}, failing call {n}");
-                match (result, fired) {
-                    (Ok(_), None) => break,
-                    (Ok(_), Some(f)) => panic!("{context}: {f} but success; {trace:?}"),
-                    (Err(e), None) => panic!("{context}: failed by itself: {e}"),
-                    (Err(e), Some(_)) => {
-                        assert!(e.to_string().contains("injected failure"), "{context}: {e}");
-                        assert_history(&rig.lake, &history, &context).await;
-                        assert!(orphans(&rig, 2).await.is_empty(), "{context}");
-                        op(&rig.lake)
-                            .await
-                            .unwrap_or_else(|e| panic!("{context}: retry: {e}"));
-                        assert_eq!(
-                            rig.lake.snapshot(URI).await.expect("head").version.version,
-                            3
-                        );
-                    }
+async fn a_commit_conflict_deletes_the_file_and_replans(place: LakePlace) {
+    let rig = rig(place).await;
+    let history = setup(&rig.lake).await;
+    let commits_before = rig.catalog.commits();
+    rig.catalog.arm(CommitFault::Conflict);
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect("re-plans and commits");
+    assert_eq!(out.attempts, 2, "{out:?}");
+    assert_eq!(out.version, Some(3));
+    assert_eq!(rig.catalog.commits() - commits_before, 2);
+    let mut history = history;
+    history.push(model_write(&history[1], &write_under_test(), Dup::None));
+    assert_history(&rig.lake, &history, "conflict").await;
+    // A conflict is a definite "no": the losing attempt's file is deleted at once.
+    let left = orphans(&rig, 3).await;
+    assert!(left.is_empty(), "the conflicting attempt left {left:?}");
+    vacuum_and_check(&rig, &history, &BTreeSet::new(), "conflict").await;
+}
+
+async fn failures_during_other_mutations_leave_the_lake_unchanged(place: LakePlace) {
+    let backend = place.backend;
+    // delete-range, compact and overwrite read and write files too.
+    type Mutate =
+        for<'a> fn(&'a Lake) -> futures::future::BoxFuture<'a, tarn::Result<tarn::WriteOutcome>>;
+    let ops: Vec<(&str, Mutate)> = vec![
+        ("delete-range", |l| {
+            Box::pin(l.delete_range(URI, "6", "11", None))
+        }),
+        ("compact", |l| Box::pin(l.compact(URI, None))),
+        ("overwrite", |l| {
+            Box::pin(l.overwrite(URI, kiv_batch(&rows(3..9, 2)), WriteRequest::new()))
+        }),
+    ];
+    for (name, op) in ops {
+        let mut n = 1;
+        loop {
+            let rig = rig(case_place(backend)).await;
+            let history = setup(&rig.lake).await;
+            rig.store.arm(n, &[], false);
+            let result = op(&rig.lake).await;
+            let (fired, trace) = rig.store.disarm();
+            let context = format!("{}: {name}, failing call {n}", backend.name());
+            match (result, fired) {
+                (Ok(_), None) => break,
+                (Ok(_), Some(f)) => panic!("{context}: {f} but success; {trace:?}"),
+                (Err(e), None) => panic!("{context}: failed by itself: {e}"),
+                (Err(e), Some(_)) => {
+                    assert!(e.to_string().contains("injected failure"), "{context}: {e}");
+                    assert_history(&rig.lake, &history, &context).await;
+                    assert!(orphans(&rig, 2).await.is_empty(), "{context}");
+                    op(&rig.lake)
+                        .await
+                        .unwrap_or_else(|e| panic!("{context}: retry: {e}"));
+                    assert_eq!(rig.lake.snapshot(URI).await.expect("head").version(), 3);
                 }
-                n += 1;
-                assert!(n < 200);
             }
-            assert!(n > 1, "{name} made no I/O call");
+            n += 1;
+            assert!(n < 200);
         }
-    });
+        assert!(n > 1, "{name} made no I/O call");
+    }
 }
 
-/// SPEC §12 "two writers at once": two lakes on the same directory (two catalog connections,
+/// SPEC §12 "two writers at once": two lakes on the same place (two catalog connections,
 /// as two processes would have) append concurrently. Every write commits exactly once, the
 /// versions are gap-free, no row is lost, and the losing attempts leave no file behind.
-#[test]
-fn two_writers_at_once_both_commit_every_write() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let a = relaxed_lake(dir.path()).await;
-        let b = tarn::Lake::open_with(dir.path(), tarn::Durability::Relaxed)
-            .await
-            .expect("second lake");
-        let uri = "tarn://fp/concurrent";
-        a.write(uri, kiv_batch(&[(0, 0, 0)]), req())
-            .await
-            .expect("v1");
-        let writer = |lake: Lake, id: i64| async move {
-            let mut attempts = 0;
-            for i in 1..=8 {
-                // Both writers touch the same tail row group, so their plans collide.
-                let out = lake
-                    .write(uri, kiv_batch(&[(i, id, i)]), WriteRequest::new())
-                    .await
-                    .unwrap_or_else(|e| panic!("writer {id}, write {i}: {e}"));
-                assert!(out.version.is_some());
-                attempts += out.attempts;
-            }
-            attempts
-        };
-        let (ta, tb) = tokio::join!(
-            tokio::spawn(writer(a.clone(), 1)),
-            tokio::spawn(writer(b.clone(), 2))
-        );
-        let (ta, tb) = (ta.expect("writer 1"), tb.expect("writer 2"));
-        let log = log_of(&a, uri).await;
-        let versions: Vec<u64> = log.iter().map(|l| l.0).collect();
-        assert_eq!(
-            versions,
-            (1..=17).rev().collect::<Vec<u64>>(),
-            "attempts {ta} + {tb}"
-        );
-        let rows = read_kiv(&b, uri).await;
-        assert_eq!(rows.len(), 17);
+async fn two_writers_at_once_both_commit_every_write(place: LakePlace) {
+    let a = relaxed_lake(&place).await;
+    let b = Lake::open_with(&place.dir, tarn::Durability::Relaxed)
+        .await
+        .expect("second lake");
+    let uri = "tarn://fp/concurrent";
+    a.write(uri, kiv_batch(&[(0, 0, 0)]), req())
+        .await
+        .expect("v1");
+    let writer = |lake: Lake, id: i64| async move {
+        let mut attempts = 0;
         for i in 1..=8 {
-            assert!(
-                rows.contains(&(i, 1, i)) && rows.contains(&(i, 2, i)),
-                "lost a row: {rows:?}"
-            );
+            // Both writers touch the same tail row group, so their plans collide.
+            let out = lake
+                .write(uri, kiv_batch(&[(i, id, i)]), WriteRequest::new())
+                .await
+                .unwrap_or_else(|e| panic!("writer {id}, write {i}: {e}"));
+            assert!(out.version.is_some());
+            attempts += out.attempts;
         }
-        assert!(rows.windows(2).all(|w| w[0].0 <= w[1].0), "{rows:?}");
-        // Each version has exactly one more row than the one before.
-        for (i, l) in log.iter().rev().enumerate() {
-            assert_eq!(l.4, i as u64 + 1, "{log:?}");
-        }
-        let mut refs = BTreeSet::new();
-        for v in 1..=17 {
-            refs.extend(files_of(&a, &format!("{uri}:v{v}")).await);
-        }
-        assert_eq!(
-            files_under(&data_dir(dir.path())),
-            refs,
-            "a lost attempt left its file behind"
+        attempts
+    };
+    let (ta, tb) = tokio::join!(
+        tokio::spawn(writer(a.clone(), 1)),
+        tokio::spawn(writer(b.clone(), 2))
+    );
+    let (ta, tb) = (ta.expect("writer 1"), tb.expect("writer 2"));
+    let log = log_of(&a, uri).await;
+    let versions: Vec<u64> = log.iter().map(|l| l.0).collect();
+    assert_eq!(
+        versions,
+        (1..=17).rev().collect::<Vec<u64>>(),
+        "attempts {ta} + {tb}"
+    );
+    let rows = read_kiv(&b, uri).await;
+    assert_eq!(rows.len(), 17);
+    for i in 1..=8 {
+        assert!(
+            rows.contains(&(i, 1, i)) && rows.contains(&(i, 2, i)),
+            "lost a row: {rows:?}"
         );
-    });
+    }
+    assert!(rows.windows(2).all(|w| w[0].0 <= w[1].0), "{rows:?}");
+    // Each version has exactly one more row than the one before.
+    for (i, l) in log.iter().rev().enumerate() {
+        assert_eq!(l.4, i as u64 + 1, "{log:?}");
+    }
+    let mut refs = BTreeSet::new();
+    for v in 1..=17 {
+        refs.extend(files_of(&a, &format!("{uri}:v{v}")).await);
+    }
+    assert_eq!(
+        place.files().await,
+        refs,
+        "a lost attempt left its file behind"
+    );
 }
+
+tarn_testkit::backend_tests!(
+    every_failing_io_call_of_a_write_leaves_the_lake_unchanged,
+    a_put_that_lands_but_fails_leaves_an_orphan_that_vacuum_removes,
+    a_failing_first_write_creates_no_dataset,
+    a_commit_that_fails_before_committing_leaves_an_orphan,
+    a_commit_whose_outcome_is_unknown_but_landed_reports_the_version,
+    a_commit_whose_outcome_is_unknown_and_lost_keeps_its_file,
+    a_commit_conflict_deletes_the_file_and_replans,
+    failures_during_other_mutations_leave_the_lake_unchanged,
+    two_writers_at_once_both_commit_every_write,
+);

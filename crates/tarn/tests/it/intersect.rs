@@ -360,9 +360,9 @@ async fn build(lake: &Lake, sc: &Scenario) -> Result<Vec<Snapshot>, String> {
     Ok(snapshots)
 }
 
-async fn run(sc: Scenario) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lake = relaxed_lake(dir.path()).await;
+async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
+    let place = case_place(backend);
+    let lake = relaxed_lake(&place).await;
     let snapshots = build(&lake, &sc).await?;
     // Bounds in raw units: timestamp bounds fall between keys, not on them.
     let scale = |v: i64| if sc.timestamps { v * SPACING + 7 } else { v };
@@ -507,12 +507,12 @@ async fn run(sc: Scenario) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn intersections_match_the_model() {
-    let mut runner = model_runner(32);
-    let rt = runtime();
+/// Every case in a fresh lake of the test's backend.
+async fn intersections_match_the_model(place: LakePlace) {
+    let backend = place.backend;
+    let mut runner = model_runner(backend, 32, 8);
     let result = runner.run(&scenario_strategy(), |sc| {
-        rt.block_on(run(sc)).map_err(TestCaseError::fail)
+        block_on(run(backend, sc)).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -564,286 +564,274 @@ async fn steps_of(
 /// Hand-picked cases, so that a failure reads plainly: warm-up rows reach step 0 even for a
 /// dataset whose first row in the range comes much later, sparse data skips empty steps
 /// without gaps in the indexes, and a value repeated past the row step is a step alone.
-#[test]
-fn warm_up_reaches_step_zero_and_empty_steps_are_skipped() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = |n| {
-            WriteRequest::new()
-                .ordered_on("k")
-                .row_group_target(RowGroupTarget::Rows(n))
-        };
-        // a: 50..56; b: 0..4 then 100..102 (nothing in [4, 100)).
-        let a: Vec<Row> = (50..56).map(|k| (k, 0, 0)).collect();
-        let b: Vec<Row> = (0..4).chain(100..102).map(|k| (k, 1, 0)).collect();
-        lake.write("tarn://h/a", kiv_batch(&a), req(2))
-            .await
-            .expect("a");
-        lake.write("tarn://h/b", kiv_batch(&b), req(2))
-            .await
-            .expect("b");
-        let (shape, rows) = steps_of(
-            &lake,
-            &["tarn://h/a", "tarn://h/b"],
-            IntersectRequest {
-                start: Some(int(50)),
-                n_prev: vec![1, 3],
-                ..IntersectRequest::default()
-            },
-        )
-        .await;
-        // Cut points: a's mins 52, 54 and b's 100; [50, 52) holds b's warm-up.
-        assert_eq!(
-            shape,
-            vec![
-                (Some(50), Some(52), vec![2, 3]),
-                (Some(52), Some(54), vec![2, 0]),
-                (Some(54), Some(100), vec![2, 0]),
-                (Some(100), None, vec![0, 2]),
-            ]
-        );
-        assert_eq!(rows[0][1], vec![(1, 1, 0), (2, 1, 0), (3, 1, 0)]);
-        // a has nothing before 50: its warm-up is empty, not an error.
-        assert_eq!(rows[0][0], vec![(50, 0, 0), (51, 0, 0)]);
-
-        // A fixed row step over sparse data: no empty step, indexes without gaps.
-        let (shape, _) = steps_of(
-            &lake,
-            &["tarn://h/b"],
-            IntersectRequest {
-                step: Step::Rows(3),
-                ..IntersectRequest::default()
-            },
-        )
-        .await;
-        assert_eq!(
-            shape,
-            vec![(None, Some(3), vec![3]), (Some(3), None, vec![3])]
-        );
-
-        // Five rows at k=7 with a step of 2 rows: the value is a step of its own.
-        let c: Vec<Row> = [
-            (6, 0, 0),
-            (7, 0, 1),
-            (7, 0, 2),
-            (7, 0, 3),
-            (7, 0, 4),
-            (7, 0, 5),
-            (8, 0, 0),
+async fn warm_up_reaches_step_zero_and_empty_steps_are_skipped(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = |n| {
+        WriteRequest::new()
+            .ordered_on("k")
+            .row_group_target(RowGroupTarget::Rows(n))
+    };
+    // a: 50..56; b: 0..4 then 100..102 (nothing in [4, 100)).
+    let a: Vec<Row> = (50..56).map(|k| (k, 0, 0)).collect();
+    let b: Vec<Row> = (0..4).chain(100..102).map(|k| (k, 1, 0)).collect();
+    lake.write("tarn://h/a", kiv_batch(&a), req(2))
+        .await
+        .expect("a");
+    lake.write("tarn://h/b", kiv_batch(&b), req(2))
+        .await
+        .expect("b");
+    let (shape, rows) = steps_of(
+        &lake,
+        &["tarn://h/a", "tarn://h/b"],
+        IntersectRequest {
+            start: Some(int(50)),
+            n_prev: vec![1, 3],
+            ..IntersectRequest::default()
+        },
+    )
+    .await;
+    // Cut points: a's mins 52, 54 and b's 100; [50, 52) holds b's warm-up.
+    assert_eq!(
+        shape,
+        vec![
+            (Some(50), Some(52), vec![2, 3]),
+            (Some(52), Some(54), vec![2, 0]),
+            (Some(54), Some(100), vec![2, 0]),
+            (Some(100), None, vec![0, 2]),
         ]
-        .to_vec();
-        lake.write("tarn://h/c", kiv_batch(&c), req(2))
-            .await
-            .expect("c");
-        let (shape, rows) = steps_of(
-            &lake,
-            &["tarn://h/c"],
-            IntersectRequest {
-                step: Step::Rows(2),
-                ..IntersectRequest::default()
-            },
-        )
-        .await;
-        assert_eq!(
-            shape,
-            vec![
-                (None, Some(7), vec![1]),
-                (Some(7), Some(8), vec![5]),
-                (Some(8), None, vec![1]),
-            ]
-        );
-        assert_eq!(rows[1][0], c[1..6].to_vec());
-    });
+    );
+    assert_eq!(rows[0][1], vec![(1, 1, 0), (2, 1, 0), (3, 1, 0)]);
+    // a has nothing before 50: its warm-up is empty, not an error.
+    assert_eq!(rows[0][0], vec![(50, 0, 0), (51, 0, 0)]);
+
+    // A fixed row step over sparse data: no empty step, indexes without gaps.
+    let (shape, _) = steps_of(
+        &lake,
+        &["tarn://h/b"],
+        IntersectRequest {
+            step: Step::Rows(3),
+            ..IntersectRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        shape,
+        vec![(None, Some(3), vec![3]), (Some(3), None, vec![3])]
+    );
+
+    // Five rows at k=7 with a step of 2 rows: the value is a step of its own.
+    let c: Vec<Row> = [
+        (6, 0, 0),
+        (7, 0, 1),
+        (7, 0, 2),
+        (7, 0, 3),
+        (7, 0, 4),
+        (7, 0, 5),
+        (8, 0, 0),
+    ]
+    .to_vec();
+    lake.write("tarn://h/c", kiv_batch(&c), req(2))
+        .await
+        .expect("c");
+    let (shape, rows) = steps_of(
+        &lake,
+        &["tarn://h/c"],
+        IntersectRequest {
+            step: Step::Rows(2),
+            ..IntersectRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        shape,
+        vec![
+            (None, Some(7), vec![1]),
+            (Some(7), Some(8), vec![5]),
+            (Some(8), None, vec![1]),
+        ]
+    );
+    assert_eq!(rows[1][0], c[1..6].to_vec());
 }
 
 /// Row groups written before a column was added read back with nulls in it, in the
 /// projected column order, in every step (including warm-up rows from old row groups).
-#[test]
-fn evolved_schemas_fill_new_columns_with_nulls() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let old: Vec<Row> = (1..5).map(|k| (k, 0, 0)).collect();
-        lake.write(
-            "tarn://ev/a",
-            kiv_batch(&old),
-            WriteRequest::new()
-                .ordered_on("k")
-                .row_group_target(RowGroupTarget::Rows(2)),
+async fn evolved_schemas_fill_new_columns_with_nulls(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let old: Vec<Row> = (1..5).map(|k| (k, 0, 0)).collect();
+    lake.write(
+        "tarn://ev/a",
+        kiv_batch(&old),
+        WriteRequest::new()
+            .ordered_on("k")
+            .row_group_target(RowGroupTarget::Rows(2)),
+    )
+    .await
+    .expect("v1");
+    let k: ArrayRef = Arc::new(Int64Array::from(vec![5, 6]));
+    let w: ArrayRef = Arc::new(Int64Array::from(vec![50, 60]));
+    let evolved = RecordBatch::try_from_iter(vec![
+        ("k", k.clone()),
+        ("id", k.clone()),
+        ("v", k),
+        ("w", w),
+    ])
+    .expect("batch");
+    lake.write("tarn://ev/a", evolved, WriteRequest::new().evolve(true))
+        .await
+        .expect("v2");
+    let snapshot = lake.snapshot("tarn://ev/a").await.expect("head");
+    let steps: Vec<IntersectStep> = lake
+        .intersect(
+            vec![snapshot],
+            IntersectRequest {
+                start: Some(int(3)),
+                n_prev: vec![1],
+                columns: Some(vec!["w".into(), "k".into()]),
+                ..IntersectRequest::default()
+            },
         )
         .await
-        .expect("v1");
-        let k: ArrayRef = Arc::new(Int64Array::from(vec![5, 6]));
-        let w: ArrayRef = Arc::new(Int64Array::from(vec![50, 60]));
-        let evolved = RecordBatch::try_from_iter(vec![
-            ("k", k.clone()),
-            ("id", k.clone()),
-            ("v", k),
-            ("w", w),
-        ])
-        .expect("batch");
-        lake.write("tarn://ev/a", evolved, WriteRequest::new().evolve(true))
-            .await
-            .expect("v2");
-        let snapshot = lake.snapshot("tarn://ev/a").await.expect("head");
-        let steps: Vec<IntersectStep> = lake
-            .intersect(
-                vec![snapshot],
-                IntersectRequest {
-                    start: Some(int(3)),
-                    n_prev: vec![1],
-                    columns: Some(vec!["w".into(), "k".into()]),
-                    ..IntersectRequest::default()
-                },
-            )
-            .await
-            .expect("intersect")
-            .try_collect()
-            .await
-            .expect("steps");
-        let got: Vec<Vec<(Option<i64>, i64)>> = steps
-            .iter()
-            .map(|s| {
-                let c = &s.chunks[0];
-                let names: Vec<String> = c
-                    .schema()
-                    .fields()
-                    .iter()
-                    .map(|f| f.name().clone())
-                    .collect();
-                assert_eq!(names, ["w", "k"]);
-                let w = c
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .expect("w");
-                let k = values(c, "k");
-                (0..c.num_rows())
-                    .map(|i| (w.iter().nth(i).flatten(), k[i]))
-                    .collect()
-            })
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                vec![(None, 2), (None, 3), (None, 4)],
-                vec![(Some(50), 5), (Some(60), 6)],
-            ]
-        );
-    });
+        .expect("intersect")
+        .try_collect()
+        .await
+        .expect("steps");
+    let got: Vec<Vec<(Option<i64>, i64)>> = steps
+        .iter()
+        .map(|s| {
+            let c = &s.chunks[0];
+            let names: Vec<String> = c
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            assert_eq!(names, ["w", "k"]);
+            let w = c
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("w");
+            let k = values(c, "k");
+            (0..c.num_rows())
+                .map(|i| (w.iter().nth(i).flatten(), k[i]))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            vec![(None, 2), (None, 3), (None, 4)],
+            vec![(Some(50), 5), (Some(60), 6)],
+        ]
+    );
 }
 
 /// Every request the library must refuse, with a message naming the problem.
-#[test]
-fn rejects_bad_requests() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = WriteRequest::new().ordered_on("k");
-        lake.write("tarn://e/i", kiv_batch(&[(1, 0, 0)]), req.clone())
-            .await
-            .expect("i");
-        lake.write("tarn://e/t", batch(&[(1, 0, 0)], true), req.clone())
-            .await
-            .expect("t");
-        let i = lake.snapshot("tarn://e/i").await.expect("i");
-        let t = lake.snapshot("tarn://e/t").await.expect("t");
-        let cases: Vec<(&str, Vec<Snapshot>, IntersectRequest, &[&str])> = vec![
-            (
-                "no dataset",
-                vec![],
-                IntersectRequest::default(),
-                &["at least one"],
-            ),
-            (
-                "different kinds",
-                vec![i.clone(), t.clone()],
-                IntersectRequest::default(),
-                &["different types", "e/i", "e/t", "Int64", "Timestamp"],
-            ),
-            (
-                "n_prev count",
-                vec![i.clone(), i.clone()],
-                IntersectRequest {
-                    n_prev: vec![1, 2, 3],
-                    ..IntersectRequest::default()
-                },
-                &["n_prev has 3 values for 2 datasets"],
-            ),
-            (
-                "start >= end",
-                vec![i.clone()],
-                IntersectRequest {
-                    start: Some(int(5)),
-                    end: Some(int(5)),
-                    ..IntersectRequest::default()
-                },
-                &["bad range", "5"],
-            ),
-            (
-                "bound of another kind",
-                vec![t.clone()],
-                IntersectRequest {
-                    start: Some(int(5)),
-                    ..IntersectRequest::default()
-                },
-                &["start bound 5", "Timestamp"],
-            ),
-            (
-                "zero-row step",
-                vec![i.clone()],
-                IntersectRequest {
-                    step: Step::Rows(0),
-                    ..IntersectRequest::default()
-                },
-                &["at least 1 row"],
-            ),
-            (
-                "frequency on integers",
-                vec![i.clone()],
-                IntersectRequest {
-                    step: Step::Every(Frequency::parse("1h").expect("valid")),
-                    ..IntersectRequest::default()
-                },
-                &["1h", "not a timestamp"],
-            ),
-            (
-                "unknown column",
-                vec![i.clone()],
-                IntersectRequest {
-                    columns: Some(vec!["nosuch".into()]),
-                    ..IntersectRequest::default()
-                },
-                &["nosuch"],
-            ),
-        ];
-        for (what, snapshots, request, needles) in cases {
-            let err = match lake.intersect(snapshots, request).await {
-                Ok(_) => panic!("{what}: accepted"),
-                Err(e) => e,
-            };
-            assert_eq!(err.kind(), tarn::ErrorKind::InvalidInput, "{what}: {err}");
-            let msg = err.to_string();
-            for n in needles {
-                assert!(msg.contains(n), "{what}: {msg:?} does not mention {n:?}");
-            }
+async fn rejects_bad_requests(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = WriteRequest::new().ordered_on("k");
+    lake.write("tarn://e/i", kiv_batch(&[(1, 0, 0)]), req.clone())
+        .await
+        .expect("i");
+    lake.write("tarn://e/t", batch(&[(1, 0, 0)], true), req.clone())
+        .await
+        .expect("t");
+    let i = lake.snapshot("tarn://e/i").await.expect("i");
+    let t = lake.snapshot("tarn://e/t").await.expect("t");
+    let cases: Vec<(&str, Vec<Snapshot>, IntersectRequest, &[&str])> = vec![
+        (
+            "no dataset",
+            vec![],
+            IntersectRequest::default(),
+            &["at least one"],
+        ),
+        (
+            "different kinds",
+            vec![i.clone(), t.clone()],
+            IntersectRequest::default(),
+            &["different types", "e/i", "e/t", "Int64", "Timestamp"],
+        ),
+        (
+            "n_prev count",
+            vec![i.clone(), i.clone()],
+            IntersectRequest {
+                n_prev: vec![1, 2, 3],
+                ..IntersectRequest::default()
+            },
+            &["n_prev has 3 values for 2 datasets"],
+        ),
+        (
+            "start >= end",
+            vec![i.clone()],
+            IntersectRequest {
+                start: Some(int(5)),
+                end: Some(int(5)),
+                ..IntersectRequest::default()
+            },
+            &["bad range", "5"],
+        ),
+        (
+            "bound of another kind",
+            vec![t.clone()],
+            IntersectRequest {
+                start: Some(int(5)),
+                ..IntersectRequest::default()
+            },
+            &["start bound 5", "Timestamp"],
+        ),
+        (
+            "zero-row step",
+            vec![i.clone()],
+            IntersectRequest {
+                step: Step::Rows(0),
+                ..IntersectRequest::default()
+            },
+            &["at least 1 row"],
+        ),
+        (
+            "frequency on integers",
+            vec![i.clone()],
+            IntersectRequest {
+                step: Step::Every(Frequency::parse("1h").expect("valid")),
+                ..IntersectRequest::default()
+            },
+            &["1h", "not a timestamp"],
+        ),
+        (
+            "unknown column",
+            vec![i.clone()],
+            IntersectRequest {
+                columns: Some(vec!["nosuch".into()]),
+                ..IntersectRequest::default()
+            },
+            &["nosuch"],
+        ),
+    ];
+    for (what, snapshots, request, needles) in cases {
+        let err = match lake.intersect(snapshots, request).await {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), tarn::ErrorKind::InvalidInput, "{what}: {err}");
+        let msg = err.to_string();
+        for n in needles {
+            assert!(msg.contains(n), "{what}: {msg:?} does not mention {n:?}");
         }
-        // A frequency works on a timestamp dataset.
-        let ok = lake
-            .intersect(
-                vec![t],
-                IntersectRequest {
-                    step: Step::Every(Frequency::parse("1h").expect("valid")),
-                    ..IntersectRequest::default()
-                },
-            )
-            .await
-            .expect("frequency on timestamps")
-            .count()
-            .await;
-        assert_eq!(ok, 1);
-    });
+    }
+    // A frequency works on a timestamp dataset.
+    let ok = lake
+        .intersect(
+            vec![t],
+            IntersectRequest {
+                step: Step::Every(Frequency::parse("1h").expect("valid")),
+                ..IntersectRequest::default()
+            },
+        )
+        .await
+        .expect("frequency on timestamps")
+        .count()
+        .await;
+    assert_eq!(ok, 1);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -920,15 +908,13 @@ fn memory_kib() -> (u64, u64) {
 /// the steady-state growth is at most 6 row groups per dataset, step 0 adds at most that
 /// plus twice the warm-up rows, and the overall growth stays under a quarter of the data
 /// iterated (decoding a whole dataset would take 128 MiB). Linux only.
-#[test]
-fn memory_stays_bounded_by_row_groups() {
+async fn memory_stays_bounded_by_row_groups(place: LakePlace) {
     if !std::path::Path::new("/proc/self/status").exists() {
         eprintln!("skipped: no /proc/self/status");
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    runtime().block_on(async {
-        let lake = relaxed_lake(dir.path()).await;
+    {
+        let lake = relaxed_lake(&place).await;
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let per_write = ROWS_PER_DATASET / WRITES;
         for (d, target) in TARGETS.iter().enumerate() {
@@ -945,8 +931,10 @@ fn memory_stays_bounded_by_row_groups() {
                 .expect("write");
             }
         }
-    });
+    }
     let exe = std::env::current_exe().expect("current exe");
+    // The child opens the lake from its tarn.toml, so it reads from this test's backend (its
+    // servers' settings are in the environment it inherits).
     let out = std::process::Command::new(exe)
         .args([
             "--exact",
@@ -955,7 +943,7 @@ fn memory_stays_bounded_by_row_groups() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(MEMORY_CHILD_ENV, dir.path())
+        .env(MEMORY_CHILD_ENV, &place.dir)
         .env("MALLOC_MMAP_THRESHOLD_", "131072")
         .output()
         .expect("run the child");
@@ -1063,3 +1051,11 @@ fn memory_child() {
         );
     });
 }
+
+tarn_testkit::backend_tests!(
+    intersections_match_the_model,
+    warm_up_reaches_step_zero_and_empty_steps_are_skipped,
+    evolved_schemas_fill_new_columns_with_nulls,
+    rejects_bad_requests,
+    memory_stays_bounded_by_row_groups,
+);

@@ -240,15 +240,15 @@ async fn check_layout(
         state.rows.len()
     );
     ensure!(
-        snap.version.rows == state.rows.len() as u64,
+        snap.rows() == state.rows.len() as u64,
         "version.rows {} != {}",
-        snap.version.rows,
+        snap.rows(),
         state.rows.len()
     );
     ensure!(
-        snap.version.row_groups == rgs.len() as u64,
+        snap.row_group_count() == rgs.len() as u64,
         "version.row_groups {} != {}",
-        snap.version.row_groups,
+        snap.row_group_count(),
         rgs.len()
     );
     for w in rgs.windows(2) {
@@ -343,9 +343,9 @@ async fn check_versions(lake: &Lake, history: &[State]) -> Result<(), String> {
             state.meta
         );
         ensure!(
-            snap.version.rows == state.rows.len() as u64,
+            snap.rows() == state.rows.len() as u64,
             "{uri}: version.rows {}",
-            snap.version.rows
+            snap.rows()
         );
     }
     Ok(())
@@ -401,9 +401,9 @@ async fn check_probe(lake: &Lake, history: &[State], probe: &Probe) -> Result<()
     Ok(())
 }
 
-async fn run(sc: Scenario) -> Result<(), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let lake = relaxed_lake(dir.path()).await;
+async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
+    let place = case_place(backend);
+    let lake = relaxed_lake(&place).await;
     let mut history: Vec<State> = Vec::new();
 
     let first = lake
@@ -568,12 +568,12 @@ async fn run(sc: Scenario) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn random_mutations_match_the_model() {
-    let mut runner = model_runner(40);
-    let rt = runtime();
+/// Every case in a fresh lake of the test's backend.
+async fn random_mutations_match_the_model(place: LakePlace) {
+    let backend = place.backend;
+    let mut runner = model_runner(backend, 40, 8);
     let result = runner.run(&scenario_strategy(), |sc| {
-        rt.block_on(run(sc)).map_err(TestCaseError::fail)
+        block_on(run(backend, sc)).map_err(TestCaseError::fail)
     });
     if let Err(e) = result {
         panic!("{e}");
@@ -581,77 +581,69 @@ fn random_mutations_match_the_model() {
 }
 
 /// Hand-picked cases of the semantics the model encodes, so a failure reads plainly.
-#[test]
-fn ties_keep_existing_rows_first_and_input_order() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = || {
-            WriteRequest::new()
-                .ordered_on("k")
-                .row_group_target(RowGroupTarget::Rows(2))
-        };
-        lake.write(URI, kiv_batch(&[(5, 0, 0), (3, 0, 1), (5, 0, 2)]), req())
-            .await
-            .expect("v1");
-        lake.write(
-            URI,
-            kiv_batch(&[(5, 1, 0), (4, 1, 1), (5, 1, 2), (3, 1, 3)]),
-            req(),
-        )
-        .await
-        .expect("v2");
-        assert_eq!(
-            read_kiv(&lake, URI).await,
-            vec![
-                (3, 0, 1),
-                (3, 1, 3),
-                (4, 1, 1),
-                (5, 0, 0),
-                (5, 0, 2),
-                (5, 1, 0),
-                (5, 1, 2)
-            ]
-        );
-    });
-}
-
-#[test]
-fn duplicates_on_keeps_the_last_written_only_inside_the_new_range() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = || {
-            WriteRequest::new()
-                .ordered_on("k")
-                .duplicates_on(tarn::DuplicatesOn::parse("id"))
-                .row_group_target(RowGroupTarget::Rows(3))
-        };
-        // Inside one write the last row in input order wins.
-        lake.write(
-            URI,
-            kiv_batch(&[(1, 0, 10), (2, 0, 20), (1, 0, 11), (9, 0, 90)]),
-            req(),
-        )
+async fn ties_keep_existing_rows_first_and_input_order(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = || {
+        WriteRequest::new()
+            .ordered_on("k")
+            .row_group_target(RowGroupTarget::Rows(2))
+    };
+    lake.write(URI, kiv_batch(&[(5, 0, 0), (3, 0, 1), (5, 0, 2)]), req())
         .await
         .expect("v1");
-        assert_eq!(
-            read_kiv(&lake, URI).await,
-            vec![(1, 0, 11), (2, 0, 20), (9, 0, 90)]
-        );
-        // The newest write wins, and rows outside [min(new), max(new)] are left alone.
-        lake.write(URI, kiv_batch(&[(2, 0, 21), (2, 1, 5), (3, 0, 30)]), req())
-            .await
-            .expect("v2");
-        assert_eq!(
-            read_kiv(&lake, URI).await,
-            vec![(1, 0, 11), (2, 0, 21), (2, 1, 5), (3, 0, 30), (9, 0, 90)]
-        );
-        assert_eq!(
-            read_kiv(&lake, &format!("{URI}:v1")).await,
-            vec![(1, 0, 11), (2, 0, 20), (9, 0, 90)]
-        );
-    });
+    lake.write(
+        URI,
+        kiv_batch(&[(5, 1, 0), (4, 1, 1), (5, 1, 2), (3, 1, 3)]),
+        req(),
+    )
+    .await
+    .expect("v2");
+    assert_eq!(
+        read_kiv(&lake, URI).await,
+        vec![
+            (3, 0, 1),
+            (3, 1, 3),
+            (4, 1, 1),
+            (5, 0, 0),
+            (5, 0, 2),
+            (5, 1, 0),
+            (5, 1, 2)
+        ]
+    );
+}
+
+async fn duplicates_on_keeps_the_last_written_only_inside_the_new_range(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = || {
+        WriteRequest::new()
+            .ordered_on("k")
+            .duplicates_on(tarn::DuplicatesOn::parse("id"))
+            .row_group_target(RowGroupTarget::Rows(3))
+    };
+    // Inside one write the last row in input order wins.
+    lake.write(
+        URI,
+        kiv_batch(&[(1, 0, 10), (2, 0, 20), (1, 0, 11), (9, 0, 90)]),
+        req(),
+    )
+    .await
+    .expect("v1");
+    assert_eq!(
+        read_kiv(&lake, URI).await,
+        vec![(1, 0, 11), (2, 0, 20), (9, 0, 90)]
+    );
+    // The newest write wins, and rows outside [min(new), max(new)] are left alone.
+    lake.write(URI, kiv_batch(&[(2, 0, 21), (2, 1, 5), (3, 0, 30)]), req())
+        .await
+        .expect("v2");
+    assert_eq!(
+        read_kiv(&lake, URI).await,
+        vec![(1, 0, 11), (2, 0, 21), (2, 1, 5), (3, 0, 30), (9, 0, 90)]
+    );
+    assert_eq!(
+        read_kiv(&lake, &format!("{URI}:v1")).await,
+        vec![(1, 0, 11), (2, 0, 20), (9, 0, 90)]
+    );
 }
 
 fn float_rows(batches: &[arrow::array::RecordBatch]) -> Vec<(f64, i64)> {
@@ -692,60 +684,72 @@ fn float_batch(rows: &[(f64, i64)]) -> arrow::array::RecordBatch {
 }
 
 /// delete-range is half-open: a row group ending exactly at `end` keeps its last rows.
-#[test]
-fn delete_range_keeps_rows_at_its_end() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let req = WriteRequest::new()
-            .ordered_on("k")
-            .row_group_target(RowGroupTarget::Rows(3));
-        let rows: Vec<Row> = [0, 1, 2, 3, 4, 5, 5, 6]
-            .iter()
-            .map(|&k| (k, 0, k))
-            .collect();
-        lake.write(URI, kiv_batch(&rows), req).await.expect("v1");
-        // Row groups [0 1 2] [3 4 5] [5 6]: [3, 5) covers none of them whole.
-        let out = lake.delete_range(URI, "3", "5", None).await.expect("v2");
-        assert_eq!(out.version, Some(2));
-        assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 3, 5));
-        let out = lake.delete_range(URI, "0", "3", None).await.expect("v3");
-        assert_eq!(out.version, Some(3));
-        assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 0, 5));
-        let out = lake.delete_range(URI, "5", "6", None).await.expect("v4");
-        assert_eq!(out.version, Some(4));
-        assert_eq!(read_kiv(&lake, URI).await, vec![(6, 0, 6)]);
-        assert_eq!(read_kiv(&lake, &format!("{URI}:v1")).await, rows);
-    });
+async fn delete_range_keeps_rows_at_its_end(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let req = WriteRequest::new()
+        .ordered_on("k")
+        .row_group_target(RowGroupTarget::Rows(3));
+    let rows: Vec<Row> = [0, 1, 2, 3, 4, 5, 5, 6]
+        .iter()
+        .map(|&k| (k, 0, k))
+        .collect();
+    lake.write(URI, kiv_batch(&rows), req).await.expect("v1");
+    // Row groups [0 1 2] [3 4 5] [5 6]: [3, 5) covers none of them whole.
+    let out = lake.delete_range(URI, "3", "5", None).await.expect("v2");
+    assert_eq!(out.version, Some(2));
+    assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 3, 5));
+    let out = lake.delete_range(URI, "0", "3", None).await.expect("v3");
+    assert_eq!(out.version, Some(3));
+    assert_eq!(read_kiv(&lake, URI).await, model_delete(&rows, 0, 5));
+    let out = lake.delete_range(URI, "5", "6", None).await.expect("v4");
+    assert_eq!(out.version, Some(4));
+    assert_eq!(read_kiv(&lake, URI).await, vec![(6, 0, 6)]);
+    assert_eq!(read_kiv(&lake, &format!("{URI}:v1")).await, rows);
 }
 
 /// A float `ordered_on` holding both -0.0 and 0.0: a range read and a delete-range of the
 /// same `[start, end)` must agree on which rows lie in it, and a full read must come back in
 /// one consistent order (the merge sorts with Arrow's total order, -0.0 < 0.0).
-#[test]
-fn float_zeros_of_both_signs_are_ordered_one_way_everywhere() {
-    runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let lake = relaxed_lake(dir.path()).await;
-        let uri = "tarn://model/zeros";
-        let req = WriteRequest::new().ordered_on("f").row_group_target(RowGroupTarget::Rows(1));
-        lake.write(uri, float_batch(&[(-1.0, 0), (0.0, 1)]), req).await.expect("v1");
-        lake.write(uri, float_batch(&[(-0.0, 2)]), WriteRequest::new()).await.expect("v2");
-        let full = float_rows(&read_all(&lake, uri).await);
-        // Sorted under the order the merge uses.
-        assert!(
-            full.windows(2).all(|w| w[0].0.total_cmp(&w[1].0).is_le()),
-            "rows out of order: {full:?}"
-        );
-        let snap = lake.snapshot(uri).await.expect("head");
-        let range = ReadRequest::parse(&snap, Some("-0.5"), Some("0"), None).expect("range");
-        let in_range = float_rows(&lake.read(&snap, &range).await.expect("range read"));
-        let outside: Vec<(f64, i64)> = full.iter().copied().filter(|r| !in_range.contains(r)).collect();
-        lake.delete_range(uri, "-0.5", "0", None).await.expect("delete");
-        let left = float_rows(&read_all(&lake, uri).await);
-        assert_eq!(
-            left, outside,
-            "read [-0.5, 0) returned {in_range:?} of {full:?}, but delete-range [-0.5, 0) left {left:?}"
-        );
-    });
+async fn float_zeros_of_both_signs_are_ordered_one_way_everywhere(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let uri = "tarn://model/zeros";
+    let req = WriteRequest::new()
+        .ordered_on("f")
+        .row_group_target(RowGroupTarget::Rows(1));
+    lake.write(uri, float_batch(&[(-1.0, 0), (0.0, 1)]), req)
+        .await
+        .expect("v1");
+    lake.write(uri, float_batch(&[(-0.0, 2)]), WriteRequest::new())
+        .await
+        .expect("v2");
+    let full = float_rows(&read_all(&lake, uri).await);
+    // Sorted under the order the merge uses.
+    assert!(
+        full.windows(2).all(|w| w[0].0.total_cmp(&w[1].0).is_le()),
+        "rows out of order: {full:?}"
+    );
+    let snap = lake.snapshot(uri).await.expect("head");
+    let range = ReadRequest::parse(&snap, Some("-0.5"), Some("0"), None).expect("range");
+    let in_range = float_rows(&lake.read(&snap, &range).await.expect("range read"));
+    let outside: Vec<(f64, i64)> = full
+        .iter()
+        .copied()
+        .filter(|r| !in_range.contains(r))
+        .collect();
+    lake.delete_range(uri, "-0.5", "0", None)
+        .await
+        .expect("delete");
+    let left = float_rows(&read_all(&lake, uri).await);
+    assert_eq!(
+        left, outside,
+        "read [-0.5, 0) returned {in_range:?} of {full:?}, but delete-range [-0.5, 0) left {left:?}"
+    );
 }
+
+tarn_testkit::backend_tests!(
+    random_mutations_match_the_model,
+    ties_keep_existing_rows_first_and_input_order,
+    duplicates_on_keeps_the_last_written_only_inside_the_new_range,
+    delete_range_keeps_rows_at_its_end,
+    float_zeros_of_both_signs_are_ordered_one_way_everywhere,
+);
