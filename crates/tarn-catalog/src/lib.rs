@@ -8,6 +8,17 @@
 //! Two backends implement it, SQLite (embedded) and PostgreSQL (shared), behind the small
 //! traits below; [`open`] picks one from a [`CatalogLocation`] (docs/design/0006-backends.md).
 
+/// The datasets with their `main` heads, as both catalogs select them (the text is the
+/// same SQL on SQLite and PostgreSQL; each backend adds its own placeholders).
+macro_rules! datasets_select {
+    () => {
+        "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
+         FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
+         JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
+         JOIN commits c ON c.id = v.commit_id"
+    };
+}
+
 mod error;
 mod location;
 mod model;

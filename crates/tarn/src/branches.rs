@@ -75,7 +75,7 @@ fn no_ref(uri: &TarnUri, why: &str) -> Result<()> {
 }
 
 impl Lake {
-    async fn dataset_record(&self, uri: &TarnUri) -> Result<DatasetRecord> {
+    pub(crate) async fn dataset_record(&self, uri: &TarnUri) -> Result<DatasetRecord> {
         self.catalog
             .reader
             .dataset(&uri.dataset)

@@ -435,17 +435,7 @@ impl Lake {
 
     /// [`Lake::resolve`] as the lake was at `state` (see [`Lake::snapshot_at`]).
     pub async fn resolve_at(&self, uri: &TarnUri, state: Option<LakeState>) -> Result<Snapshot> {
-        let dataset = self
-            .catalog
-            .reader
-            .dataset(&uri.dataset)
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "{uri}: dataset {:?} does not exist",
-                    uri.dataset.as_str()
-                ))
-            })?;
+        let dataset = self.dataset_record(uri).await?;
         let branch_name = uri.branch_name();
         let mut branch = self
             .catalog

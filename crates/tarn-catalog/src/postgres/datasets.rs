@@ -292,18 +292,14 @@ pub(super) async fn row_groups(
         .collect()
 }
 
-const DATASETS_SELECT: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
-     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
-     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
-     JOIN commits c ON c.id = v.commit_id";
+const DATASETS_SELECT: &str = datasets_select!();
 
 /// The datasets named `$1` or under it (`$2` = `$1/`, `$3` = `$1` + `0`), with their
 /// `main` heads: two seeks of the name index.
-pub const DATASETS_UNDER_PREFIX: &str = "SELECT d.name, d.ordered_on, v.version, v.rows, v.row_groups, v.bytes, c.ts_micros \
-     FROM datasets d JOIN branches b ON b.dataset_id = d.id AND b.name = 'main' \
-     JOIN versions v ON v.branch_id = b.id AND v.version = b.head_version \
-     JOIN commits c ON c.id = v.commit_id \
-     WHERE d.name = $1 OR (d.name >= $2 AND d.name < $3) ORDER BY d.name";
+pub const DATASETS_UNDER_PREFIX: &str = concat!(
+    datasets_select!(),
+    " WHERE d.name = $1 OR (d.name >= $2 AND d.name < $3) ORDER BY d.name"
+);
 
 pub(super) async fn datasets(s: &mut Session, prefix: Option<&str>) -> Result<Vec<DatasetSummary>> {
     // A prefix is a range of the name index: the name itself, then the names in
