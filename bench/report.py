@@ -302,7 +302,8 @@ W8_TITLE = "W8: catalog scale (issue 10): 1,000,000 datasets in one lake, next t
 W9_TITLE = "W9: W1–W4 on the shared backends (issue 10), durable, with the requests of each operation"
 LOCAL = "tarn (SQLite + local)"
 REMOTE = "tarn (PostgreSQL + S3)"
-BACKENDS = [LOCAL, REMOTE]
+POSTGRES = "tarn (PostgreSQL + local)"
+BACKENDS = [LOCAL, POSTGRES, REMOTE]
 
 
 def is_w8(workload):

@@ -36,7 +36,8 @@
 #   TARN_BENCH_REGISTRY_ARGS      W7: more tarn-bench registry arguments, e.g. "--parts validate,read" (none)
 #   TARN_BENCH_SCALE_DATASETS     W8: datasets of the big lake, per backend (1000000 / 20000)
 #   TARN_BENCH_SCALE_SAMPLE       W8: durable creations timed on the empty and the full lake (20000 / 2000)
-#   TARN_BENCH_SCALE_BACKENDS     W8: backends, comma-separated: local, remote (local,remote)
+#   TARN_BENCH_SCALE_BACKENDS     W8: backends, comma-separated: local (SQLite + files), postgres
+#                                 (PostgreSQL + files), remote (PostgreSQL + S3)  (local,postgres,remote)
 #   TARN_BENCH_BACKENDS_APPENDS   W9: W2 appends per backend (200 / 20)
 #   TARN_BENCH_BACKENDS_RUNS      W9: W1 and W3 runs per backend (3 / 1)
 #                            W8 and W9 run under scripts/with-services (PostgreSQL + SeaweedFS on
@@ -112,7 +113,7 @@ else
     backends_appends=${TARN_BENCH_BACKENDS_APPENDS:-200}
     backends_runs=${TARN_BENCH_BACKENDS_RUNS:-3}
 fi
-scale_backends=${TARN_BENCH_SCALE_BACKENDS:-local,remote}
+scale_backends=${TARN_BENCH_SCALE_BACKENDS:-local,postgres,remote}
 sql_threads=${TARN_BENCH_SQL_THREADS:-2}
 workloads=${TARN_BENCH_WORKLOADS:-all}
 case "$workloads" in

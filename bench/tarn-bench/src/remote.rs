@@ -91,6 +91,8 @@ impl Run<'_> {
             json!(match self.backend {
                 BackendArg::Local =>
                     "data file + dir fsynced, SQLite WAL commit with synchronous=FULL",
+                BackendArg::Postgres =>
+                    "data file + dir fsynced, PostgreSQL commit with synchronous_commit=on (fsync=on)",
                 BackendArg::Remote =>
                     "S3 PUT acknowledged, PostgreSQL commit with synchronous_commit=on (fsync=on)",
             }),

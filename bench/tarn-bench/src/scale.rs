@@ -37,6 +37,9 @@ pub enum BackendArg {
     Local,
     /// PostgreSQL catalog, S3 storage (the servers of scripts/with-services).
     Remote,
+    /// PostgreSQL catalog, local files: the catalog's share of the cost, without the S3
+    /// server that shares this machine's cores.
+    Postgres,
 }
 
 impl BackendArg {
@@ -44,6 +47,7 @@ impl BackendArg {
         match self {
             BackendArg::Local => "tarn (SQLite + local)",
             BackendArg::Remote => "tarn (PostgreSQL + S3)",
+            BackendArg::Postgres => "tarn (PostgreSQL + local)",
         }
     }
 }
@@ -83,13 +87,18 @@ pub async fn new_lake(dir: &Path, backend: BackendArg) -> Result<Lake> {
     crate::fresh_dir(dir)?;
     let config = match backend {
         BackendArg::Local => LakeConfig::default(),
-        BackendArg::Remote => {
+        BackendArg::Remote | BackendArg::Postgres => {
             let servers = tarn_testkit::servers().context(
                 "no servers: run under scripts/with-services (TARN_TEST_POSTGRES, TARN_TEST_S3_*)",
             )?;
             let name = tarn_testkit::unique("tarn_bench");
             servers.create_schema(&name);
-            servers.config(&name, &name)
+            let mut config = servers.config(&name, &name);
+            if backend == BackendArg::Postgres {
+                config.storage = dir.join("data").display().to_string();
+                config.s3 = Default::default();
+            }
+            config
         }
     };
     Lake::init_with(dir, config).await?;
@@ -312,6 +321,7 @@ pub async fn run(args: &ScaleArgs) -> Result<usize> {
     let work = args.work.join(match args.backend {
         BackendArg::Local => "local",
         BackendArg::Remote => "remote",
+        BackendArg::Postgres => "postgres",
     });
     std::fs::create_dir_all(&work)?;
     eprintln!(
@@ -357,14 +367,16 @@ pub async fn run(args: &ScaleArgs) -> Result<usize> {
         // The fill, relaxed.
         let relaxed = Lake::open_with(&big_dir, Durability::Relaxed).await?;
         let fill_end = n - sample;
-        let s = create(&relaxed, sample..fill_end, tasks).await?;
-        ctx.creations(
-            &format!("W8 create datasets, relaxed, {tasks} tasks (fill)"),
-            fill_end - sample,
-            tasks,
-            s,
-            sample,
-        )?;
+        if fill_end > sample {
+            let s = create(&relaxed, sample..fill_end, tasks).await?;
+            ctx.creations(
+                &format!("W8 create datasets, relaxed, {tasks} tasks (fill)"),
+                fill_end - sample,
+                tasks,
+                s,
+                sample,
+            )?;
+        }
         drop(relaxed);
         // Durable again, on the full lake.
         let s = create(&lake, fill_end..fill_end + half, 1).await?;

@@ -375,6 +375,63 @@ const ADD_FILE: &str = "WITH f AS (INSERT INTO files (dataset_id, path, bytes, c
      INSERT INTO branch_row_groups (branch_id, row_group_id, added_in, min_value, max_value) \
      SELECT $11::bigint, id, $12::bigint, min_value, max_value FROM rg";
 
+/// A new dataset whose first version adds one file, in one statement: the dataset, `main`
+/// at version 1, the file, its row groups and their lifetimes, and the version (whose
+/// bounds the caller computes from the row groups, by the rule of [`NEW_VERSION`]).
+const CREATE_WITH_FILE: &str = "WITH d AS (INSERT INTO datasets (name, ordered_on, created_micros) \
+     VALUES ($1, $2, $3) RETURNING id), \
+     b AS (INSERT INTO branches (dataset_id, name, head_version, created_commit) \
+       SELECT id, 'main', 1, $4::bigint FROM d RETURNING dataset_id, id), \
+     f AS (INSERT INTO files (dataset_id, path, bytes, created_commit, row_group_count) \
+       SELECT id, $5::text, $6::bigint, $4::bigint, $7::bigint FROM d RETURNING id), \
+     rg AS (INSERT INTO row_groups (file_id, rg_index, rows, bytes, min_value, max_value) \
+       SELECT f.id, u.rg_index, u.rows, u.bytes, u.min_value, u.max_value FROM f, \
+       unnest($8::bigint[], $9::bigint[], $10::bigint[], $11::bytea[], $12::bytea[]) \
+         AS u(rg_index, rows, bytes, min_value, max_value) \
+       RETURNING id, min_value, max_value), \
+     brg AS (INSERT INTO branch_row_groups (branch_id, row_group_id, added_in, min_value, max_value) \
+       SELECT b.id, rg.id, 1, rg.min_value, rg.max_value FROM b, rg), \
+     v AS (INSERT INTO versions (branch_id, version, commit_id, operation, message, rows, \
+       row_groups, bytes, min_value, max_value, schema_json, options_json, metadata_json) \
+       SELECT id, 1, $4::bigint, $13::text, $14::text, $15::bigint, $16::bigint, $17::bigint, \
+       $18::bytea, $19::bytea, $20::text, $21::text, $22::text FROM b) \
+     SELECT dataset_id, id FROM b";
+
+/// The row groups of a new file as the arrays the statements take.
+struct FileArrays {
+    index: Vec<i64>,
+    rows: Vec<i64>,
+    bytes: Vec<i64>,
+    mins: Vec<Vec<u8>>,
+    maxs: Vec<Vec<u8>>,
+}
+
+impl FileArrays {
+    fn new(file: &NewFile) -> Self {
+        let rgs = &file.row_groups;
+        Self {
+            index: rgs.iter().map(|rg| i64::from(rg.rg_index)).collect(),
+            rows: rgs.iter().map(|rg| rg.rows as i64).collect(),
+            bytes: rgs.iter().map(|rg| rg.bytes as i64).collect(),
+            mins: rgs.iter().map(|rg| ordered::encode(&rg.min)).collect(),
+            maxs: rgs.iter().map(|rg| ordered::encode(&rg.max)).collect(),
+        }
+    }
+
+    /// The bounds of a version that holds these row groups alone, by the rule of
+    /// [`NEW_VERSION`]: the minimum of the row group first by (max, min), the maximum of the
+    /// last by max (on the encoded values, which order as the database orders them).
+    fn bounds(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let first = self
+            .maxs
+            .iter()
+            .zip(&self.mins)
+            .min()
+            .map(|(_, min)| min.clone());
+        (first, self.maxs.iter().max().cloned())
+    }
+}
+
 /// Moves the head (only if it is still the base) and records the version, with the bounds
 /// of the live row groups: the first by (max, min) holds the minimum and the last the
 /// maximum, as in SQLite's catalog; both are index lookups.
@@ -402,15 +459,69 @@ pub(super) async fn commit(
         expected: req.base_version,
         actual,
     };
-    let (commit_id, now) = s.begin_commit().await?;
     let base = req.base_version as i64;
-    let found = s
-        .query_opt(
+    let (commit_id, now, mut found) = s
+        .begin_commit_with(
             &lookup_statement(),
             &[&req.dataset.as_str(), &req.branch.as_str(), &base],
         )
         .await?;
-    let (dataset_id, branch_id, head, base_totals) = match found {
+    if found.len() > 1 {
+        return Err(CatalogError::Corrupt(format!(
+            "{} rows for one dataset and branch",
+            found.len()
+        )));
+    }
+    let metadata_json =
+        serde_json::to_string(&req.metadata).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
+    if found.is_empty()
+        && req.base_version == 0
+        && req.branch.as_str() == BranchName::MAIN
+        && let Some(file) = &req.new_file
+    {
+        // The usual first write: everything in one statement.
+        let a = FileArrays::new(file);
+        let (min, max) = a.bounds();
+        let (rows, bytes) = (a.rows.iter().sum::<i64>(), a.bytes.iter().sum::<i64>());
+        let created = s
+            .query_one(
+                CREATE_WITH_FILE,
+                &[
+                    &req.dataset.as_str(),
+                    &req.ordered_on,
+                    &now,
+                    &commit_id,
+                    &file.path,
+                    &(file.bytes as i64),
+                    &(a.index.len() as i64),
+                    &a.index,
+                    &a.rows,
+                    &a.bytes,
+                    &a.mins,
+                    &a.maxs,
+                    &req.operation,
+                    &req.message,
+                    &rows,
+                    &(a.index.len() as i64),
+                    &bytes,
+                    &min,
+                    &max,
+                    &req.schema_json,
+                    &req.options_json,
+                    &metadata_json,
+                ],
+            )
+            .await;
+        match created {
+            // The clock lock makes this impossible; were it not, the other creator won.
+            Err(e) if super::is_unique_violation(&e, "datasets_name_key") => {
+                return Err(conflict(1));
+            }
+            other => other?,
+        };
+        return finish_commit(s, pending, 1, commit_id, now, rows).await;
+    }
+    let (dataset_id, branch_id, head, base_totals) = match found.pop() {
         Some(r) => match r.try_get::<_, Option<i64>>(1)? {
             Some(branch_id) => {
                 let totals = match r.try_get::<_, Option<i64>>(3)? {
@@ -481,12 +592,7 @@ pub(super) async fn commit(
         row_groups -= n;
     }
     if let Some(file) = &req.new_file {
-        let rgs = &file.row_groups;
-        let index: Vec<i64> = rgs.iter().map(|rg| i64::from(rg.rg_index)).collect();
-        let rg_rows: Vec<i64> = rgs.iter().map(|rg| rg.rows as i64).collect();
-        let rg_bytes: Vec<i64> = rgs.iter().map(|rg| rg.bytes as i64).collect();
-        let mins: Vec<Vec<u8>> = rgs.iter().map(|rg| ordered::encode(&rg.min)).collect();
-        let maxs: Vec<Vec<u8>> = rgs.iter().map(|rg| ordered::encode(&rg.max)).collect();
+        let a = FileArrays::new(file);
         s.execute(
             ADD_FILE,
             &[
@@ -494,23 +600,21 @@ pub(super) async fn commit(
                 &file.path,
                 &(file.bytes as i64),
                 &commit_id,
-                &(rgs.len() as i64),
-                &index,
-                &rg_rows,
-                &rg_bytes,
-                &mins,
-                &maxs,
+                &(a.index.len() as i64),
+                &a.index,
+                &a.rows,
+                &a.bytes,
+                &a.mins,
+                &a.maxs,
                 &branch_id,
                 &(new_version as i64),
             ],
         )
         .await?;
-        rows += rg_rows.iter().sum::<i64>();
-        bytes += rg_bytes.iter().sum::<i64>();
-        row_groups += rgs.len() as i64;
+        rows += a.rows.iter().sum::<i64>();
+        bytes += a.bytes.iter().sum::<i64>();
+        row_groups += a.index.len() as i64;
     }
-    let metadata_json =
-        serde_json::to_string(&req.metadata).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
     let inserted = s
         .execute(
             NEW_VERSION,
@@ -533,8 +637,20 @@ pub(super) async fn commit(
     if inserted != 1 {
         return Err(conflict(head));
     }
+    finish_commit(s, pending, new_version, commit_id, now, rows).await
+}
+
+/// Sends `COMMIT` for a commit that made `version`, with `pending` set first.
+async fn finish_commit(
+    s: &mut Session,
+    pending: &mut Option<Pending>,
+    version: u64,
+    commit_id: i64,
+    now: i64,
+    rows: i64,
+) -> Result<CommitOutcome> {
     let outcome = CommitOutcome {
-        version: new_version,
+        version,
         commit_id,
         timestamp: micros_to_time(now),
         rows: rows as u64,

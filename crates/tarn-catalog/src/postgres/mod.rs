@@ -47,8 +47,9 @@ struct Inner {
     connect_timeout: Duration,
     statement_timeout: Duration,
     pool_size: usize,
-    /// Statements sent to the server (including `BEGIN`, `COMMIT` and prepares that missed
-    /// the cache), for benchmarks of the round trips a call costs.
+    /// Waits for the server: each statement (including `BEGIN`, `COMMIT` and prepares that
+    /// missed the cache), except that statements sent together in one pipeline count once;
+    /// for benchmarks of the round trips a call costs.
     round_trips: AtomicU64,
 }
 
@@ -428,9 +429,9 @@ impl PostgresCatalog {
         Ok(catalog)
     }
 
-    /// Statements sent to the server so far by this catalog and its clones (each `BEGIN`,
-    /// statement, `COMMIT` or `ROLLBACK`, and each prepare that missed the statement cache):
-    /// the round trips, for benchmarks.
+    /// Round trips to the server so far by this catalog and its clones (each `BEGIN`,
+    /// statement, `COMMIT` or `ROLLBACK`, and each prepare that missed the statement cache;
+    /// statements pipelined together count once), for benchmarks.
     pub fn round_trips(&self) -> u64 {
         self.inner.round_trips.load(Ordering::Relaxed)
     }
@@ -714,6 +715,42 @@ impl Session {
             CatalogError::Corrupt("the lake_clock row is missing; the catalog is damaged".into())
         })?;
         Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Starts a write transaction that makes a lake-wide commit and runs `sql` in it, in one
+    /// round trip: `BEGIN`, [`NEW_COMMIT`] and `sql` go out together (a pipeline) and the
+    /// server runs them in order, so `sql` starts, and takes its snapshot, only once the
+    /// clock lock is held: it sees every commit made before. Returns the commit id, its time
+    /// and the rows of `sql`.
+    pub(crate) async fn begin_commit_with(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(i64, i64, Vec<Row>)> {
+        let clock = self.prepare(NEW_COMMIT).await?;
+        let statement = self.prepare(sql).await?;
+        self.in_transaction = true;
+        self.count();
+        let client = self.client()?;
+        let fut = async {
+            let (begin, clock, rows) = tokio::join!(
+                client.batch_execute("BEGIN"),
+                client.query_opt(&clock, &[]),
+                client.query(&statement, params),
+            );
+            // The first failure is the cause: the statements after it fail only because the
+            // transaction aborted.
+            begin?;
+            let clock = clock?;
+            Ok((clock, rows?))
+        };
+        let deadline = self.deadline();
+        let out = tokio::time::timeout(deadline, fut).await;
+        let (clock, rows) = self.finish(out, "the start of a commit")?;
+        let clock = clock.ok_or_else(|| {
+            CatalogError::Corrupt("the lake_clock row is missing; the catalog is damaged".into())
+        })?;
+        Ok((clock.try_get(0)?, clock.try_get(1)?, rows))
     }
 
     /// Commits the open transaction. An error the server sends back is a definite failure

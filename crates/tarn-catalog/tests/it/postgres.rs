@@ -312,8 +312,10 @@ async fn main_branch(catalog: &Catalog) -> BranchRecord {
         .expect("main")
 }
 
-/// An append is six statements whatever its number of row groups (`BEGIN`, the clock, the
-/// lookup, the file with its row groups, the version, `COMMIT`); a replace one more.
+/// An append is four round trips whatever its number of row groups (`BEGIN`, the clock and
+/// the lookup in one pipeline; the file with its row groups; the version; `COMMIT`), a
+/// replace one more, the first write of a new dataset three (the pipeline, one statement for
+/// the dataset, its file and its version, `COMMIT`).
 async fn commit_round_trips(t: TestCatalog) {
     let url = t.postgres_url().expect("postgres");
     let one = CatalogSettings {
@@ -384,9 +386,9 @@ async fn commit_round_trips(t: TestCatalog) {
         "round trips: append of 1 row group {}, of 500 {}; replace {} (first), {}",
         appends[0], appends[1], replaces[0], replaces[1]
     );
-    assert_eq!(appends, [6, 6]);
-    assert_eq!(replaces, [8, 7]);
-    // A conflict costs the same statements up to the check, plus the rollback.
+    assert_eq!(appends, [4, 4]);
+    assert_eq!(replaces, [6, 5]);
+    // A conflict costs the pipeline that finds it, plus the rollback.
     let before = pg.round_trips();
     let err = catalog
         .writer
@@ -394,7 +396,18 @@ async fn commit_round_trips(t: TestCatalog) {
         .await
         .expect_err("stale");
     assert!(err.is_conflict(), "{err}");
-    assert_eq!(pg.round_trips() - before, 4);
+    assert_eq!(pg.round_trips() - before, 2);
+    // New datasets (the statement that creates them was prepared by the first write).
+    let mut creations = Vec::new();
+    for name in ["demand/sc", "demand/va"] {
+        let mut r = request(0, &ranges(2, 0), vec![], name);
+        r.dataset = DatasetName::new(name).expect("name");
+        let before = pg.round_trips();
+        let v = catalog.writer.commit(r).await.expect("create");
+        creations.push(pg.round_trips() - before);
+        assert_eq!((v.version, v.rows), (1, 20));
+    }
+    assert_eq!(creations, [3, 3]);
 }
 
 /// Writers of the lake queue on the clock row across processes; one that waits past the
