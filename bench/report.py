@@ -405,12 +405,13 @@ def w9_table(recs):
     for r in recs:
         by.setdefault(r["workload"], {})[r["system"]] = r
     order = ["W9 W1 bulk write", "W9 W2 append", "W9 W3 upsert", "W9 W4 one-week read"]
-    head = ["workload"] + BACKENDS + ["remote / local"] + [f"requests per operation, {b.split('(')[1].rstrip(')')}" for b in BACKENDS]
+    backends = [b for b in BACKENDS if any(b in v for v in by.values())]
+    head = ["workload"] + backends + ["remote / local"] + [f"requests per operation, {b.split('(')[1].rstrip(')')}" for b in backends]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     for w in sorted(by, key=lambda w: (order.index(w) if w in order else len(order), w)):
         row = [w[len("W9"):].strip()]
         med = {}
-        for b in BACKENDS:
+        for b in backends:
             r = by[w].get(b)
             if r is None:
                 row.append("–")
@@ -420,11 +421,11 @@ def w9_table(recs):
                 med[b] = r.get("median_s")
                 row.append(f"{fmt_s(r.get('median_s'))} ({r.get('runs')} runs)")
         row.append(ratio(med.get(REMOTE), med.get(LOCAL)))
-        for b in BACKENDS:
+        for b in backends:
             r = by[w].get(b)
             row.append(w9_cost(r) if r and "error" not in r else "–")
         out.append("| " + " | ".join(cell(c) for c in row) + " |")
-    durability = {b: (by[w].get(b) or {}).get("extra", {}).get("durability") for w in by for b in BACKENDS}
+    durability = {b: (by[w].get(b) or {}).get("extra", {}).get("durability") for w in by for b in backends}
     notes = [f"- {b}: {d}" for b, d in durability.items() if d]
     if notes:
         out += ["", "Durability:"] + notes

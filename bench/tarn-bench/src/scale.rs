@@ -220,88 +220,93 @@ impl Ctx<'_> {
         Ok((dt, String::from_utf8_lossy(&out.stdout).into_owned()))
     }
 
-    /// `ls`, `info` and the week read on `lake` (in `dir`), in-process and as processes.
-    async fn measure(
-        &mut self,
-        tag: &str,
-        dir: &Path,
-        lake: &Lake,
-        prefix: Option<&str>,
-    ) -> Result<()> {
-        let repeat = self.args.repeat.max(1);
-        if let Some(prefix) = prefix {
-            let mut times = Vec::new();
-            for _ in 0..repeat {
-                let t = Instant::now();
-                let found = lake.datasets(Some(prefix)).await?;
-                times.push(secs(t));
-                ensure!(
-                    found.len() == GROUP,
-                    "ls {prefix}: {} datasets",
-                    found.len()
-                );
+    /// `ls` (where a prefix is given), `info` and the week read on each lake, in-process and
+    /// as processes. Rounds go over the lakes in turn, so that both see the same machine
+    /// (cache, load) and neither gains from being measured first or last.
+    async fn measure(&mut self, lakes: &[Subject<'_>]) -> Result<()> {
+        const METRICS: [&str; 6] = [
+            "ls PREFIX, in-process",
+            "tarn ls PREFIX",
+            "info, in-process",
+            "one-week read, in-process",
+            "tarn info",
+            "tarn read one week",
+        ];
+        let mut times = vec![vec![Vec::new(); METRICS.len()]; lakes.len()];
+        for _ in 0..self.args.repeat.max(1) {
+            for (subject, t) in lakes.iter().zip(times.iter_mut()) {
+                self.round(subject, t).await?;
             }
-            self.record(
-                &format!("W8 ls PREFIX, in-process ({tag})"),
-                &times,
-                Map::new(),
-            )?;
-            let mut times = Vec::new();
-            for _ in 0..repeat {
-                let (dt, out) = self.process(dir, &["--json", "ls", prefix])?;
-                let n = serde_json::from_str::<Value>(&out)?
-                    .as_array()
-                    .map_or(0, Vec::len);
-                ensure!(n == GROUP, "tarn ls {prefix}: {n} datasets");
-                times.push(dt);
+        }
+        for (subject, t) in lakes.iter().zip(&times) {
+            for (metric, times) in METRICS.iter().zip(t) {
+                if !times.is_empty() {
+                    let name = format!("W8 {metric} ({})", subject.tag);
+                    self.record(&name, times, Map::new())?;
+                }
             }
-            self.record(&format!("W8 tarn ls PREFIX ({tag})"), &times, Map::new())?;
         }
-        let (mut info, mut read) = (Vec::new(), Vec::new());
-        for _ in 0..repeat {
-            let t = Instant::now();
-            let snap = lake.snapshot(BIG).await?;
-            let i = snap.info(lake).await?;
-            info.push(secs(t));
-            ensure!(i.rows == 14 * 1440, "info: {} rows", i.rows);
-            let t = Instant::now();
-            let snap = lake.snapshot(BIG).await?;
-            let req = ReadRequest::parse(&snap, Some(WEEK_START), Some(WEEK_END), None)?;
-            let rows: usize = lake
-                .read(&snap, &req)
-                .await?
-                .iter()
-                .map(|b| b.num_rows())
-                .sum();
-            read.push(secs(t));
-            ensure!(rows == 7 * 1440, "week read: {rows} rows");
-        }
-        self.record(&format!("W8 info, in-process ({tag})"), &info, Map::new())?;
-        self.record(
-            &format!("W8 one-week read, in-process ({tag})"),
-            &read,
-            Map::new(),
-        )?;
-        let (mut info, mut read) = (Vec::new(), Vec::new());
-        for _ in 0..repeat {
-            info.push(self.process(dir, &["--json", "info", BIG])?.0);
-            let (dt, out) = self.process(
-                dir,
-                &[
-                    "read", BIG, "--start", WEEK_START, "--end", WEEK_END, "--format", "csv",
-                ],
-            )?;
-            ensure!(
-                out.lines().count() == 7 * 1440 + 1,
-                "tarn read: {} lines",
-                out.lines().count()
-            );
-            read.push(dt);
-        }
-        self.record(&format!("W8 tarn info ({tag})"), &info, Map::new())?;
-        self.record(&format!("W8 tarn read one week ({tag})"), &read, Map::new())?;
         Ok(())
     }
+
+    /// One round of [`Ctx::measure`] on one lake, into `t` (in the order of its metrics).
+    async fn round(&self, subject: &Subject<'_>, t: &mut [Vec<f64>]) -> Result<()> {
+        let (dir, lake) = (subject.dir, subject.lake);
+        if let Some(prefix) = subject.prefix.as_deref() {
+            let time = Instant::now();
+            let found = lake.datasets(Some(prefix)).await?;
+            t[0].push(secs(time));
+            ensure!(
+                found.len() == GROUP,
+                "ls {prefix}: {} datasets",
+                found.len()
+            );
+            let (dt, out) = self.process(dir, &["--json", "ls", prefix])?;
+            let n = serde_json::from_str::<Value>(&out)?
+                .as_array()
+                .map_or(0, Vec::len);
+            ensure!(n == GROUP, "tarn ls {prefix}: {n} datasets");
+            t[1].push(dt);
+        }
+        let time = Instant::now();
+        let snap = lake.snapshot(BIG).await?;
+        let i = snap.info(lake).await?;
+        t[2].push(secs(time));
+        ensure!(i.rows == 14 * 1440, "info: {} rows", i.rows);
+        let time = Instant::now();
+        let snap = lake.snapshot(BIG).await?;
+        let req = ReadRequest::parse(&snap, Some(WEEK_START), Some(WEEK_END), None)?;
+        let rows: usize = lake
+            .read(&snap, &req)
+            .await?
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        t[3].push(secs(time));
+        ensure!(rows == 7 * 1440, "week read: {rows} rows");
+        t[4].push(self.process(dir, &["--json", "info", BIG])?.0);
+        let (dt, out) = self.process(
+            dir,
+            &[
+                "read", BIG, "--start", WEEK_START, "--end", WEEK_END, "--format", "csv",
+            ],
+        )?;
+        ensure!(
+            out.lines().count() == 7 * 1440 + 1,
+            "tarn read: {} lines",
+            out.lines().count()
+        );
+        t[5].push(dt);
+        Ok(())
+    }
+}
+
+/// A lake [`Ctx::measure`] times: its name in the results, directory and prefix to list.
+struct Subject<'a> {
+    tag: String,
+    dir: &'a Path,
+    lake: &'a Lake,
+    prefix: Option<String>,
 }
 
 pub async fn run(args: &ScaleArgs) -> Result<usize> {
@@ -335,7 +340,6 @@ pub async fn run(args: &ScaleArgs) -> Result<usize> {
     let one_dir = work.join("one");
     let one = new_lake(&one_dir, args.backend).await?;
     write_big(&one).await?;
-    ctx.measure("1 dataset", &one_dir, &one, None).await?;
 
     let big_dir = work.join("big");
     let n = args.datasets;
@@ -400,8 +404,21 @@ pub async fn run(args: &ScaleArgs) -> Result<usize> {
     let total = big.datasets(Some("scale/g0000")).await?.len();
     ensure!(total == GROUP, "scale/g0000 holds {total} datasets");
     let prefix = format!("scale/g{:04}", (n / GROUP) / 2);
-    ctx.measure(&format!("{n} datasets"), &big_dir, &big, Some(&prefix))
-        .await?;
+    let lakes = [
+        Subject {
+            tag: "1 dataset".into(),
+            dir: &one_dir,
+            lake: &one,
+            prefix: None,
+        },
+        Subject {
+            tag: format!("{n} datasets"),
+            dir: &big_dir,
+            lake: &big,
+            prefix: Some(prefix.clone()),
+        },
+    ];
+    ctx.measure(&lakes).await?;
     plans(&big_dir, &prefix).await?;
     let errors = ctx.rec.errors;
     Ok(errors)
