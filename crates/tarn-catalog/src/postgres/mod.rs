@@ -391,6 +391,10 @@ impl PostgresCatalog {
         let timeout = Some(settings.connect_timeout);
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size.max(1))
+            // The connection used last goes out first: calls one after another reuse one
+            // connection and its prepared statements, rather than rotating through the pool
+            // and preparing every statement once per connection.
+            .queue_mode(deadpool_postgres::QueueMode::Lifo)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .wait_timeout(timeout)
             .create_timeout(timeout)
