@@ -224,22 +224,14 @@ impl Ctx<'_> {
     /// as processes. Rounds go over the lakes in turn, so that both see the same machine
     /// (cache, load) and neither gains from being measured first or last.
     async fn measure(&mut self, lakes: &[Subject<'_>]) -> Result<()> {
-        const METRICS: [&str; 6] = [
-            "ls PREFIX, in-process",
-            "tarn ls PREFIX",
-            "info, in-process",
-            "one-week read, in-process",
-            "tarn info",
-            "tarn read one week",
-        ];
-        let mut times = vec![vec![Vec::new(); METRICS.len()]; lakes.len()];
+        let mut times: Vec<Rounds> = lakes.iter().map(|_| Rounds::default()).collect();
         for _ in 0..self.args.repeat.max(1) {
             for (subject, t) in lakes.iter().zip(times.iter_mut()) {
                 self.round(subject, t).await?;
             }
         }
         for (subject, t) in lakes.iter().zip(&times) {
-            for (metric, times) in METRICS.iter().zip(t) {
+            for (metric, times) in t.named() {
                 if !times.is_empty() {
                     let name = format!("W8 {metric} ({})", subject.tag);
                     self.record(&name, times, Map::new())?;
@@ -249,13 +241,13 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// One round of [`Ctx::measure`] on one lake, into `t` (in the order of its metrics).
-    async fn round(&self, subject: &Subject<'_>, t: &mut [Vec<f64>]) -> Result<()> {
+    /// One round of [`Ctx::measure`] on one lake, into `t`.
+    async fn round(&self, subject: &Subject<'_>, t: &mut Rounds) -> Result<()> {
         let (dir, lake) = (subject.dir, subject.lake);
         if let Some(prefix) = subject.prefix.as_deref() {
             let time = Instant::now();
             let found = lake.datasets(Some(prefix)).await?;
-            t[0].push(secs(time));
+            t.ls.push(secs(time));
             ensure!(
                 found.len() == GROUP,
                 "ls {prefix}: {} datasets",
@@ -266,12 +258,12 @@ impl Ctx<'_> {
                 .as_array()
                 .map_or(0, Vec::len);
             ensure!(n == GROUP, "tarn ls {prefix}: {n} datasets");
-            t[1].push(dt);
+            t.tarn_ls.push(dt);
         }
         let time = Instant::now();
         let snap = lake.snapshot(BIG).await?;
         let i = snap.info(lake).await?;
-        t[2].push(secs(time));
+        t.info.push(secs(time));
         ensure!(i.rows == 14 * 1440, "info: {} rows", i.rows);
         let time = Instant::now();
         let snap = lake.snapshot(BIG).await?;
@@ -282,9 +274,10 @@ impl Ctx<'_> {
             .iter()
             .map(|b| b.num_rows())
             .sum();
-        t[3].push(secs(time));
+        t.read.push(secs(time));
         ensure!(rows == 7 * 1440, "week read: {rows} rows");
-        t[4].push(self.process(dir, &["--json", "info", BIG])?.0);
+        t.tarn_info
+            .push(self.process(dir, &["--json", "info", BIG])?.0);
         let (dt, out) = self.process(
             dir,
             &[
@@ -296,8 +289,33 @@ impl Ctx<'_> {
             "tarn read: {} lines",
             out.lines().count()
         );
-        t[5].push(dt);
+        t.tarn_read.push(dt);
         Ok(())
+    }
+}
+
+/// The times of [`Ctx::measure`] on one lake, one list per measurement.
+#[derive(Default)]
+struct Rounds {
+    ls: Vec<f64>,
+    tarn_ls: Vec<f64>,
+    info: Vec<f64>,
+    read: Vec<f64>,
+    tarn_info: Vec<f64>,
+    tarn_read: Vec<f64>,
+}
+
+impl Rounds {
+    /// Each measurement with its name in the results.
+    fn named(&self) -> [(&'static str, &Vec<f64>); 6] {
+        [
+            ("ls PREFIX, in-process", &self.ls),
+            ("tarn ls PREFIX", &self.tarn_ls),
+            ("info, in-process", &self.info),
+            ("one-week read, in-process", &self.read),
+            ("tarn info", &self.tarn_info),
+            ("tarn read one week", &self.tarn_read),
+        ]
     }
 }
 

@@ -364,9 +364,10 @@ const REMOVE_ROW_GROUPS: &str = "WITH gone AS (UPDATE branch_row_groups SET remo
      FROM gone JOIN row_groups rg ON rg.id = gone.row_group_id";
 
 /// The new file, its row groups (from arrays, whatever their number) and their lifetimes on
-/// the branch, in one statement.
+/// the branch, in one statement: `$1` the dataset, `$2` the commit, `$3`–`$10` the file
+/// ([`FileArrays::params`]), `$11` the branch, `$12` the new version.
 const ADD_FILE: &str = "WITH f AS (INSERT INTO files (dataset_id, path, bytes, created_commit, row_group_count) \
-     VALUES ($1, $2, $3, $4, $5) RETURNING id), \
+     VALUES ($1, $3, $4, $2, $5) RETURNING id), \
      rg AS (INSERT INTO row_groups (file_id, rg_index, rows, bytes, min_value, max_value) \
        SELECT f.id, u.rg_index, u.rows, u.bytes, u.min_value, u.max_value FROM f, \
        unnest($6::bigint[], $7::bigint[], $8::bigint[], $9::bytea[], $10::bytea[]) \
@@ -376,8 +377,10 @@ const ADD_FILE: &str = "WITH f AS (INSERT INTO files (dataset_id, path, bytes, c
      SELECT $11::bigint, id, $12::bigint, min_value, max_value FROM rg";
 
 /// A new dataset whose first version adds one file, in one statement: the dataset, `main`
-/// at version 1, the file, its row groups and their lifetimes, and the version (whose
-/// bounds the caller computes from the row groups, by the rule of [`NEW_VERSION`]).
+/// at version 1, the file, its row groups and their lifetimes, and the version, with the
+/// bounds of its row groups by the rule of [`NEW_VERSION`]. `$1`–`$4` the name,
+/// `ordered_on`, time and commit; `$5`–`$12` the file ([`FileArrays::params`]); then the
+/// version's operation, message, rows, bytes, schema, options and metadata.
 const CREATE_WITH_FILE: &str = "WITH d AS (INSERT INTO datasets (name, ordered_on, created_micros) \
      VALUES ($1, $2, $3) RETURNING id), \
      b AS (INSERT INTO branches (dataset_id, name, head_version, created_commit) \
@@ -393,8 +396,10 @@ const CREATE_WITH_FILE: &str = "WITH d AS (INSERT INTO datasets (name, ordered_o
        SELECT b.id, rg.id, 1, rg.min_value, rg.max_value FROM b, rg), \
      v AS (INSERT INTO versions (branch_id, version, commit_id, operation, message, rows, \
        row_groups, bytes, min_value, max_value, schema_json, options_json, metadata_json) \
-       SELECT id, 1, $4::bigint, $13::text, $14::text, $15::bigint, $16::bigint, $17::bigint, \
-       $18::bytea, $19::bytea, $20::text, $21::text, $22::text FROM b) \
+       SELECT id, 1, $4::bigint, $13::text, $14::text, $15::bigint, $7::bigint, $16::bigint, \
+       (SELECT min_value FROM rg ORDER BY max_value, min_value LIMIT 1), \
+       (SELECT max_value FROM rg ORDER BY max_value DESC LIMIT 1), \
+       $17::text, $18::text, $19::text FROM b) \
      SELECT dataset_id, id FROM b";
 
 /// The row groups of a new file as the arrays the statements take.
@@ -418,19 +423,37 @@ impl FileArrays {
         }
     }
 
-    /// The bounds of a version that holds these row groups alone, by the rule of
-    /// [`NEW_VERSION`]: the minimum of the row group first by (max, min), the maximum of the
-    /// last by max (on the encoded values, which order as the database orders them).
-    fn bounds(&self) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
-        let first = self
-            .maxs
-            .iter()
-            .zip(&self.mins)
-            .min()
-            .map(|(_, min)| min.clone());
-        (first, self.maxs.iter().max().cloned())
+    /// The file's parameters, in the order both [`ADD_FILE`] and [`CREATE_WITH_FILE`] take
+    /// them: path, bytes, row-group count, then the arrays of index, rows, bytes, min, max.
+    fn params<'a>(
+        &'a self,
+        file: &'a NewFile,
+        bytes: &'a i64,
+        count: &'a i64,
+    ) -> [SqlParam<'a>; 8] {
+        [
+            &file.path,
+            bytes,
+            count,
+            &self.index,
+            &self.rows,
+            &self.bytes,
+            &self.mins,
+            &self.maxs,
+        ]
+    }
+
+    fn total_rows(&self) -> i64 {
+        self.rows.iter().sum()
+    }
+
+    fn total_bytes(&self) -> i64 {
+        self.bytes.iter().sum()
     }
 }
+
+/// A borrowed statement parameter.
+type SqlParam<'a> = &'a (dyn ToSql + Sync);
 
 /// Moves the head (only if it is still the base) and records the version, with the bounds
 /// of the live row groups: the first by (max, min) holds the minimum and the last the
@@ -481,37 +504,24 @@ pub(super) async fn commit(
     {
         // The usual first write: everything in one statement.
         let a = FileArrays::new(file);
-        let (min, max) = a.bounds();
-        let (rows, bytes) = (a.rows.iter().sum::<i64>(), a.bytes.iter().sum::<i64>());
-        let created = s
-            .query_one(
-                CREATE_WITH_FILE,
-                &[
-                    &req.dataset.as_str(),
-                    &req.ordered_on,
-                    &now,
-                    &commit_id,
-                    &file.path,
-                    &(file.bytes as i64),
-                    &(a.index.len() as i64),
-                    &a.index,
-                    &a.rows,
-                    &a.bytes,
-                    &a.mins,
-                    &a.maxs,
-                    &req.operation,
-                    &req.message,
-                    &rows,
-                    &(a.index.len() as i64),
-                    &bytes,
-                    &min,
-                    &max,
-                    &req.schema_json,
-                    &req.options_json,
-                    &metadata_json,
-                ],
-            )
-            .await;
+        let (name, file_bytes, count) = (
+            req.dataset.as_str(),
+            file.bytes as i64,
+            a.index.len() as i64,
+        );
+        let (rows, bytes) = (a.total_rows(), a.total_bytes());
+        let mut params: Vec<SqlParam> = vec![&name, &req.ordered_on, &now, &commit_id];
+        params.extend(a.params(file, &file_bytes, &count));
+        params.extend::<[SqlParam; 7]>([
+            &req.operation,
+            &req.message,
+            &rows,
+            &bytes,
+            &req.schema_json,
+            &req.options_json,
+            &metadata_json,
+        ]);
+        let created = s.query_one(CREATE_WITH_FILE, &params).await;
         match created {
             // The clock lock makes this impossible; were it not, the other creator won.
             Err(e) if super::is_unique_violation(&e, "datasets_name_key") => {
@@ -593,27 +603,15 @@ pub(super) async fn commit(
     }
     if let Some(file) = &req.new_file {
         let a = FileArrays::new(file);
-        s.execute(
-            ADD_FILE,
-            &[
-                &dataset_id,
-                &file.path,
-                &(file.bytes as i64),
-                &commit_id,
-                &(a.index.len() as i64),
-                &a.index,
-                &a.rows,
-                &a.bytes,
-                &a.mins,
-                &a.maxs,
-                &branch_id,
-                &(new_version as i64),
-            ],
-        )
-        .await?;
-        rows += a.rows.iter().sum::<i64>();
-        bytes += a.bytes.iter().sum::<i64>();
-        row_groups += a.index.len() as i64;
+        let (file_bytes, count) = (file.bytes as i64, a.index.len() as i64);
+        let version = new_version as i64;
+        let mut params: Vec<SqlParam> = vec![&dataset_id, &commit_id];
+        params.extend(a.params(file, &file_bytes, &count));
+        params.extend::<[SqlParam; 2]>([&branch_id, &version]);
+        s.execute(ADD_FILE, &params).await?;
+        rows += a.total_rows();
+        bytes += a.total_bytes();
+        row_groups += count;
     }
     let inserted = s
         .execute(
