@@ -1,6 +1,7 @@
 //! Writing read results: a table on a terminal, or CSV, JSON, JSON lines, Parquet or Arrow
 //! IPC to stdout or a file. Batches are written as they arrive, so a result larger than
-//! memory streams through (the table format excepted: it must see every row to align them).
+//! memory streams through. A table must see its rows to align them, so it shows at most
+//! [`TABLE_ROWS`] rows and says how to get the rest.
 
 use anyhow::{Context, Result};
 use arrow::array::RecordBatch;
@@ -19,6 +20,10 @@ pub enum OutputFormat {
     Parquet,
     Arrow,
 }
+
+/// The most rows a table shows: a terminal is for looking, files and pipes take every row
+/// in the other formats.
+pub const TABLE_ROWS: usize = 1_000;
 
 /// The encoded size at which a Parquet output closes its row group.
 const PARQUET_ROW_GROUP_BYTES: usize = 32 << 20;
@@ -55,9 +60,15 @@ impl<W: Write + Send> Sink<W> {
         })
     }
 
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Takes the rows of a batch that the sink has room for; returns how many it took.
+    fn write(&mut self, batch: &RecordBatch) -> Result<usize> {
         match self {
-            Sink::Table(batches, _) => batches.push(batch.clone()),
+            Sink::Table(batches, _) => {
+                let held: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                let take = batch.num_rows().min(TABLE_ROWS - held);
+                batches.push(batch.slice(0, take));
+                return Ok(take);
+            }
             Sink::Csv(w) => w.write(batch)?,
             Sink::Json(w) => w.write(batch)?,
             Sink::Jsonl(w) => w.write(batch)?,
@@ -71,12 +82,26 @@ impl<W: Write + Send> Sink<W> {
             }
             Sink::Arrow(w) => w.write(batch)?,
         }
-        Ok(())
+        Ok(batch.num_rows())
     }
 
-    fn finish(self, schema: &SchemaRef) -> Result<()> {
+    fn is_full(&self) -> bool {
+        matches!(self, Sink::Table(batches, _)
+            if batches.iter().map(RecordBatch::num_rows).sum::<usize>() >= TABLE_ROWS)
+    }
+
+    fn finish(self, schema: &SchemaRef, more: bool) -> Result<()> {
         match self {
-            Sink::Table(batches, mut out) => writeln!(out, "{}", render_table(schema, &batches)?)?,
+            Sink::Table(batches, mut out) => {
+                writeln!(out, "{}", render_table(schema, &batches)?)?;
+                if more {
+                    writeln!(
+                        out,
+                        "(the first {TABLE_ROWS} rows; --format csv, json, jsonl, parquet or arrow gives every row)"
+                    )?;
+                }
+                out.flush()?;
+            }
             Sink::Csv(w) => w.into_inner().flush()?,
             Sink::Json(mut w) => {
                 w.finish()?;
@@ -119,12 +144,25 @@ where
     };
     let mut sink = Sink::new(format, schema, writer)?;
     let mut rows = 0u64;
+    let mut more = false;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
-        rows += batch.num_rows() as u64;
-        sink.write(&batch)?;
+        if sink.is_full() {
+            // A full table stops reading at the first row it cannot show.
+            if batch.num_rows() > 0 {
+                more = true;
+                break;
+            }
+            continue;
+        }
+        let taken = sink.write(&batch)?;
+        rows += taken as u64;
+        if taken < batch.num_rows() {
+            more = true;
+            break;
+        }
     }
-    sink.finish(schema)?;
+    sink.finish(schema, more)?;
     Ok(rows)
 }
 

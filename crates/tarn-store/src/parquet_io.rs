@@ -9,8 +9,8 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 use bytes::Bytes;
-use futures::TryStreamExt;
 use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::arrow_reader::{
@@ -233,17 +233,50 @@ pub async fn read_filtered(
     if indices.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(decode(store, path, indices, columns, filter).await?.0)
+    let (stream, _) = decode(store, path, indices, columns, filter, None).await?;
+    stream.try_collect().await
 }
 
-/// [`read_filtered`], also returning the file's footer.
+/// The rows a streamed batch holds at most: a row group of the default target, and bounded
+/// memory for files written with larger row groups.
+pub const STREAM_BATCH_ROWS: usize = 100_000;
+
+/// [`read_filtered`] as a stream: one batch per row group (row groups larger than
+/// [`STREAM_BATCH_ROWS`] come in several), decoded as the stream is polled. Only the row
+/// group being decoded is in memory: its column chunks, then its batch.
+pub async fn stream_filtered(
+    store: &DataStore,
+    path: &str,
+    indices: &[u32],
+    columns: Option<&[String]>,
+    filter: Option<&RangeFilter>,
+) -> Result<BoxStream<'static, Result<RecordBatch>>> {
+    if indices.is_empty() {
+        return Ok(futures::stream::empty().boxed());
+    }
+    Ok(decode(
+        store,
+        path,
+        indices,
+        columns,
+        filter,
+        Some(STREAM_BATCH_ROWS),
+    )
+    .await?
+    .0)
+}
+
+/// Opens a decoding stream over row groups `indices` of the file at `path`, with batches of
+/// at most `max_batch_rows` (a whole row group per batch when `None`); also returns the
+/// file's footer.
 async fn decode(
     store: &DataStore,
     path: &str,
     indices: &[u32],
     columns: Option<&[String]>,
     filter: Option<&RangeFilter>,
-) -> Result<(Vec<RecordBatch>, ArrowReaderMetadata)> {
+    max_batch_rows: Option<usize>,
+) -> Result<(BoxStream<'static, Result<RecordBatch>>, ArrowReaderMetadata)> {
     let wrap = |source| StoreError::Parquet {
         path: path.to_string(),
         source,
@@ -273,11 +306,12 @@ async fn decode(
         .max()
         .unwrap_or(1)
         .max(1);
+    let batch_rows = max_batch_rows.map_or(largest, |m| largest.min(m.max(1)));
     let footer = meta.clone();
     let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
         .with_row_groups(indices.iter().map(|i| *i as usize).collect())
         .with_projection(mask)
-        .with_batch_size(largest);
+        .with_batch_size(batch_rows);
     if let Some(f) = filter {
         let index = file_schema.index_of(&f.column).map_err(|_| {
             StoreError::InvalidInput(format!("{path} has no column {:?}", f.column))
@@ -295,8 +329,14 @@ async fn decode(
         builder = builder.with_row_filter(RowFilter::new(vec![Box::new(predicate)]));
     }
     let stream = builder.build().map_err(wrap)?;
-    let batches = stream.try_collect().await.map_err(wrap)?;
-    Ok((batches, footer))
+    let path = path.to_string();
+    let stream = stream
+        .map_err(move |source| StoreError::Parquet {
+            path: path.clone(),
+            source,
+        })
+        .boxed();
+    Ok((stream, footer))
 }
 
 /// Decodes row groups `indices` of the file at `path` whole, one batch per row group.
@@ -309,7 +349,8 @@ pub async fn read_row_groups(
     if indices.is_empty() {
         return Ok(Vec::new());
     }
-    let (batches, meta) = decode(store, path, indices, columns, None).await?;
+    let (stream, meta) = decode(store, path, indices, columns, None, None).await?;
+    let batches: Vec<RecordBatch> = stream.try_collect().await?;
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };

@@ -1,6 +1,7 @@
 //! Range reads of a snapshot (SPEC §4): only the row groups whose min/max can hold the range
 //! are opened (the catalog prunes them in SQL), only the asked columns are decoded, and rows
-//! come back in order, one batch per row group, as a stream.
+//! come back in order, one batch per row group (or less), as a stream decoded as it is
+//! polled.
 
 use crate::error::{Error, Result};
 use crate::lake::Lake;
@@ -125,7 +126,7 @@ impl Lake {
                         start: start.clone(),
                         end: end.clone(),
                     });
-                    let batches = parquet_io::read_filtered(
+                    let batches = parquet_io::stream_filtered(
                         &store,
                         &run[0].path,
                         &indices,
@@ -133,16 +134,18 @@ impl Lake {
                         filter.as_ref(),
                     )
                     .await?;
-                    let mut out = Vec::with_capacity(batches.len());
-                    for batch in batches {
-                        if batch.num_rows() > 0 {
-                            out.push(conform_read(&batch, &out_schema)?);
-                        }
-                    }
-                    Ok::<_, Error>(stream::iter(out.into_iter().map(Ok)))
+                    Ok::<_, Error>(batches.map_err(Error::from).try_filter_map(move |batch| {
+                        let out = (batch.num_rows() > 0)
+                            .then(|| conform_read(&batch, &out_schema))
+                            .transpose()
+                            .map_err(Error::from);
+                        futures::future::ready(out)
+                    }))
                 }
             })
-            // Decode the next file while the current one is consumed.
+            // Open the next file (its footer) while the current one is decoded; a file's
+            // row groups are decoded one at a time as the stream is polled, so memory holds
+            // about one row group whatever the size of the file or the range.
             .buffered(2)
             .try_flatten();
         Ok(stream.boxed())

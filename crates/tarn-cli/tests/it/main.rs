@@ -14,6 +14,7 @@ mod crash;
 mod diff;
 mod formats;
 mod intersect;
+mod memory;
 mod query;
 mod registry;
 mod vc;
