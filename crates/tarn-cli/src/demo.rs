@@ -5,7 +5,7 @@
 //! registry of US counties and states with a demand dataset registered to a project
 //! (demo_registry.rs).
 
-use crate::input::{InputFormat, read_bytes};
+use crate::input::{InputFormat, read_text};
 use crate::{Ctx, outcome_line};
 use tarn::WriteOutcome;
 
@@ -49,7 +49,7 @@ const HOURLY: &[(&str, &[u8], &str)] = &[
 const DAY: usize = 1440;
 
 fn csv(bytes: &[u8]) -> Result<RecordBatch> {
-    read_bytes(bytes.to_vec(), InputFormat::Csv, None)
+    read_text(bytes.to_vec(), InputFormat::Csv, None)
 }
 
 pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {

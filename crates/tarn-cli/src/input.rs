@@ -1,5 +1,5 @@
 //! Reading `tarn write` inputs: Parquet, CSV (header, schema inferred), Arrow IPC (file or
-//! stream) and JSON lines, from files or stdin. Text formats carry no types, so timestamps
+//! stream) and JSON lines, from files or stdin, batch by batch as the write takes them. Text formats carry no types, so timestamps
 //! are recognised (any RFC 3339 or `YYYY-MM-DD HH:MM:SS` column becomes
 //! `timestamp[ns, UTC]`; strings without an offset are taken as UTC), and when the dataset
 //! exists its column types are used instead of inferred ones.
@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use arrow::array::{RecordBatch, RecordBatchReader};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use std::io::{BufReader, Cursor, Read, Seek};
+use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,107 +33,229 @@ impl InputFormat {
     }
 }
 
-/// Reads every input into one batch (one write makes one version).
-pub fn read_inputs(
+/// Rows of the inputs of one write, read as they are taken.
+pub type Batches = Box<dyn Iterator<Item = Result<RecordBatch>> + Send>;
+
+/// Rows per batch read from an input.
+const BATCH_ROWS: usize = 65_536;
+/// Records of a text input that its schema is inferred from.
+const INFER_RECORDS: usize = 10_000;
+
+/// Opens every input of one write (one write makes one version): the schema of the first,
+/// and the rows of all of them in order, each batch conformed to that schema. Files are read
+/// batch by batch as the rows are taken, so an input larger than memory streams.
+pub fn open_inputs(
     paths: &[String],
     format: Option<InputFormat>,
     dataset: Option<&SchemaRef>,
-) -> Result<RecordBatch> {
-    let mut batches = Vec::new();
-    for path in paths {
-        let format = match format.or_else(|| InputFormat::from_path(path)) {
-            Some(f) => f,
-            None if path == "-" => bail!("reading stdin needs --format parquet|csv|arrow|jsonl"),
-            None => bail!(
-                "cannot tell the format of {path:?} from its extension; pass --format parquet|csv|arrow|jsonl"
-            ),
-        };
-        let bytes = if path == "-" {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .context("reading stdin")?;
-            buf
-        } else {
-            std::fs::read(path).with_context(|| format!("cannot read input {path:?}"))?
-        };
-        let batch = read_bytes(bytes, format, dataset)
-            .with_context(|| format!("input {path:?} is not valid {format:?}"))?;
-        batches.push(batch);
-    }
-    let Some(first) = batches.first() else {
+) -> Result<(SchemaRef, Batches)> {
+    let Some(first) = paths.first() else {
         bail!("no input given");
     };
-    let schema = first.schema();
-    let mut aligned = Vec::with_capacity(batches.len());
-    for (i, b) in batches.iter().enumerate() {
-        if b.schema().fields() != schema.fields() {
-            let a = tarn::conform_batch(b, &schema).with_context(|| {
-                format!("input {:?} does not match input {:?}", paths[i], paths[0])
-            })?;
-            aligned.push(a);
-        } else {
-            aligned.push(b.clone());
+    let format_of = |path: &str| match format.or_else(|| InputFormat::from_path(path)) {
+        Some(f) => Ok(f),
+        None if path == "-" => bail!("reading stdin needs --format parquet|csv|arrow|jsonl"),
+        None => bail!(
+            "cannot tell the format of {path:?} from its extension; pass --format parquet|csv|arrow|jsonl"
+        ),
+    };
+    // Every format is known before anything is read.
+    let formats = paths
+        .iter()
+        .map(|p| format_of(p))
+        .collect::<Result<Vec<_>>>()?;
+    let (schema, first_batches) = open_one(first, formats[0], dataset)?;
+    let mut rest: Vec<(String, InputFormat)> = paths[1..]
+        .iter()
+        .cloned()
+        .zip(formats[1..].iter().copied())
+        .collect();
+    rest.reverse();
+    let dataset = dataset.cloned();
+    let target = schema.clone();
+    let first_path = first.clone();
+    let mut current: Option<(String, Batches)> = Some((first.clone(), first_batches));
+    let iter = std::iter::from_fn(move || {
+        loop {
+            let (path, batches) = current.as_mut()?;
+            match batches.next() {
+                Some(Ok(b)) if b.schema().fields() == target.fields() => return Some(Ok(b)),
+                Some(Ok(b)) => {
+                    let path = path.clone();
+                    return Some(tarn::conform_batch(&b, &target).with_context(|| {
+                        format!("input {path:?} does not match input {first_path:?}")
+                    }));
+                }
+                Some(Err(e)) => {
+                    current = None;
+                    return Some(Err(e));
+                }
+                None => match rest.pop() {
+                    None => {
+                        current = None;
+                        return None;
+                    }
+                    Some((path, format)) => match open_one(&path, format, dataset.as_ref()) {
+                        Ok((_, batches)) => current = Some((path, batches)),
+                        Err(e) => {
+                            current = None;
+                            return Some(Err(e));
+                        }
+                    },
+                },
+            }
         }
-    }
-    Ok(concat_batches(&schema, &aligned)?)
+    });
+    Ok((schema, Box::new(iter)))
 }
 
-pub fn read_bytes(
+/// Opens one input: its schema and its rows, with every error naming the input.
+fn open_one(
+    path: &str,
+    format: InputFormat,
+    dataset: Option<&SchemaRef>,
+) -> Result<(SchemaRef, Batches)> {
+    let what = format!("input {path:?} is not valid {format:?}");
+    let (schema, batches) = open_reader(path, format, dataset).context(what.clone())?;
+    let batches = batches.map(move |b| b.context(what.clone()));
+    Ok((schema, Box::new(batches)))
+}
+
+/// A reader's batches as `anyhow` results.
+fn boxed<I, E>(reader: I) -> Batches
+where
+    I: Iterator<Item = std::result::Result<RecordBatch, E>> + Send + 'static,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    Box::new(reader.map(|b| b.map_err(anyhow::Error::from)))
+}
+
+/// Where an input's bytes come from: a file or stdin.
+fn source(path: &str) -> Result<Box<dyn Read + Send>> {
+    if path == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot read input {path:?}"))?;
+    Ok(Box::new(file))
+}
+
+/// A seekable file with the input's bytes: the file itself, or stdin copied to an unnamed
+/// temporary file (Parquet and the Arrow file format keep their footer at the end).
+fn seekable(path: &str) -> Result<std::fs::File> {
+    if path == "-" {
+        return spool(&mut std::io::stdin().lock());
+    }
+    std::fs::File::open(path).with_context(|| format!("cannot read input {path:?}"))
+}
+
+/// Copies `input` to an unnamed temporary file, rewound.
+fn spool(input: &mut impl Read) -> Result<std::fs::File> {
+    let path = std::env::temp_dir().join(format!(
+        "tarn-stdin-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create a temporary file for stdin in {path:?}"))?;
+    // Unnamed from now on: the space is freed when the file is closed, whatever happens.
+    let _ = std::fs::remove_file(&path);
+    std::io::copy(input, &mut file).context("reading stdin")?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// The first `records` lines of a text input (for schema inference), read from `reader`;
+/// the rest stays in it.
+fn head_lines(reader: &mut impl BufRead, records: usize) -> Result<Vec<u8>> {
+    let mut head = Vec::new();
+    for _ in 0..records {
+        if reader.read_until(b'\n', &mut head)? == 0 {
+            break;
+        }
+    }
+    Ok(head)
+}
+
+fn open_reader(
+    path: &str,
+    format: InputFormat,
+    dataset: Option<&SchemaRef>,
+) -> Result<(SchemaRef, Batches)> {
+    match format {
+        InputFormat::Parquet => {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                seekable(path)?,
+            )?
+            .with_batch_size(BATCH_ROWS)
+            .build()?;
+            Ok((reader.schema(), boxed(reader)))
+        }
+        InputFormat::Arrow => {
+            let mut input = BufReader::new(source(path)?);
+            if !input.fill_buf()?.starts_with(b"ARROW1") {
+                let reader = arrow::ipc::reader::StreamReader::try_new(input, None)?;
+                return Ok((reader.schema(), boxed(reader)));
+            }
+            // The file format: seek in the file, or in stdin's bytes spooled to a file.
+            let file = if path == "-" {
+                spool(&mut input)?
+            } else {
+                drop(input);
+                seekable(path)?
+            };
+            let reader = arrow::ipc::reader::FileReader::try_new(file, None)?;
+            Ok((reader.schema(), boxed(reader)))
+        }
+        InputFormat::Csv | InputFormat::Jsonl => text_reader(source(path)?, format, dataset),
+    }
+}
+
+/// A CSV or JSON lines reader: the schema is inferred from the first records (kept in
+/// memory and read again), then the rows are parsed as they are taken.
+fn text_reader(
+    input: Box<dyn Read + Send>,
+    format: InputFormat,
+    dataset: Option<&SchemaRef>,
+) -> Result<(SchemaRef, Batches)> {
+    let mut input = BufReader::new(input);
+    if format == InputFormat::Csv {
+        // The header and INFER_RECORDS records.
+        let head = head_lines(&mut input, INFER_RECORDS + 1)?;
+        let csv = arrow::csv::reader::Format::default().with_header(true);
+        let (inferred, _) = csv.infer_schema(Cursor::new(&head), Some(INFER_RECORDS))?;
+        let schema = text_schema(&inferred, dataset);
+        let reader = arrow::csv::ReaderBuilder::new(schema.clone())
+            .with_format(csv)
+            .with_batch_size(BATCH_ROWS)
+            .build(Cursor::new(head).chain(input))?;
+        return Ok((schema, boxed(reader)));
+    }
+    let head = head_lines(&mut input, INFER_RECORDS)?;
+    let (inferred, _) =
+        arrow::json::reader::infer_json_schema(Cursor::new(&head), Some(INFER_RECORDS))?;
+    let inferred = json_timestamps(inferred, &head);
+    let schema = text_schema(&inferred, dataset);
+    let reader = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(BATCH_ROWS)
+        .build(BufReader::new(Cursor::new(head).chain(input)))?;
+    Ok((schema, boxed(reader)))
+}
+
+/// Reads a whole in-memory text input into one batch (the demo's embedded CSV files).
+pub fn read_text(
     bytes: Vec<u8>,
     format: InputFormat,
     dataset: Option<&SchemaRef>,
 ) -> Result<RecordBatch> {
-    match format {
-        InputFormat::Parquet => {
-            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                bytes::Bytes::from(bytes),
-            )?
-            .with_batch_size(65_536)
-            .build()?;
-            let schema = reader.schema();
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(concat_batches(&schema, &batches)?)
-        }
-        InputFormat::Arrow => {
-            if bytes.starts_with(b"ARROW1") {
-                let reader = arrow::ipc::reader::FileReader::try_new(Cursor::new(bytes), None)?;
-                let schema = reader.schema();
-                let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(concat_batches(&schema, &batches)?)
-            } else {
-                let reader = arrow::ipc::reader::StreamReader::try_new(Cursor::new(bytes), None)?;
-                let schema = reader.schema();
-                let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-                Ok(concat_batches(&schema, &batches)?)
-            }
-        }
-        InputFormat::Csv => {
-            let mut cursor = Cursor::new(bytes);
-            let format = arrow::csv::reader::Format::default().with_header(true);
-            let (inferred, _) = format.infer_schema(&mut cursor, Some(10_000))?;
-            cursor.rewind()?;
-            let schema = text_schema(&inferred, dataset);
-            let reader = arrow::csv::ReaderBuilder::new(schema.clone())
-                .with_format(format)
-                .with_batch_size(65_536)
-                .build(cursor)?;
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(concat_batches(&schema, &batches)?)
-        }
-        InputFormat::Jsonl => {
-            let mut cursor = BufReader::new(Cursor::new(bytes));
-            let (inferred, _) =
-                arrow::json::reader::infer_json_schema_from_seekable(&mut cursor, Some(10_000))?;
-            let inferred = json_timestamps(inferred, cursor.get_mut().get_ref());
-            let schema = text_schema(&inferred, dataset);
-            let reader = arrow::json::ReaderBuilder::new(schema.clone())
-                .with_batch_size(65_536)
-                .build(cursor)?;
-            let batches = reader.collect::<std::result::Result<Vec<_>, _>>()?;
-            Ok(concat_batches(&schema, &batches)?)
-        }
-    }
+    let (schema, batches) = text_reader(Box::new(Cursor::new(bytes)), format, dataset)?;
+    let batches = batches.collect::<Result<Vec<_>>>()?;
+    Ok(concat_batches(&schema, &batches)?)
 }
 
 /// The schema to parse a text input with: the dataset's type for its columns, else the

@@ -724,17 +724,32 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
         let outcome = lake.set_metadata(&args.uri, request).await?;
         return report_outcome(ctx, &outcome);
     }
-    let bar = ctx.progress("reading input");
+    let bar = ctx.progress("writing");
     let inputs = args.inputs.clone();
     let format = args.format;
-    let batch = tokio::task::spawn_blocking(move || {
-        input::read_inputs(&inputs, format, dataset_schema.as_ref())
+    let (schema, batches) = tokio::task::spawn_blocking(move || {
+        input::open_inputs(&inputs, format, dataset_schema.as_ref())
     })
     .await??;
-    bar.set_message(format!("writing {} rows", batch.num_rows()));
-    let outcome = lake.write(&args.uri, batch, request).await?;
+    // Inputs are parsed on a blocking thread, a couple of batches ahead of the write.
+    let (tx, rx) = tokio::sync::mpsc::channel::<tarn::Result<arrow::array::RecordBatch>>(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        for batch in batches {
+            let batch = batch.map_err(|e| tarn::Error::InvalidInput(format!("{e:#}")));
+            let failed = batch.is_err();
+            if tx.blocking_send(batch).is_err() || failed {
+                break;
+            }
+        }
+    });
+    let rows = futures::StreamExt::boxed(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
+    }));
+    let outcome = lake.write_stream(&args.uri, schema, rows, request).await;
+    // The write stops taking rows when it fails: the reader then stops too.
+    let _ = reader.await;
     bar.finish_and_clear();
-    report_outcome(ctx, &outcome)
+    report_outcome(ctx, &outcome?)
 }
 
 fn report_outcome(ctx: &Ctx, outcome: &WriteOutcome) -> Result<()> {

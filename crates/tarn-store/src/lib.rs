@@ -11,6 +11,7 @@ pub mod merge;
 pub mod mutation;
 pub mod parquet_io;
 pub mod schema;
+pub mod stream;
 
 pub use counting::StoreRequests;
 pub use durable::DataStore;

@@ -91,6 +91,11 @@ pub fn normalize_ordered_column(batch: RecordBatch, ordered_on: &str) -> Result<
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
+/// True when `ordered_on` never decreases along the batch.
+pub fn is_sorted_on(batch: &RecordBatch, ordered_on: &str) -> Result<bool> {
+    is_sorted(column(batch, ordered_on)?)
+}
+
 fn is_sorted(col: &ArrayRef) -> Result<bool> {
     if col.len() < 2 {
         return Ok(true);

@@ -11,8 +11,6 @@
 use crate::durable::DataStore;
 use crate::error::{Result, StoreError};
 use crate::merge::{self, bounds, cut_row_groups, dedup_keep_last, key_columns, merge_sorted};
-use crate::parquet_io::read_row_groups;
-use crate::schema::conform_read;
 use arrow::array::{BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch, not};
 use arrow::datatypes::SchemaRef;
@@ -134,29 +132,8 @@ impl Ctx<'_> {
 
     /// Reads the given snapshot row groups, in order, as one batch of the dataset's schema.
     async fn read(&self, indices: impl IntoIterator<Item = usize>) -> Result<RecordBatch> {
-        let mut batches = Vec::new();
-        // Consecutive row groups of one file are read with one request.
-        let mut run: Vec<u32> = Vec::new();
-        let mut run_path: Option<&str> = None;
-        for i in indices {
-            let rg = &self.existing[i];
-            if run_path.is_some_and(|p| p != rg.path) {
-                batches.extend(
-                    read_row_groups(self.store, run_path.unwrap_or_default(), &run, None).await?,
-                );
-                run.clear();
-            }
-            run_path = Some(&rg.path);
-            run.push(rg.rg_index);
-        }
-        if let Some(path) = run_path {
-            batches.extend(read_row_groups(self.store, path, &run, None).await?);
-        }
-        let conformed = batches
-            .iter()
-            .map(|b| conform_read(b, &self.layout.schema))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(concat_batches(&self.layout.schema, &conformed)?)
+        let rgs: Vec<&RowGroupRef> = indices.into_iter().map(|i| &self.existing[i]).collect();
+        crate::stream::read_rows(self.store, &rgs, &self.layout.schema).await
     }
 
     fn key(&self) -> Result<Option<Vec<String>>> {

@@ -68,6 +68,17 @@ pub fn encode_to<W: std::io::Write + Send>(
     schema: &SchemaRef,
     row_groups: &[RecordBatch],
 ) -> Result<(W, Vec<EncodedRowGroup>)> {
+    encode_iter(out, schema, row_groups.iter().cloned().map(Ok))
+}
+
+/// [`encode_to`] over row groups that arrive one at a time (from a channel, as a streamed
+/// write cuts them): each is encoded and written before the next is taken, so memory holds
+/// one row group whatever the size of the file. Stops at the first error of `row_groups`.
+pub fn encode_iter<W: std::io::Write + Send>(
+    out: W,
+    schema: &SchemaRef,
+    row_groups: impl IntoIterator<Item = Result<RecordBatch>>,
+) -> Result<(W, Vec<EncodedRowGroup>)> {
     use parquet::arrow::arrow_writer::{ArrowColumnChunk, compute_leaves};
     use rayon::prelude::*;
     let wrap = |source| StoreError::Parquet {
@@ -79,8 +90,13 @@ pub fn encode_to<W: std::io::Write + Send>(
     let writer =
         ArrowWriter::try_new(out, schema.clone(), Some(writer_properties(schema))).map_err(wrap)?;
     let (mut file, factory) = writer.into_serialized_writer().map_err(wrap)?;
-    let mut stats = Vec::with_capacity(row_groups.len());
-    for (index, batch) in row_groups.iter().filter(|b| b.num_rows() > 0).enumerate() {
+    let mut stats = Vec::new();
+    let mut index = 0;
+    for batch in row_groups {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
         let writers = factory.create_column_writers(index).map_err(wrap)?;
         let mut leaves = Vec::with_capacity(writers.len());
         for (field, column) in schema.fields().iter().zip(batch.columns()) {
@@ -104,6 +120,7 @@ pub fn encode_to<W: std::io::Write + Send>(
             rows: meta.num_rows() as u64,
             bytes: meta.compressed_size() as u64,
         });
+        index += 1;
     }
     let out = file.into_inner().map_err(wrap)?;
     Ok((out, stats))

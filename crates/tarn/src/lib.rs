@@ -53,6 +53,7 @@ mod lake;
 mod read;
 pub mod registry_store;
 mod snapshot;
+mod stream_write;
 mod vacuum;
 mod writer;
 
@@ -65,6 +66,7 @@ pub use intersect::{IntersectRequest, IntersectStep, Step};
 pub use lake::{Durability, Initialized, IoCounters, Lake, LakeState};
 pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
+pub use stream_write::{BatchStream, IN_MEMORY_LIMIT_BYTES, STREAM_THRESHOLD_BYTES};
 pub use tarn_store::StoreRequests;
 pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};

@@ -18,8 +18,8 @@ use tarn_store::RowGroupRef;
 use tarn_store::mutation::{self, DatasetLayout, Mutation, MutationOutput};
 use tarn_store::{merge, parquet_io, schema};
 
-const MAX_ATTEMPTS: u32 = 12;
-const FIRST_BACKOFF: Duration = Duration::from_millis(5);
+pub(crate) const MAX_ATTEMPTS: u32 = 12;
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_millis(320);
 
 /// `batch` with the columns of `schema`, in its order and types, as a write into a dataset
@@ -41,6 +41,10 @@ pub struct WriteRequest {
     pub unset_metadata: Vec<String>,
     pub message: Option<String>,
     pub evolve: bool,
+    /// [`Lake::write_stream`]: decoded input read before the write decides whether it
+    /// streams; an input that ends before is planned in memory (default
+    /// [`crate::STREAM_THRESHOLD_BYTES`]).
+    pub buffer_bytes: Option<usize>,
 }
 
 impl WriteRequest {
@@ -77,6 +81,10 @@ impl WriteRequest {
     }
     pub fn evolve(mut self, yes: bool) -> Self {
         self.evolve = yes;
+        self
+    }
+    pub fn buffer_bytes(mut self, bytes: usize) -> Self {
+        self.buffer_bytes = Some(bytes);
         self
     }
 }
@@ -143,7 +151,7 @@ struct Plan {
     force_version: bool,
 }
 
-fn writable_uri(uri: &str) -> Result<TarnUri> {
+pub(crate) fn writable_uri(uri: &str) -> Result<TarnUri> {
     let uri = TarnUri::parse_lenient(uri)?;
     match uri.reference {
         Ref::Live | Ref::Latest => Ok(uri),
@@ -154,7 +162,7 @@ fn writable_uri(uri: &str) -> Result<TarnUri> {
     }
 }
 
-fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> WriteOptions {
+pub(crate) fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> WriteOptions {
     WriteOptions {
         duplicates_on: request
             .duplicates_on
@@ -251,90 +259,32 @@ impl Lake {
                 });
             }
             let new_file = self.write_file(&uri, &plan).await?;
-            let path = new_file.as_ref().map(|f| f.path.clone());
-            let bytes_written = new_file.as_ref().map_or(0, |f| f.bytes);
-            let row_groups_written = new_file.as_ref().map_or(0, |f| f.row_groups.len() as u64);
-            let request = CommitRequest {
-                dataset: uri.dataset.clone(),
-                branch: uri.branch_name(),
+            let summary = Summary {
+                operation: op.name(),
                 base_version,
-                ordered_on: plan.layout.ordered_on.clone(),
-                operation: op.name().into(),
-                message: plan.message.clone(),
-                schema_json: serde_json::to_string(plan.layout.schema.as_ref())
-                    .map_err(|e| Error::Config(e.to_string()))?,
-                options_json: serde_json::to_string(&plan.layout.options)
-                    .map_err(|e| Error::Config(e.to_string()))?,
-                metadata: plan.metadata.clone(),
-                new_file,
-                removed_row_groups: plan.output.removed.clone(),
+                rows_in: plan.output.rows_in,
+                rows_rewritten: plan.output.rows_rewritten,
+                row_groups_removed: plan.output.removed.len() as u64,
+                attempt,
             };
-            match self.catalog.writer.commit(request).await {
-                Ok(done) => {
-                    tracing::debug!(dataset = %uri.dataset, version = done.version, attempt, "committed");
-                    return Ok(WriteOutcome {
-                        dataset: uri.dataset.to_string(),
-                        branch: uri.branch_name().to_string(),
-                        version: Some(done.version),
-                        commit_id: Some(done.commit_id),
-                        operation: op.name().into(),
-                        rows_in: plan.output.rows_in,
-                        rows: done.rows,
-                        row_groups_written,
-                        row_groups_removed: plan.output.removed.len() as u64,
-                        rows_rewritten: plan.output.rows_rewritten,
-                        bytes_written,
-                        attempts: attempt,
-                    });
-                }
-                Err(e) if e.is_conflict() => {
-                    // A definite "no": no version references the file, so it can go now.
-                    if let Some(p) = &path {
-                        let _ = self.store.delete(p).await;
-                    }
-                    tracing::debug!(dataset = %uri.dataset, attempt, "commit conflict, re-planning");
+            let request = commit_request(
+                &uri,
+                &plan.layout,
+                &plan.metadata,
+                &plan.message,
+                &summary,
+                new_file.clone(),
+                plan.output.removed.clone(),
+            )?;
+            match self
+                .commit_file(&uri, request, new_file, &summary, false)
+                .await?
+            {
+                Committed::Done(outcome) => return Ok(outcome),
+                Committed::Conflict => {
                     tokio::time::sleep(jitter(backoff, attempt)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                Err(CatalogError::DatasetNotFound(d)) => {
-                    if let Some(p) = &path {
-                        let _ = self.store.delete(p).await;
-                    }
-                    return Err(Error::NotFound(format!(
-                        "{uri}: dataset {d:?} does not exist"
-                    )));
-                }
-                // The answer to COMMIT was lost: re-read the catalog (SPEC §2) rather than
-                // guess. Found: the commit landed. Not found: keep the file (vacuum takes
-                // it after the grace period if nothing references it) and report.
-                Err(e @ CatalogError::UnknownOutcome { .. }) => {
-                    if let (Some(p), Ok(Some(head))) = (&path, self.head(&uri).await)
-                        && head.version.version == base_version + 1
-                        && head
-                            .row_groups(self, None, None)
-                            .await
-                            .is_ok_and(|rgs| rgs.iter().any(|rg| &rg.path == p))
-                    {
-                        tracing::warn!(dataset = %uri.dataset, "commit outcome was unknown; it landed");
-                        return Ok(WriteOutcome {
-                            dataset: uri.dataset.to_string(),
-                            branch: uri.branch_name().to_string(),
-                            version: Some(head.version.version),
-                            commit_id: Some(head.version.commit_id),
-                            operation: op.name().into(),
-                            rows_in: plan.output.rows_in,
-                            rows: head.version.rows,
-                            row_groups_written,
-                            row_groups_removed: plan.output.removed.len() as u64,
-                            rows_rewritten: plan.output.rows_rewritten,
-                            bytes_written,
-                            attempts: attempt,
-                        });
-                    }
-                    return Err(e.into());
-                }
-                // Any other failure: keep the file, as above.
-                Err(e) => return Err(e.into()),
             }
         }
         Err(Error::TooManyConflicts {
@@ -512,6 +462,130 @@ impl Lake {
     }
 }
 
+/// What a planned mutation reports in its outcome, besides what the commit returns.
+pub(crate) struct Summary {
+    pub operation: &'static str,
+    pub base_version: u64,
+    pub rows_in: u64,
+    pub rows_rewritten: u64,
+    pub row_groups_removed: u64,
+    pub attempt: u32,
+}
+
+/// How a commit attempt ended.
+pub(crate) enum Committed {
+    Done(WriteOutcome),
+    /// The head moved: plan again on the new head. The new file was deleted, unless the
+    /// caller asked to keep it.
+    Conflict,
+}
+
+/// The catalog request of a mutation that writes `new_file` and removes `removed`.
+pub(crate) fn commit_request(
+    uri: &TarnUri,
+    layout: &DatasetLayout,
+    metadata: &BTreeMap<String, String>,
+    message: &Option<String>,
+    summary: &Summary,
+    new_file: Option<NewFile>,
+    removed: Vec<i64>,
+) -> Result<CommitRequest> {
+    Ok(CommitRequest {
+        dataset: uri.dataset.clone(),
+        branch: uri.branch_name(),
+        base_version: summary.base_version,
+        ordered_on: layout.ordered_on.clone(),
+        operation: summary.operation.into(),
+        message: message.clone(),
+        schema_json: serde_json::to_string(layout.schema.as_ref())
+            .map_err(|e| Error::Config(e.to_string()))?,
+        options_json: serde_json::to_string(&layout.options)
+            .map_err(|e| Error::Config(e.to_string()))?,
+        metadata: metadata.clone(),
+        new_file,
+        removed_row_groups: removed,
+    })
+}
+
+impl Lake {
+    /// Commits a planned mutation whose file (if any) is durable, and says what it did.
+    pub(crate) async fn commit_file(
+        &self,
+        uri: &TarnUri,
+        request: CommitRequest,
+        new_file: Option<NewFile>,
+        summary: &Summary,
+        keep_file_on_conflict: bool,
+    ) -> Result<Committed> {
+        let path = new_file.as_ref().map(|f| f.path.clone());
+        let outcome = |version: u64, commit_id: i64, rows: u64| WriteOutcome {
+            dataset: uri.dataset.to_string(),
+            branch: uri.branch_name().to_string(),
+            version: Some(version),
+            commit_id: Some(commit_id),
+            operation: summary.operation.into(),
+            rows_in: summary.rows_in,
+            rows,
+            row_groups_written: new_file.as_ref().map_or(0, |f| f.row_groups.len() as u64),
+            row_groups_removed: summary.row_groups_removed,
+            rows_rewritten: summary.rows_rewritten,
+            bytes_written: new_file.as_ref().map_or(0, |f| f.bytes),
+            attempts: summary.attempt,
+        };
+        match self.catalog.writer.commit(request).await {
+            Ok(done) => {
+                tracing::debug!(dataset = %uri.dataset, version = done.version, attempt = summary.attempt, "committed");
+                Ok(Committed::Done(outcome(
+                    done.version,
+                    done.commit_id,
+                    done.rows,
+                )))
+            }
+            Err(e) if e.is_conflict() => {
+                // A definite "no": no version references the file, so it can go now
+                // (unless the caller still reads it: a streamed write's retry does).
+                if let Some(p) = &path
+                    && !keep_file_on_conflict
+                {
+                    let _ = self.store.delete(p).await;
+                }
+                tracing::debug!(dataset = %uri.dataset, attempt = summary.attempt, "commit conflict, re-planning");
+                Ok(Committed::Conflict)
+            }
+            Err(CatalogError::DatasetNotFound(d)) => {
+                if let Some(p) = &path {
+                    let _ = self.store.delete(p).await;
+                }
+                Err(Error::NotFound(format!(
+                    "{uri}: dataset {d:?} does not exist"
+                )))
+            }
+            // The answer to COMMIT was lost: re-read the catalog (SPEC §2) rather than
+            // guess. Found: the commit landed. Not found: keep the file (vacuum takes
+            // it after the grace period if nothing references it) and report.
+            Err(e @ CatalogError::UnknownOutcome { .. }) => {
+                if let (Some(p), Ok(Some(head))) = (&path, self.head(uri).await)
+                    && head.version.version == summary.base_version + 1
+                    && head
+                        .row_groups(self, None, None)
+                        .await
+                        .is_ok_and(|rgs| rgs.iter().any(|rg| &rg.path == p))
+                {
+                    tracing::warn!(dataset = %uri.dataset, "commit outcome was unknown; it landed");
+                    return Ok(Committed::Done(outcome(
+                        head.version.version,
+                        head.version.commit_id,
+                        head.version.rows,
+                    )));
+                }
+                Err(e.into())
+            }
+            // Any other failure: keep the file, as above.
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn layout_of(head: &Snapshot) -> DatasetLayout {
     DatasetLayout {
         schema: head.schema.clone(),
@@ -522,7 +596,7 @@ fn layout_of(head: &Snapshot) -> DatasetLayout {
 }
 
 /// The layout a write runs with, the input aligned to it, and whether the schema changed.
-fn input_layout(
+pub(crate) fn input_layout(
     uri: &TarnUri,
     head: Option<&Snapshot>,
     batch: &RecordBatch,
@@ -605,7 +679,7 @@ fn input_layout(
 }
 
 /// Spreads retries of competing writers apart, without a shared random source.
-fn jitter(base: Duration, attempt: u32) -> Duration {
+pub(crate) fn jitter(base: Duration, attempt: u32) -> Duration {
     let seed = std::process::id() as u64 ^ (attempt as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -187,3 +187,61 @@ fn reads_run_in_memory_independent_of_the_dataset_size() {
         );
     }
 }
+
+/// Rows of the smaller input of the write test: above the 64 MiB a write plans in memory,
+/// so both inputs stream; the larger has 4× as many.
+const WRITE_ROWS: usize = 1_600_000;
+
+#[test]
+fn writes_of_sorted_inputs_run_in_memory_independent_of_the_input_size() {
+    let t = TestLake::new();
+    let mut peaks = Vec::new();
+    for (name, rows) in [("small", WRITE_ROWS), ("large", 4 * WRITE_ROWS)] {
+        let input = parquet_input(&t, &format!("{name}.parquet"), rows);
+        let uri = format!("tarn://mem/{name}");
+        let (run, kb) = peak_kb(
+            &t,
+            &[
+                "write",
+                &uri,
+                input.to_str().expect("utf-8 path"),
+                "--ordered-on",
+                "ts",
+                "--json",
+            ],
+        );
+        let outcome = run.ok().json();
+        assert_eq!(outcome["rows"], rows as u64, "{outcome}");
+        assert_eq!(outcome["rows_in"], rows as u64, "{outcome}");
+        std::fs::remove_file(input).expect("drop input");
+        // Then an append of the same size after it: it streams too.
+        let more = t.path(&format!("{name}-more.parquet"));
+        {
+            let file = std::fs::File::create(&more).expect("create input");
+            let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch(0, 1).schema(), None)
+                .expect("writer");
+            let mut offset = rows;
+            while offset < 2 * rows {
+                let n = (2 * rows - offset).min(100_000);
+                writer.write(&batch(offset, n)).expect("write batch");
+                offset += n;
+            }
+            writer.close().expect("close input");
+        }
+        let (run, append_kb) = peak_kb(
+            &t,
+            &["write", &uri, more.to_str().expect("utf-8 path"), "--json"],
+        );
+        let outcome = run.ok().json();
+        assert_eq!(outcome["rows"], 2 * rows as u64, "{outcome}");
+        std::fs::remove_file(more).expect("drop input");
+        eprintln!("write of {rows} rows: peak {kb} KiB; append of {rows}: {append_kb} KiB");
+        peaks.push(kb.max(append_kb));
+    }
+    let (small, large) = (peaks[0], peaks[1]);
+    assert!(
+        large <= small + GROWTH_KB,
+        "write: peak RSS grew from {small} KiB to {large} KiB with 4x the rows"
+    );
+    assert!(large <= 300 * 1024, "write: peak RSS {large} KiB > 300 MiB");
+}

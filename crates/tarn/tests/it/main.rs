@@ -25,4 +25,5 @@ mod intersect;
 mod model;
 mod refs;
 mod retention;
+mod streaming;
 mod versions;
