@@ -22,7 +22,8 @@
 #   TARN_BENCH_MODE          tarn-bench --mode: inproc, cli or both (both)
 #   TARN_BENCH_BREAKDOWN=1   also print tarn's per-step timing breakdown (into the log)
 #   TARN_BENCH_WORKLOADS     all, w1-w4, sql (W5 only), history (W6 only), registry (W7 only),
-#                            scale (W8 only) or backends (W9 only)  (all)
+#                            scale (W8 only), backends (W9 only) or memory (M1, M2 only)  (all)
+#   TARN_BENCH_MEMORY_ROWS   M1, M2: dataset sizes in rows, comma-separated (8000000,32000000 / 200000,800000)
 #   TARN_BENCH_SQL_REPEAT    W5: timed rounds of every query  (10 / 3)
 #   TARN_BENCH_SQL_DATASETS  W5 (b): datasets                 (100 / 20)
 #   TARN_BENCH_SQL_DATASET_ROWS   W5 (b): rows per dataset    (100000 / 20000)
@@ -117,9 +118,9 @@ scale_backends=${TARN_BENCH_SCALE_BACKENDS:-local,postgres,remote}
 sql_threads=${TARN_BENCH_SQL_THREADS:-2}
 workloads=${TARN_BENCH_WORKLOADS:-all}
 case "$workloads" in
-    all | w1-w4 | sql | history | registry | scale | backends) ;;
+    all | w1-w4 | sql | history | registry | scale | backends | memory) ;;
     *)
-        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql, history, registry, scale or backends (not $workloads)" >&2
+        echo "run.sh: TARN_BENCH_WORKLOADS must be all, w1-w4, sql, history, registry, scale, backends or memory (not $workloads)" >&2
         exit 2
         ;;
 esac
@@ -129,8 +130,10 @@ run_history=0
 run_registry=0
 run_scale=0
 run_backends=0
+run_memory=0
 case "$workloads" in
-    all) run_w1_w4=1 run_sql=1 run_history=1 run_registry=1 run_scale=1 run_backends=1 ;;
+    all) run_w1_w4=1 run_sql=1 run_history=1 run_registry=1 run_scale=1 run_backends=1 run_memory=1 ;;
+    memory) run_memory=1 ;;
     scale) run_scale=1 ;;
     backends) run_backends=1 ;;
     w1-w4) run_w1_w4=1 ;;
@@ -247,6 +250,14 @@ if [ "$run_history" = 1 ]; then
         echo "+ peers.py ${peer_args[*]}"
         "$PY" "$here/peers.py" "${peer_args[@]}" || { echo "run.sh: peers.py (W6) failed (exit $?)"; status=1; }
     fi
+fi
+if [ "$run_memory" = 1 ]; then
+    memory_rows=${TARN_BENCH_MEMORY_ROWS:-8000000,32000000}
+    [ "$mode" = smoke ] && memory_rows=${TARN_BENCH_MEMORY_ROWS:-200000,800000}
+    step "tarn-bench memory (M1, M2) --rows $memory_rows -> $results"
+    mem_args=(memory --work "$work/memory" --results "$results" --tarn "$bin/tarn" --rows "$memory_rows")
+    echo "+ tarn-bench ${mem_args[*]}"
+    "$bin/tarn-bench" "${mem_args[@]}" || { echo "run.sh: tarn-bench memory failed (exit $?)"; status=1; }
 fi
 if [ "$run_registry" = 1 ]; then
     step "tarn-bench registry (W7) --rows $registry_rows -> $results"

@@ -19,6 +19,7 @@
 
 mod breakdown;
 mod history;
+mod memory;
 mod registry;
 mod remote;
 mod scale;
@@ -83,6 +84,9 @@ enum Workload {
     /// W9: W1-W4 in-process on SQLite + local and on PostgreSQL + S3, with the catalog round
     /// trips and object-store requests of each operation (bench/README.md).
     Backends(remote::RemoteArgs),
+    /// M1, M2: peak resident memory of `tarn write` and of `tarn read` to every format, on
+    /// datasets of N and 4·N rows (bench/README.md).
+    Memory(memory::MemoryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -1130,6 +1134,7 @@ async fn main() {
         (Some(Workload::Registry(r)), _) => (registry::run(r).await, &r.results),
         (Some(Workload::Scale(s)), _) => (scale::run(s).await, &s.results),
         (Some(Workload::Backends(b)), _) => (remote::run(b).await, &b.results),
+        (Some(Workload::Memory(m)), _) => (memory::run(m).map(|()| 0), &m.results),
         (None, Some(args)) => (run(args).await, &args.results),
         (None, None) => {
             // clap already refuses this (--data, --work and --results are required).

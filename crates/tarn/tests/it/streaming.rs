@@ -269,8 +269,81 @@ async fn a_bad_batch_late_in_a_stream_rejects_the_whole_write(place: LakePlace) 
     );
 }
 
+/// A `ts, v` batch: one row every 7 minutes from `from` (in steps), as timestamps.
+fn ts_batch(from: i64, n: i64) -> RecordBatch {
+    let minute = 60_000_000_000i64;
+    let base = 1_700_000_000_000_000_000i64;
+    RecordBatch::try_from_iter(vec![
+        (
+            "ts",
+            std::sync::Arc::new(
+                arrow::array::TimestampNanosecondArray::from_iter_values(
+                    (from..from + n).map(|i| base + i * 7 * minute),
+                )
+                .with_timezone("UTC"),
+            ) as arrow::array::ArrayRef,
+        ),
+        (
+            "v",
+            std::sync::Arc::new(arrow::array::Int64Array::from_iter_values(from..from + n)) as _,
+        ),
+    ])
+    .expect("batch")
+}
+
+/// With a frequency target, a streamed bulk load and a streamed append that begins inside
+/// the last row group's day lay out the same row groups (one per day) as in memory.
+async fn a_streamed_write_keeps_one_row_group_per_period(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let target = RowGroupTarget::parse("1D").expect("1D");
+    let request = || {
+        WriteRequest::new()
+            .ordered_on("ts")
+            .row_group_target(target)
+    };
+    let chunked = |from: i64, n: i64| -> tarn::BatchStream {
+        let batches: Vec<tarn::Result<RecordBatch>> = (from..from + n)
+            .step_by(100)
+            .map(|s| Ok(ts_batch(s, 100.min(from + n - s))))
+            .collect();
+        futures::stream::iter(batches).boxed()
+    };
+    let schema = ts_batch(0, 0).schema();
+    // 1,000 rows (about 4.9 days), then 700 more from inside the last day.
+    for (from, n) in [(0, 1000), (1000, 700)] {
+        lake.write_stream(
+            "tarn://freq/a",
+            schema.clone(),
+            chunked(from, n),
+            request().buffer_bytes(0),
+        )
+        .await
+        .expect("streamed");
+        lake.write("tarn://freq/b", ts_batch(from, n), request())
+            .await
+            .expect("in memory");
+    }
+    let layout = |uri: &'static str| {
+        let lake = &lake;
+        async move {
+            let snap = lake.snapshot(uri).await.expect("snapshot");
+            snap.row_groups(lake, None, None)
+                .await
+                .expect("row groups")
+                .into_iter()
+                .map(|rg| (rg.rows, rg.min, rg.max))
+                .collect::<Vec<_>>()
+        }
+    };
+    let a = layout("tarn://freq/a").await;
+    assert_eq!(a, layout("tarn://freq/b").await);
+    assert_eq!(a.iter().map(|r| r.0).sum::<u64>(), 1700);
+    assert!(a.len() >= 8, "one row group per day: {a:?}");
+}
+
 tarn_testkit::backend_tests!(
     streamed_writes_match_the_model,
     a_streamed_write_lays_out_row_groups_like_one_planned_in_memory,
     a_bad_batch_late_in_a_stream_rejects_the_whole_write,
+    a_streamed_write_keeps_one_row_group_per_period,
 );
