@@ -700,14 +700,25 @@ async fn init(ctx: &Ctx, args: InitArgs) -> Result<()> {
 async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
     let lake = ctx.lake().await?;
     let uri = TarnUri::parse_lenient(&args.uri)?;
-    // Text inputs are parsed in the dataset's types when it exists.
-    let dataset_schema = match lake
-        .snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string())
-        .await
-    {
-        Ok(s) => Some(s.schema().clone()),
-        Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
-        Err(e) => return Err(e.into()),
+    // Text inputs are parsed in the dataset's types when it exists; typed inputs (Parquet,
+    // Arrow) need no lookup before the write's own.
+    let text = args.inputs.iter().any(|p| {
+        matches!(
+            args.format.or_else(|| InputFormat::from_path(p)),
+            Some(InputFormat::Csv | InputFormat::Jsonl) | None
+        )
+    });
+    let dataset_schema = if text {
+        match lake
+            .snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string())
+            .await
+        {
+            Ok(s) => Some(s.schema().clone()),
+            Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
     };
     let mut request = WriteRequest {
         ordered_on: args.ordered_on,
