@@ -296,6 +296,27 @@ impl Lake {
                     tokio::time::sleep(jitter(backoff, attempt)).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
+                // Some row groups the plan removes are not live at the head it names, which
+                // has not moved: not a race (a concurrent commit that removed them would have
+                // moved the head, a `Conflict`), so planning again on that head would plan the
+                // same and fail the same. The one race that ends here is a branch deleted and
+                // made again under the same name at the same version while this write ran:
+                // the catalog checked the plan against a branch it was not made on. Then,
+                // and only then, re-plan on the new branch.
+                Err(e @ CatalogError::RowGroupsNotLive { .. }) => {
+                    // A definite "no", as for a conflict.
+                    if let Some(p) = &path {
+                        let _ = self.store.delete(p).await;
+                    }
+                    let planned_on = head.as_ref().map(|h| h.branch.id);
+                    let now_on = self.head(&uri).await?.map(|h| h.branch.id);
+                    if now_on == planned_on {
+                        return Err(e.into());
+                    }
+                    tracing::debug!(dataset = %uri.dataset, attempt, "branch replaced, re-planning");
+                    tokio::time::sleep(jitter(backoff, attempt)).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
                 Err(CatalogError::DatasetNotFound(d)) => {
                     if let Some(p) = &path {
                         let _ = self.store.delete(p).await;

@@ -86,18 +86,58 @@ async fn commit_protocol(t: TestCatalog) {
         .expect("v2");
     assert_eq!((v2.version, v2.rows), (2, 26));
     assert!(v2.commit_id > v1.commit_id && v2.timestamp >= v1.timestamp);
-    // A stale writer on v1 that removes the same row group loses, and changes nothing.
+    // A stale writer on v1 that removes the same row group loses to the race, and changes
+    // nothing: the head moved, so it is a conflict, which re-planning resolves.
     let stale = catalog
         .writer
         .commit(request(1, &[(10, 30, 3)], vec![rgs[1].id], "f3"))
-        .await;
-    assert!(stale.expect_err("conflict").is_conflict());
-    // Removing a row group that is no longer live is a conflict even at the right head.
-    let gone = catalog
-        .writer
-        .commit(request(2, &[], vec![rgs[1].id], "f4"))
-        .await;
-    assert!(gone.expect_err("conflict").is_conflict());
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(
+            stale,
+            CatalogError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    // Removing a row group that is no longer live at the head the commit names is no race:
+    // a distinct error, not a conflict, and nothing is written. So is naming a live one
+    // twice, or one that was never on the branch.
+    for (removed, dead) in [
+        (vec![rgs[1].id], vec![rgs[1].id]),
+        (vec![rgs[0].id, rgs[1].id], vec![rgs[1].id]),
+        (vec![rgs[0].id, rgs[0].id], vec![rgs[0].id]),
+        (vec![rgs[0].id, 999_999], vec![999_999]),
+    ] {
+        let gone = catalog
+            .writer
+            .commit(request(2, &[(40, 41, 2)], removed.clone(), "f4"))
+            .await
+            .expect_err("not live");
+        assert!(!gone.is_conflict(), "{removed:?}: {gone}");
+        let ids: Vec<String> = dead.iter().map(i64::to_string).collect();
+        let text = gone.to_string();
+        assert!(
+            text.starts_with("commit refused on a/b@main: ")
+                && text.contains(&format!(
+                    "row group(s) {} it removes are not live at version 2",
+                    ids.join(", ")
+                ))
+                && text.contains("nothing was written"),
+            "{removed:?}: {text}"
+        );
+    }
+    let head = catalog
+        .reader
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("query")
+        .expect("main");
+    assert_eq!(head.head, 2, "the refused commits wrote nothing");
 
     // Every version keeps exactly its row groups.
     let at1 = catalog

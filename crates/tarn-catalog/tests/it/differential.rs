@@ -163,6 +163,15 @@ impl Side {
                 };
                 match c.writer.commit(request).await {
                     Ok(o) => format!("v{} c{} rows {}", o.version, o.commit_id, o.rows),
+                    // Its message names row-group ids, which each database allocates.
+                    Err(e)
+                        if e.to_string()
+                            .contains(" it removes are not live at version ") =>
+                    {
+                        let text = e.to_string();
+                        let (_, rest) = text.split_once(" it removes").unwrap_or_default();
+                        format!("error: row group(s) … it removes{rest}")
+                    }
                     Err(e) => format!("error: {e}"),
                 }
             }
