@@ -134,8 +134,10 @@ pub trait DatasetReader: Send + Sync + std::fmt::Debug {
     /// The id of the last commit of the lake (0 for an empty lake): a lake state to pin
     /// reads of several datasets to.
     async fn last_commit(&self) -> Result<i64>;
-    /// The versions of a branch's history, newest first, at most `limit`: its own, then its
-    /// parent's up to the fork, recursively.
+    /// The retained versions of a branch's history, newest first, at most `limit`: its own,
+    /// then its parent's up to the fork, recursively. Expired versions are left out before
+    /// the limit applies, so `limit` N gives the N newest retained versions when there are
+    /// that many ([`DatasetReader::version`] still finds an expired one).
     async fn versions(&self, branch_id: i64, limit: Option<u64>) -> Result<Vec<VersionRecord>>;
     /// The row groups of a version in row order, those that may hold `range` when given.
     async fn row_groups(

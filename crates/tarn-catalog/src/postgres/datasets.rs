@@ -208,11 +208,12 @@ pub(super) async fn versions(
 ) -> Result<Vec<VersionRecord>> {
     // A branch's rows up to its fork are shadowed by the parent's (a fast-forward moves the
     // fork to the merged head); the segments of the walk are disjoint and descending.
+    // Expired versions are left out before the limit counts.
     let sql = format!(
         "WITH RECURSIVE {HISTORY_CHAIN} \
          SELECT {VERSION_COLUMNS} FROM chain ch \
          JOIN versions v ON v.branch_id = ch.id AND v.version <= ch.cap \
-         AND v.version > coalesce(ch.fork, 0) \
+         AND v.version > coalesce(ch.fork, 0) AND NOT v.expired \
          JOIN commits c ON c.id = v.commit_id \
          ORDER BY v.version DESC LIMIT $2"
     );

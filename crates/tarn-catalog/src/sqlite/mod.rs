@@ -796,7 +796,7 @@ impl DatasetReader for SqliteCatalog {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
-                 WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 \
+                 WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 AND v.expired = 0 \
                  ORDER BY v.version DESC LIMIT ?4"
             ))?;
             let mut left = limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);

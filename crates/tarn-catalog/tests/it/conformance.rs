@@ -479,7 +479,82 @@ async fn concurrent_commits_on_one_base_one_wins(t: TestCatalog) {
     );
 }
 
+/// `versions(limit)` lists retained versions only, so a limit of N gives the N newest
+/// retained ones even when expired versions lie between them, on a branch's own versions
+/// and across its fork into the parent's.
+async fn the_log_limit_counts_retained_versions(t: TestCatalog) {
+    let c = &t.catalog;
+    let name = DatasetName::new("a/b").expect("name");
+    for base in 0..5 {
+        let k = base as i64 * 10;
+        c.writer
+            .commit(request(
+                base,
+                &[(k, k + 9, 10)],
+                vec![],
+                &format!("m{base}"),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("main v{}: {e}", base + 1));
+    }
+    let ds = c.reader.dataset(&name).await.expect("q").expect("dataset");
+    let main = c
+        .reader
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("q")
+        .expect("main");
+    c.writer
+        .create_tag(ds.id, "keep", main.id, 2, false)
+        .await
+        .expect("tag v2");
+    let dev = c
+        .writer
+        .create_branch(ds.id, main.id, 2, &BranchName::new("dev").expect("name"))
+        .await
+        .expect("dev at v2");
+    for base in 2..4 {
+        let k = 100 + base as i64 * 10;
+        let mut r = request(base, &[(k, k + 9, 10)], vec![], &format!("d{base}"));
+        r.branch = dev.name.clone();
+        c.writer
+            .commit(r)
+            .await
+            .unwrap_or_else(|e| panic!("dev v{}: {e}", base + 1));
+    }
+    // Keep each head and the tagged v2: main's v1, v3, v4 and dev's own v3 expire.
+    c.retention
+        .expire(
+            RetentionPolicy {
+                keep_last: Some(1),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .expect("expire");
+    for (branch, want) in [(main.id, vec![5, 2]), (dev.id, vec![4, 2])] {
+        let all = c.reader.versions(branch, None).await.expect("log");
+        assert_eq!(
+            all.iter().map(|v| v.version).collect::<Vec<_>>(),
+            want,
+            "branch {branch}: every retained version"
+        );
+        assert!(all.iter().all(|v| !v.expired), "{all:?}");
+        for limit in 1..=want.len() as u64 + 1 {
+            let some = c.reader.versions(branch, Some(limit)).await.expect("log");
+            let n = (limit as usize).min(want.len());
+            assert_eq!(
+                some.iter().map(|v| v.version).collect::<Vec<_>>(),
+                want[..n],
+                "branch {branch}, limit {limit}"
+            );
+        }
+    }
+}
+
 crate::backend_tests!(
+    the_log_limit_counts_retained_versions,
     commit_protocol,
     concurrent_commits_on_one_base_one_wins,
     reopening_applies_no_migration_twice,
