@@ -390,11 +390,11 @@ fn read_output_files_round_trip() {
             ),
             "json" => {
                 let v: Value = serde_json::from_slice(&bytes).expect("json output");
-                assert_eq!(v.as_array().map(Vec::len), Some(model.len()));
-                assert_eq!(
-                    v[0],
-                    serde_json::from_str::<Value>(&model[0].json()).expect("a JSON row")
-                );
+                let want: Vec<Value> = model
+                    .iter()
+                    .map(|r| serde_json::from_str(&r.json()).expect("a JSON row"))
+                    .collect();
+                assert_eq!(v, Value::Array(want), "every row, in order");
             }
             _ => {
                 let ds = format!("back/{format}");
