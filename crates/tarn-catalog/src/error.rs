@@ -14,6 +14,21 @@ pub enum CatalogError {
         expected: u64,
         actual: u64,
     },
+    /// The head is still the version the writer planned on, but some row groups the commit
+    /// removes are not live in it (no longer, or never were): the plan does not describe
+    /// that version. No other writer caused it, so planning again on the same head gives
+    /// the same plan; it is not a [`CatalogError::Conflict`].
+    #[error(
+        "commit refused on {dataset}@{branch}: row group(s) {} it removes are not live at version {version}, the head it was planned on; nothing was written. The head did not move, so no other writer caused this: the plan does not match the version it was made on (a bug in the writer; please report it)",
+        ids(row_groups)
+    )]
+    RowGroupsNotLive {
+        dataset: String,
+        branch: String,
+        version: u64,
+        /// The ids named that were not live (an id named twice is listed once more).
+        row_groups: Vec<i64>,
+    },
     #[error("dataset {0:?} does not exist")]
     DatasetNotFound(String),
     #[error("branch {branch:?} of dataset {dataset:?} does not exist")]
@@ -126,6 +141,14 @@ impl CatalogError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, Self::Conflict { .. } | Self::ComponentConflict { .. })
     }
+}
+
+fn ids(row_groups: &[i64]) -> String {
+    row_groups
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

@@ -134,8 +134,10 @@ pub trait DatasetReader: Send + Sync + std::fmt::Debug {
     /// The id of the last commit of the lake (0 for an empty lake): a lake state to pin
     /// reads of several datasets to.
     async fn last_commit(&self) -> Result<i64>;
-    /// The versions of a branch's history, newest first, at most `limit`: its own, then its
-    /// parent's up to the fork, recursively.
+    /// The retained versions of a branch's history, newest first, at most `limit`: its own,
+    /// then its parent's up to the fork, recursively. Expired versions are left out before
+    /// the limit applies, so `limit` N gives the N newest retained versions when there are
+    /// that many ([`DatasetReader::version`] still finds an expired one).
     async fn versions(&self, branch_id: i64, limit: Option<u64>) -> Result<Vec<VersionRecord>>;
     /// The row groups of a version in row order, those that may hold `range` when given.
     async fn row_groups(
@@ -172,10 +174,14 @@ pub trait DatasetWriter: Send + Sync + std::fmt::Debug {
     ///
     /// - Atomic: the new version, its file, row groups and metadata, and the move of the
     ///   branch head become visible together or not at all.
-    /// - Exclusive: it succeeds only if the branch head is still `base_version` and every
-    ///   row group it removes is still live; otherwise it changes nothing and returns
-    ///   [`CatalogError::Conflict`]. Of several writers that planned on the same head,
-    ///   exactly one commits `base_version + 1`, so versions are gap-free.
+    /// - Exclusive: it succeeds only if the branch head is still `base_version`; otherwise
+    ///   it changes nothing and returns [`CatalogError::Conflict`]. Of several writers that
+    ///   planned on the same head, exactly one commits `base_version + 1`, so versions are
+    ///   gap-free.
+    /// - Consistent: every row group it removes must be live at `base_version`. The head is
+    ///   checked first, so a row group that a concurrent commit removed is a `Conflict`;
+    ///   at an unmoved head, one that is not live is [`CatalogError::RowGroupsNotLive`]
+    ///   (the plan does not describe the version it names; nothing is written).
     /// - When the answer to the transaction's `COMMIT` is lost, the result is
     ///   [`CatalogError::UnknownOutcome`]: the version may or may not exist, and the caller
     ///   must find out by reading the catalog, never by guessing.

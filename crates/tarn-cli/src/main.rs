@@ -42,7 +42,7 @@ mod registry_cmd;
 mod shell;
 mod vc_cmd;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use input::InputFormat;
@@ -109,8 +109,11 @@ enum Command {
         end: Option<String>,
         #[arg(long, value_delimiter = ',')]
         columns: Option<Vec<String>>,
+        /// Output format (default: from --output's extension, else JSON with --json, else
+        /// a table).
         #[arg(long, value_enum)]
         format: Option<OutputFormat>,
+        /// Write the rows to this file instead of stdout (streamed, never held in memory).
         #[arg(long)]
         output: Option<String>,
         /// Read the lake as it was at a commit id, date or RFC 3339 time (an explicit ref
@@ -423,22 +426,7 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
             let snapshot = snapshot_as_of(&lake, &uri, as_of.as_deref()).await?;
             let request = ReadRequest::parse(&snapshot, start.as_deref(), end.as_deref(), columns)?;
             let schema = lake.read_schema(&snapshot, &request)?;
-            let format = match format {
-                Some(f) => f,
-                None if ctx.json => OutputFormat::Json,
-                None if output.is_some() => {
-                    bail!("--output needs --format (csv, json, jsonl, parquet or arrow)")
-                }
-                None => OutputFormat::Table,
-            };
-            if output.is_none()
-                && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
-                && std::io::stdout().is_terminal()
-            {
-                bail!(
-                    "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
-                );
-            }
+            let format = output::choose_format(format, output.as_deref(), ctx.json)?;
             let stream = lake.read_stream(&snapshot, &request).await?;
             output::write_stream(stream, &schema, format, output.as_deref()).await?;
             Ok(())

@@ -3,13 +3,13 @@
 //! memory streams through. A table must see its rows to align them, so it shows at most
 //! [`TABLE_ROWS`] rows and says how to get the rest.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -27,6 +27,58 @@ pub const TABLE_ROWS: usize = 1_000;
 
 /// The encoded size at which a Parquet output closes its row group.
 const PARQUET_ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// The output format of `read`, `query` and `project query`: `--format`, else from
+/// `--output`'s extension, else JSON with `--json`, else a table. Binary formats are not
+/// written to a terminal.
+pub fn choose_format(
+    format: Option<OutputFormat>,
+    output: Option<&str>,
+    json: bool,
+) -> Result<OutputFormat> {
+    let format = chosen_format(format, output, json)?;
+    if output.is_none()
+        && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
+        && std::io::stdout().is_terminal()
+    {
+        bail!(
+            "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
+        );
+    }
+    Ok(format)
+}
+
+fn chosen_format(
+    format: Option<OutputFormat>,
+    output: Option<&str>,
+    json: bool,
+) -> Result<OutputFormat> {
+    if let Some(f) = format {
+        return Ok(f);
+    }
+    if let Some(path) = output {
+        let ext = std::path::Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        return Ok(match ext.as_str() {
+            "parquet" => OutputFormat::Parquet,
+            "csv" => OutputFormat::Csv,
+            "json" => OutputFormat::Json,
+            "jsonl" | "ndjson" => OutputFormat::Jsonl,
+            "arrow" | "ipc" | "feather" => OutputFormat::Arrow,
+            _ => bail!(
+                "cannot tell the format of {path:?} from its extension; pass --format (csv, json, jsonl, parquet or arrow)"
+            ),
+        });
+    }
+    Ok(if json {
+        OutputFormat::Json
+    } else {
+        OutputFormat::Table
+    })
+}
 
 /// A sink for record batches in one format.
 enum Sink<W: Write + Send> {

@@ -5,7 +5,6 @@ use crate::Ctx;
 use crate::output::{self, OutputFormat};
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::io::IsTerminal;
 use tarn_query::QuerySession;
 use tarn_query::datafusion::common::ScalarValue;
 
@@ -61,57 +60,6 @@ fn parse_params(text: &str) -> Result<Vec<ScalarValue>> {
         .collect()
 }
 
-/// The output format: `--format`, else from `--output`'s extension, else JSON with
-/// `--json`, else a table.
-pub fn output_format(
-    format: Option<OutputFormat>,
-    output: Option<&str>,
-    json: bool,
-) -> Result<OutputFormat> {
-    let format = chosen_format(format, output, json)?;
-    if output.is_none()
-        && matches!(format, OutputFormat::Parquet | OutputFormat::Arrow)
-        && std::io::stdout().is_terminal()
-    {
-        bail!(
-            "refusing to write binary {format:?} to a terminal; pass --output FILE or redirect stdout"
-        );
-    }
-    Ok(format)
-}
-
-fn chosen_format(
-    format: Option<OutputFormat>,
-    output: Option<&str>,
-    json: bool,
-) -> Result<OutputFormat> {
-    if let Some(f) = format {
-        return Ok(f);
-    }
-    if let Some(path) = output {
-        let ext = std::path::Path::new(path)
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        return Ok(match ext.as_str() {
-            "parquet" => OutputFormat::Parquet,
-            "csv" => OutputFormat::Csv,
-            "json" => OutputFormat::Json,
-            "jsonl" | "ndjson" => OutputFormat::Jsonl,
-            "arrow" | "ipc" | "feather" => OutputFormat::Arrow,
-            _ => bail!(
-                "cannot tell the format of {path:?} from its extension; pass --format (csv, json, jsonl, parquet or arrow)"
-            ),
-        });
-    }
-    Ok(if json {
-        OutputFormat::Json
-    } else {
-        OutputFormat::Table
-    })
-}
-
 pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
     let Some(sql) = args.sql.as_deref() else {
         if args.output.is_some() || args.params.is_some() {
@@ -121,7 +69,7 @@ pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {
         }
         return crate::shell::run(ctx, args.format, args.as_of.as_deref()).await;
     };
-    let format = output_format(args.format, args.output.as_deref(), ctx.json)?;
+    let format = output::choose_format(args.format, args.output.as_deref(), ctx.json)?;
     let params = args
         .params
         .as_deref()

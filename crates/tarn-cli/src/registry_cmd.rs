@@ -622,7 +622,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
             if show_sql {
                 eprintln!("{}", prepared.sql);
             }
-            let format = crate::query_cmd::output_format(format, output.as_deref(), ctx.json)?;
+            let format = crate::output::choose_format(format, output.as_deref(), ctx.json)?;
             let df = prepared.dataframe().await?;
             output::write_dataframe(df, format, output.as_deref()).await?;
             Ok(())

@@ -22,7 +22,7 @@ use datafusion::sql::sqlparser::ast::{
     FunctionArg, FunctionArgExpr, Ident, ObjectName, ObjectNamePart, TableFactor, Value, Visit,
     VisitMut, Visitor, VisitorMut,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 use tarn::{Lake, LakeState};
@@ -39,8 +39,6 @@ pub struct QuerySession {
     collections: BTreeSet<String>,
     /// Tables registered so far, by the name they are registered under.
     registered: Mutex<BTreeSet<String>>,
-    /// `tarn('uri')` calls resolved before planning, by URI text.
-    calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
 }
 
 impl std::fmt::Debug for QuerySession {
@@ -58,7 +56,7 @@ struct References {
     tables: BTreeSet<String>,
     /// Table names that are collections.
     collections: BTreeSet<String>,
-    /// `tarn('...')` arguments.
+    /// `tarn('...')` arguments, rewritten to the tables [`call_table`] names.
     calls: BTreeSet<String>,
     errors: Vec<QueryError>,
 }
@@ -117,20 +115,13 @@ impl QueryEngine {
         let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
         // Replaces `date_trunc`: same results, arithmetic for UTC and fixed offsets.
         ctx.register_udf(FixedOffsetDateTrunc::udf());
-        let calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>> = Arc::default();
-        ctx.register_udtf(
-            TABLE_FUNCTION,
-            Arc::new(TarnFunction {
-                calls: calls.clone(),
-            }),
-        );
+        ctx.register_udtf(TABLE_FUNCTION, Arc::new(TarnFunction));
         Ok(QuerySession {
             lake: lake.clone(),
             state,
             ctx,
             collections,
             registered: Mutex::default(),
-            calls,
         })
     }
 }
@@ -170,9 +161,7 @@ impl QuerySession {
             self.register_collection(name).await?;
         }
         for uri in &refs.calls {
-            let snapshot = self.lake.snapshot_at(uri, Some(self.state)).await?;
-            let table: Arc<dyn TableProvider> = Arc::new(self.table(snapshot));
-            self.lock_calls()?.insert(uri.clone(), table);
+            self.register_call(uri).await?;
         }
         let explain = matches!(statement, DfStatement::Explain(_));
         let plan = match state.statement_to_plan(statement).await {
@@ -231,14 +220,6 @@ impl QuerySession {
         Ok(self.ctx.read_batches(batches)?)
     }
 
-    fn lock_calls(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<dyn TableProvider>>>> {
-        self.calls
-            .lock()
-            .map_err(|_| QueryError::Internal("table function cache poisoned".into()))
-    }
-
     /// Registers the table a rewritten name stands for (a dataset name, or a URI).
     async fn register(&self, name: &str) -> Result<()> {
         if self.is_registered(name)? {
@@ -252,6 +233,22 @@ impl QuerySession {
             )
             .map_err(QueryError::from_datafusion)?;
         self.mark_registered(name)
+    }
+
+    /// Registers the snapshot `tarn('uri')` reads, as the table [`call_table`] names.
+    async fn register_call(&self, uri: &str) -> Result<()> {
+        let name = call_table(uri);
+        if self.is_registered(&name)? {
+            return Ok(());
+        }
+        let snapshot = self.lake.snapshot_at(uri, Some(self.state)).await?;
+        self.ctx
+            .register_table(
+                datafusion::common::TableReference::bare(name.as_str()),
+                Arc::new(self.table(snapshot)),
+            )
+            .map_err(QueryError::from_datafusion)?;
+        self.mark_registered(&name)
     }
 
     /// Registers a collection as one table of its datasets as they were at the session's
@@ -559,25 +556,39 @@ impl VisitorMut for Rewriter<'_> {
             return ControlFlow::Continue(());
         };
         match args {
-            Some(args) => {
+            Some(call) => {
                 let is_tarn = matches!(name.0.as_slice(),
                     [ObjectNamePart::Identifier(i)] if i.value.eq_ignore_ascii_case(TABLE_FUNCTION));
                 if !is_tarn {
                     return ControlFlow::Continue(());
                 }
-                match args.args.as_slice() {
+                let uri = match call.args.as_slice() {
                     [
                         FunctionArg::Unnamed(FunctionArgExpr::Expr(
                             datafusion::sql::sqlparser::ast::Expr::Value(v),
                         )),
                     ] => match &v.value {
-                        Value::SingleQuotedString(uri) => {
-                            self.refs.calls.insert(uri.clone());
+                        Value::SingleQuotedString(uri) => uri.clone(),
+                        _ => {
+                            self.refs.errors.push(call_error());
+                            return ControlFlow::Continue(());
                         }
-                        _ => self.refs.errors.push(call_error()),
                     },
-                    _ => self.refs.errors.push(call_error()),
-                }
+                    _ => {
+                        self.refs.errors.push(call_error());
+                        return ControlFlow::Continue(());
+                    }
+                };
+                // DataFusion names the scan of every table-function call `tarn()`, and plans
+                // compare scans by name and schema, not by what they read: two calls on
+                // versions of one dataset would be taken for one (a query subtracting
+                // their counts got 0). Each call is a table named after its URI instead.
+                *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::with_quote(
+                    '"',
+                    call_table(&uri),
+                ))]);
+                *args = None;
+                self.refs.calls.insert(uri);
             }
             None => {
                 let meaning = self.resolve(name);
@@ -603,12 +614,17 @@ fn call_error() -> QueryError {
     )
 }
 
-/// `tarn('tarn://...')`: the snapshots were resolved before planning (planning is
-/// synchronous); this looks them up.
-#[derive(Debug)]
-struct TarnFunction {
-    calls: Arc<Mutex<HashMap<String, Arc<dyn TableProvider>>>>,
+/// The table a `tarn('uri')` call reads in a session: named by the call itself, so that
+/// each URI is its own table (and reads as such in plans and messages).
+fn call_table(uri: &str) -> String {
+    format!("{TABLE_FUNCTION}('{}')", uri.replace('\'', "''"))
 }
+
+/// `tarn('tarn://...')` as DataFusion sees it: [`QuerySession::sql`] resolves every call
+/// before planning (planning is synchronous) and rewrites it to the table of its snapshot,
+/// so a call only reaches this when SQL is planned without the session.
+#[derive(Debug)]
+struct TarnFunction;
 
 impl TableFunctionImpl for TarnFunction {
     fn call(&self, exprs: &[Expr]) -> datafusion::common::Result<Arc<dyn TableProvider>> {
@@ -616,12 +632,9 @@ impl TableFunctionImpl for TarnFunction {
             [Expr::Literal(ScalarValue::Utf8(Some(uri)), _)] => uri,
             _ => return Err(call_error().into_datafusion()),
         };
-        let calls = self.calls.lock().map_err(|_| {
-            QueryError::Internal("table function cache poisoned".into()).into_datafusion()
-        })?;
-        calls.get(uri).cloned().ok_or_else(|| {
-            QueryError::Internal(format!("tarn('{uri}') was not resolved before planning"))
-                .into_datafusion()
-        })
+        Err(QueryError::Internal(format!(
+            "tarn('{uri}') was not resolved before planning: run SQL through QuerySession::sql"
+        ))
+        .into_datafusion())
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::error::{Id, Listing, RegistryError, Result};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -41,35 +41,42 @@ pub fn read_text_table(path: &Path) -> Result<TextTable> {
     let bad = |e: &dyn std::fmt::Display| {
         RegistryError::Invalid(format!("{} is not a valid {ext} file: {e}", path.display()))
     };
-    let batches: Vec<RecordBatch> = match ext.as_str() {
+    // The columns come from the file's schema (arrow-csv parses the header, quotes and all),
+    // so a file with a header and no rows still names its columns.
+    let (schema, batches): (SchemaRef, Vec<RecordBatch>) = match ext.as_str() {
         "csv" => {
             let bytes = std::fs::read(path).map_err(io)?;
             let (schema, _) = arrow::csv::reader::Format::default()
                 .with_header(true)
                 .infer_schema(std::io::Cursor::new(&bytes), Some(1))
                 .map_err(|e| bad(&e))?;
-            let text = Schema::new(
+            let text = Arc::new(Schema::new(
                 schema
                     .fields()
                     .iter()
                     .map(|f| Field::new(f.name(), DataType::Utf8, true))
                     .collect::<Vec<_>>(),
-            );
-            arrow::csv::ReaderBuilder::new(Arc::new(text))
+            ));
+            let batches = arrow::csv::ReaderBuilder::new(text.clone())
                 .with_header(true)
                 .build(std::io::Cursor::new(bytes))
                 .map_err(|e| bad(&e))?
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| bad(&e))?
+                .map_err(|e| bad(&e))?;
+            (text, batches)
         }
         "parquet" | "pq" => {
             let file = std::fs::File::open(path).map_err(io)?;
-            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                .map_err(|e| bad(&e))?
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| bad(&e))?;
+            let schema = reader.schema().clone();
+            let batches = reader
                 .build()
                 .map_err(|e| bad(&e))?
                 .collect::<std::result::Result<_, _>>()
-                .map_err(|e| bad(&e))?
+                .map_err(|e| bad(&e))?;
+            (schema, batches)
         }
         _ => {
             return Err(RegistryError::Invalid(format!(
@@ -78,26 +85,7 @@ pub fn read_text_table(path: &Path) -> Result<TextTable> {
             )));
         }
     };
-    let columns: Vec<String> = match batches.first() {
-        Some(b) => b
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect(),
-        None if ext == "csv" => {
-            // A header and no rows: the columns are still known.
-            let text = std::fs::read_to_string(path).map_err(io)?;
-            text.lines()
-                .next()
-                .unwrap_or_default()
-                .split(',')
-                .map(|c| c.trim().to_string())
-                .filter(|c| !c.is_empty())
-                .collect()
-        }
-        None => Vec::new(),
-    };
+    let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let mut rows = Vec::new();
     for batch in &batches {
         let text: Vec<ArrayRef> = batch

@@ -1,7 +1,9 @@
 //! Puts that are on disk when they return. object_store 0.13's `LocalFileSystem` writes to a
 //! temporary file and renames it, but never fsyncs: after a power loss an acknowledged file
-//! can come back empty. For a local root tarn therefore fsyncs the file and its directory
-//! after the put, before any commit may reference it. Other stores (S3) are durable on put.
+//! can come back empty. For a local root tarn therefore fsyncs the file, its directory, and
+//! the parent of every directory it created for it (the first write of a dataset makes
+//! several: a new directory's entry lives in its parent), before any commit may reference
+//! it. Other stores (S3) are durable on put.
 
 use crate::counting::{CountingStore, RequestCounter, StoreRequests};
 use crate::error::{Result, StoreError};
@@ -213,13 +215,33 @@ impl DataStore {
     /// Writes `bytes` at `path` and returns once they are durable (when the store is).
     pub async fn put(&self, path: &str, bytes: Bytes) -> Result<()> {
         let location = ObjectPath::from(path);
+        // For a durable local root the directories are made here, not by the object store,
+        // so that the new ones are known and their entries synced after the put.
+        let local = match (self.durable, &self.local_root) {
+            (true, Some(root)) => {
+                let file = root.join(path);
+                let dir = file.parent().map(std::path::Path::to_path_buf);
+                let created = match dir.clone() {
+                    Some(dir) => tokio::task::spawn_blocking(move || {
+                        create_dirs(&dir).map_err(|source| StoreError::Io {
+                            path: dir.display().to_string(),
+                            source,
+                        })
+                    })
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))??,
+                    None => Vec::new(),
+                };
+                Some((file, created))
+            }
+            _ => None,
+        };
         self.inner
             .put(&location, PutPayload::from_bytes(bytes))
             .await
             .map_err(self.wrap(path))?;
-        if let (true, Some(root)) = (self.durable, &self.local_root) {
-            let file = root.join(path);
-            tokio::task::spawn_blocking(move || fsync_file_and_dir(&file))
+        if let Some((file, created)) = local {
+            tokio::task::spawn_blocking(move || fsync_new_file(&file, &created))
                 .await
                 .map_err(|e| StoreError::Task(e.to_string()))??;
         }
@@ -229,8 +251,8 @@ impl DataStore {
     /// Writes a new file at `path` by streaming `write` into it, and returns once it is
     /// durable (when the store is) with `write`'s result and the file's size. A local file
     /// is written under a temporary name (`NAME#<digits>`, which vacuum recognises if the
-    /// process dies), fsynced, renamed into place and its directory fsynced; other stores
-    /// get one put of the encoded bytes.
+    /// process dies), fsynced, renamed into place, and its directory and the parent of every
+    /// directory made for it fsynced; other stores get one put of the encoded bytes.
     pub async fn write_new<T, F>(&self, path: &str, write: F) -> Result<(T, u64)>
     where
         T: Send + 'static,
@@ -252,7 +274,7 @@ impl DataStore {
                 .parent()
                 .map(std::path::Path::to_path_buf)
                 .unwrap_or(root);
-            std::fs::create_dir_all(&dir).map_err(io)?;
+            let created = create_dirs(&dir).map_err(io)?;
             let name = target
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -278,9 +300,7 @@ impl DataStore {
             }
             let written = written?;
             if durable {
-                std::fs::File::open(&dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(io)?;
+                sync_new_entries(&dir, &created).map_err(io)?;
             }
             Ok(written)
         })
@@ -406,7 +426,8 @@ impl DataStore {
     }
 }
 
-fn fsync_file_and_dir(file: &std::path::Path) -> Result<()> {
+/// Fsyncs a new file, then the entries that make it reachable: see [`sync_new_entries`].
+fn fsync_new_file(file: &std::path::Path, created: &[PathBuf]) -> Result<()> {
     let io = |source| StoreError::Io {
         path: file.display().to_string(),
         source,
@@ -415,9 +436,153 @@ fn fsync_file_and_dir(file: &std::path::Path) -> Result<()> {
         .and_then(|f| f.sync_all())
         .map_err(io)?;
     if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
+        sync_new_entries(dir, created).map_err(io)?;
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing ancestors, one level at a time, and returns the ones it
+/// made, outermost first. A directory another writer makes at the same moment counts as
+/// made here too: its entry in its parent may not be synced yet when this write commits.
+fn create_dirs(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        next = d.parent();
+    }
+    missing.reverse();
+    for d in &missing {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(missing)
+}
+
+/// Makes a file's new entries durable: the directory that holds it, then, innermost first,
+/// the parent of every directory `created` (outermost first) for it.
+fn sync_new_entries(dir: &std::path::Path, created: &[PathBuf]) -> std::io::Result<()> {
+    sync_dir(dir)?;
+    for new in created.iter().rev() {
+        if let Some(parent) = new.parent() {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs a directory, so that the entries it holds survive a power loss.
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(test)]
+    tests::record_sync(dir);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    /// Every directory [`sync_dir`] fsynced, in order, across the tests of this binary.
+    static SYNCED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+    pub(super) fn record_sync(dir: &Path) {
+        if let Ok(mut synced) = SYNCED.lock() {
+            synced.push(dir.to_path_buf());
+        }
+    }
+
+    /// The directories under `root` fsynced so far (tests run in parallel, each in its own
+    /// temporary directory).
+    fn synced_under(root: &Path) -> Vec<PathBuf> {
+        SYNCED
+            .lock()
+            .expect("synced")
+            .iter()
+            .filter(|d| d.starts_with(root))
+            .cloned()
+            .collect()
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    /// A durable write into directories that do not exist yet fsyncs the new file's
+    /// directory and the parent of every directory it created (up to the store's root,
+    /// which held the first new one); a second file in the same place syncs only its own
+    /// directory. Both ways a local store writes (streamed into the root, and a put through
+    /// the object store) do the same.
+    #[test]
+    fn a_new_file_in_new_directories_syncs_every_directory_entry_it_made() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let root = tmp.path().join("data");
+        runtime().block_on(async {
+            let direct = DataStore::local(&root, true).expect("local");
+            let wrapped = DataStore::new(direct.object_store().clone(), Some(root.clone()), true);
+            for (store, top) in [(&direct, "streamed"), (&wrapped, "put")] {
+                let dir = format!("{top}/ds/x");
+                let before = synced_under(&root).len();
+                let write = |name: &str| {
+                    let path = format!("{dir}/{name}");
+                    async move {
+                        store
+                            .write_new(&path, |out| {
+                                out.write_all(b"bytes").map_err(|e| StoreError::Io {
+                                    path: String::new(),
+                                    source: e,
+                                })
+                            })
+                            .await
+                            .expect("write")
+                    }
+                };
+                write("f1").await;
+                let synced: Vec<PathBuf> = synced_under(&root).split_off(before);
+                let leaf = root.join(&dir);
+                let want = vec![
+                    leaf.clone(),
+                    root.join(top).join("ds"),
+                    root.join(top),
+                    root.clone(),
+                ];
+                assert_eq!(synced, want, "{top}: first file");
+                assert_eq!(std::fs::read(leaf.join("f1")).expect("f1"), b"bytes");
+
+                let before = synced_under(&root).len();
+                write("f2").await;
+                assert_eq!(
+                    synced_under(&root).split_off(before),
+                    vec![leaf.clone()],
+                    "{top}: second file"
+                );
+            }
+        });
+    }
+
+    /// Only the directories that were missing are created and reported, outermost first.
+    #[test]
+    fn create_dirs_reports_what_it_created() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let a = tmp.path().join("a");
+        std::fs::create_dir(&a).expect("a");
+        let leaf = a.join("b").join("c");
+        assert_eq!(
+            create_dirs(&leaf).expect("create"),
+            vec![a.join("b"), leaf.clone()]
+        );
+        assert!(leaf.is_dir());
+        assert_eq!(create_dirs(&leaf).expect("again"), Vec::<PathBuf>::new());
+    }
 }

@@ -267,7 +267,7 @@ impl From<&VersionRecord> for VersionInfo {
 }
 
 impl Lake {
-    /// The versions of the URI's branch, newest first.
+    /// The retained versions of the URI's branch, newest first, at most `limit`.
     pub async fn log(&self, uri: &str, limit: Option<u64>) -> Result<Vec<VersionInfo>> {
         let snapshot = self
             .snapshot(
@@ -281,11 +281,8 @@ impl Lake {
             .reader
             .versions(snapshot.branch.id, limit)
             .await?;
-        Ok(versions
-            .iter()
-            .filter(|v| !v.expired)
-            .map(VersionInfo::from)
-            .collect())
+        // The catalog lists retained versions only, so the limit counts those.
+        Ok(versions.iter().map(VersionInfo::from).collect())
     }
 
     /// Datasets under `prefix` with their `main` head.

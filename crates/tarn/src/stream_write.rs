@@ -178,6 +178,7 @@ impl Lake {
             rows_rewritten: streamed.prefix_rows,
             row_groups_removed: streamed.removed.len() as u64,
             attempt,
+            planned_branch: head.as_ref().map(|h| h.branch.id),
         };
         // The dataset keeps the options of its first write; overrides apply per write.
         let stored = DatasetLayout {

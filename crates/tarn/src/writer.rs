@@ -266,6 +266,7 @@ impl Lake {
                 rows_rewritten: plan.output.rows_rewritten,
                 row_groups_removed: plan.output.removed.len() as u64,
                 attempt,
+                planned_branch: head.as_ref().map(|h| h.branch.id),
             };
             let request = commit_request(
                 &uri,
@@ -470,6 +471,8 @@ pub(crate) struct Summary {
     pub rows_rewritten: u64,
     pub row_groups_removed: u64,
     pub attempt: u32,
+    /// The catalog id of the branch the plan was made on (`None` for a new dataset).
+    pub planned_branch: Option<i64>,
 }
 
 /// How a commit attempt ended.
@@ -550,6 +553,29 @@ impl Lake {
                     let _ = self.store.delete(p).await;
                 }
                 tracing::debug!(dataset = %uri.dataset, attempt = summary.attempt, "commit conflict, re-planning");
+                Ok(Committed::Conflict)
+            }
+            // Some row groups the plan removes are not live at the head it names, which
+            // has not moved: not a race (a concurrent commit that removed them would have
+            // moved the head, a `Conflict`), so planning again on that head would plan the
+            // same and fail the same. The one race that ends here is a branch deleted and
+            // made again under the same name at the same version while this write ran:
+            // the catalog checked the plan against a branch it was not made on. Then,
+            // and only then, re-plan on the new branch.
+            Err(e @ CatalogError::RowGroupsNotLive { .. }) => {
+                let now_on = self.head(uri).await?.map(|h| h.branch.id);
+                let replan = now_on != summary.planned_branch;
+                // A definite "no", as for a conflict: the file goes unless a re-plan
+                // still reads it.
+                if let Some(p) = &path
+                    && !(replan && keep_file_on_conflict)
+                {
+                    let _ = self.store.delete(p).await;
+                }
+                if !replan {
+                    return Err(e.into());
+                }
+                tracing::debug!(dataset = %uri.dataset, attempt = summary.attempt, "branch replaced, re-planning");
                 Ok(Committed::Conflict)
             }
             Err(CatalogError::DatasetNotFound(d)) => {

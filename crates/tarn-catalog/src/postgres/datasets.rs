@@ -208,11 +208,12 @@ pub(super) async fn versions(
 ) -> Result<Vec<VersionRecord>> {
     // A branch's rows up to its fork are shadowed by the parent's (a fast-forward moves the
     // fork to the merged head); the segments of the walk are disjoint and descending.
+    // Expired versions are left out before the limit counts.
     let sql = format!(
         "WITH RECURSIVE {HISTORY_CHAIN} \
          SELECT {VERSION_COLUMNS} FROM chain ch \
          JOIN versions v ON v.branch_id = ch.id AND v.version <= ch.cap \
-         AND v.version > coalesce(ch.fork, 0) \
+         AND v.version > coalesce(ch.fork, 0) AND NOT v.expired \
          JOIN commits c ON c.id = v.commit_id \
          ORDER BY v.version DESC LIMIT $2"
     );
@@ -356,11 +357,12 @@ const CREATE_DATASET: &str = "WITH d AS (INSERT INTO datasets (name, ordered_on,
      SELECT id, 'main', 0, $4::bigint FROM d RETURNING dataset_id, id";
 
 /// Ends the lifetimes of the removed row groups on the branch, and sums what they held. The
-/// count tells whether each was still live.
+/// ids it ended tell which were still live.
 const REMOVE_ROW_GROUPS: &str = "WITH gone AS (UPDATE branch_row_groups SET removed_in = $1 \
      WHERE branch_id = $2 AND row_group_id = ANY($3) AND removed_in IS NULL AND added_in <= $4 \
      RETURNING row_group_id) \
-     SELECT count(*), coalesce(sum(rg.rows), 0)::bigint, coalesce(sum(rg.bytes), 0)::bigint \
+     SELECT count(*), coalesce(sum(rg.rows), 0)::bigint, coalesce(sum(rg.bytes), 0)::bigint, \
+     coalesce(array_agg(gone.row_group_id), '{}')::bigint[] \
      FROM gone JOIN row_groups rg ON rg.id = gone.row_group_id";
 
 /// The new file, its row groups (from arrays, whatever their number) and their lifetimes on
@@ -593,9 +595,30 @@ pub(super) async fn commit(
             )
             .await?;
         let (n, r_rows, r_bytes): (i64, i64, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
-        // A row group named twice, or no longer live, is not ended once per name.
+        // A row group named twice, or not live, is not ended once per name. The head is
+        // `base_version` (checked above, under the clock lock), so a row group that a
+        // concurrent commit removed made this a `Conflict` already: that race re-plans. One
+        // that is not live at the unmoved head is no race (see `RowGroupsNotLive`).
         if n as usize != req.removed_row_groups.len() {
-            return Err(conflict(head));
+            let mut ended: Vec<i64> = r.try_get(3)?;
+            let not_live = req
+                .removed_row_groups
+                .iter()
+                .filter(|id| match ended.iter().position(|e| e == *id) {
+                    Some(i) => {
+                        ended.swap_remove(i);
+                        false
+                    }
+                    None => true,
+                })
+                .copied()
+                .collect();
+            return Err(CatalogError::RowGroupsNotLive {
+                dataset: req.dataset.to_string(),
+                branch: req.branch.to_string(),
+                version: req.base_version,
+                row_groups: not_live,
+            });
         }
         rows -= r_rows;
         bytes -= r_bytes;

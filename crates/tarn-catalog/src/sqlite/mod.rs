@@ -417,6 +417,10 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
         };
+    // The head is `base_version` (checked above, in this serial transaction), so a row group
+    // that a concurrent commit removed made this a `Conflict` already: that race re-plans.
+    // A row group that is not live at the unmoved head is no race (see `RowGroupsNotLive`).
+    let mut not_live = Vec::new();
     for rg in &req.removed_row_groups {
         let changed = tx.execute(
             "UPDATE branch_row_groups SET removed_in = ?1 \
@@ -424,7 +428,8 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
             params![new_version as i64, branch.id, rg, req.base_version as i64],
         )?;
         if changed != 1 {
-            return Err(conflict(branch.head));
+            not_live.push(*rg);
+            continue;
         }
         let (r, b): (i64, i64) = tx.query_row(
             "SELECT rows, bytes FROM row_groups WHERE id = ?1",
@@ -434,6 +439,14 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
         rows -= r;
         bytes -= b;
         row_groups -= 1;
+    }
+    if !not_live.is_empty() {
+        return Err(CatalogError::RowGroupsNotLive {
+            dataset: req.dataset.to_string(),
+            branch: req.branch.to_string(),
+            version: req.base_version,
+            row_groups: not_live,
+        });
     }
     if let Some(file) = &req.new_file {
         tx.execute(
@@ -792,7 +805,7 @@ impl DatasetReader for SqliteCatalog {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {VERSION_COLUMNS} FROM versions v JOIN commits c ON c.id = v.commit_id \
-                 WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 \
+                 WHERE v.branch_id = ?1 AND v.version <= ?2 AND v.version > ?3 AND v.expired = 0 \
                  ORDER BY v.version DESC LIMIT ?4"
             ))?;
             let mut left = limit.map_or(i64::MAX, |l| l.min(i64::MAX as u64) as i64);

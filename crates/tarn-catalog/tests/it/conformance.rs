@@ -86,18 +86,58 @@ async fn commit_protocol(t: TestCatalog) {
         .expect("v2");
     assert_eq!((v2.version, v2.rows), (2, 26));
     assert!(v2.commit_id > v1.commit_id && v2.timestamp >= v1.timestamp);
-    // A stale writer on v1 that removes the same row group loses, and changes nothing.
+    // A stale writer on v1 that removes the same row group loses to the race, and changes
+    // nothing: the head moved, so it is a conflict, which re-planning resolves.
     let stale = catalog
         .writer
         .commit(request(1, &[(10, 30, 3)], vec![rgs[1].id], "f3"))
-        .await;
-    assert!(stale.expect_err("conflict").is_conflict());
-    // Removing a row group that is no longer live is a conflict even at the right head.
-    let gone = catalog
-        .writer
-        .commit(request(2, &[], vec![rgs[1].id], "f4"))
-        .await;
-    assert!(gone.expect_err("conflict").is_conflict());
+        .await
+        .expect_err("conflict");
+    assert!(
+        matches!(
+            stale,
+            CatalogError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{stale}"
+    );
+    // Removing a row group that is no longer live at the head the commit names is no race:
+    // a distinct error, not a conflict, and nothing is written. So is naming a live one
+    // twice, or one that was never on the branch.
+    for (removed, dead) in [
+        (vec![rgs[1].id], vec![rgs[1].id]),
+        (vec![rgs[0].id, rgs[1].id], vec![rgs[1].id]),
+        (vec![rgs[0].id, rgs[0].id], vec![rgs[0].id]),
+        (vec![rgs[0].id, 999_999], vec![999_999]),
+    ] {
+        let gone = catalog
+            .writer
+            .commit(request(2, &[(40, 41, 2)], removed.clone(), "f4"))
+            .await
+            .expect_err("not live");
+        assert!(!gone.is_conflict(), "{removed:?}: {gone}");
+        let ids: Vec<String> = dead.iter().map(i64::to_string).collect();
+        let text = gone.to_string();
+        assert!(
+            text.starts_with("commit refused on a/b@main: ")
+                && text.contains(&format!(
+                    "row group(s) {} it removes are not live at version 2",
+                    ids.join(", ")
+                ))
+                && text.contains("nothing was written"),
+            "{removed:?}: {text}"
+        );
+    }
+    let head = catalog
+        .reader
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("query")
+        .expect("main");
+    assert_eq!(head.head, 2, "the refused commits wrote nothing");
 
     // Every version keeps exactly its row groups.
     let at1 = catalog
@@ -439,7 +479,82 @@ async fn concurrent_commits_on_one_base_one_wins(t: TestCatalog) {
     );
 }
 
+/// `versions(limit)` lists retained versions only, so a limit of N gives the N newest
+/// retained ones even when expired versions lie between them, on a branch's own versions
+/// and across its fork into the parent's.
+async fn the_log_limit_counts_retained_versions(t: TestCatalog) {
+    let c = &t.catalog;
+    let name = DatasetName::new("a/b").expect("name");
+    for base in 0..5 {
+        let k = base as i64 * 10;
+        c.writer
+            .commit(request(
+                base,
+                &[(k, k + 9, 10)],
+                vec![],
+                &format!("m{base}"),
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("main v{}: {e}", base + 1));
+    }
+    let ds = c.reader.dataset(&name).await.expect("q").expect("dataset");
+    let main = c
+        .reader
+        .branch(ds.id, &BranchName::main())
+        .await
+        .expect("q")
+        .expect("main");
+    c.writer
+        .create_tag(ds.id, "keep", main.id, 2, false)
+        .await
+        .expect("tag v2");
+    let dev = c
+        .writer
+        .create_branch(ds.id, main.id, 2, &BranchName::new("dev").expect("name"))
+        .await
+        .expect("dev at v2");
+    for base in 2..4 {
+        let k = 100 + base as i64 * 10;
+        let mut r = request(base, &[(k, k + 9, 10)], vec![], &format!("d{base}"));
+        r.branch = dev.name.clone();
+        c.writer
+            .commit(r)
+            .await
+            .unwrap_or_else(|e| panic!("dev v{}: {e}", base + 1));
+    }
+    // Keep each head and the tagged v2: main's v1, v3, v4 and dev's own v3 expire.
+    c.retention
+        .expire(
+            RetentionPolicy {
+                keep_last: Some(1),
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .expect("expire");
+    for (branch, want) in [(main.id, vec![5, 2]), (dev.id, vec![4, 2])] {
+        let all = c.reader.versions(branch, None).await.expect("log");
+        assert_eq!(
+            all.iter().map(|v| v.version).collect::<Vec<_>>(),
+            want,
+            "branch {branch}: every retained version"
+        );
+        assert!(all.iter().all(|v| !v.expired), "{all:?}");
+        for limit in 1..=want.len() as u64 + 1 {
+            let some = c.reader.versions(branch, Some(limit)).await.expect("log");
+            let n = (limit as usize).min(want.len());
+            assert_eq!(
+                some.iter().map(|v| v.version).collect::<Vec<_>>(),
+                want[..n],
+                "branch {branch}, limit {limit}"
+            );
+        }
+    }
+}
+
 crate::backend_tests!(
+    the_log_limit_counts_retained_versions,
     commit_protocol,
     concurrent_commits_on_one_base_one_wins,
     reopening_applies_no_migration_twice,

@@ -473,19 +473,14 @@ fn two_lake_directories_with_their_own_tarn_toml_are_one_lake() {
         })
         .collect();
     let mut committed = BTreeSet::new();
-    let mut conflicts = 0;
     for (i, rows, (args, child)) in children {
         let run = Run::from_output(args, child.wait_with_output().expect("wait"));
-        match run.code {
-            Some(0) => {
-                committed.insert(i);
-                merge(&mut model, &rows);
-            }
-            Some(1) if run.stderr.contains("retry") => conflicts += 1,
-            _ => panic!("writer {i}: {}", run.describe()),
-        }
+        // A writer that loses a race re-plans on the new head: none may give up.
+        assert_eq!(run.code, Some(0), "writer {i}: {}", run.describe());
+        committed.insert(i);
+        merge(&mut model, &rows);
     }
-    assert!(!committed.is_empty());
+    assert_eq!(committed.len(), WRITERS as usize);
     for l in [&a, &b] {
         let log = l.log(ds);
         let n = 2 + committed.len() as u64;
@@ -506,7 +501,7 @@ fn two_lake_directories_with_their_own_tarn_toml_are_one_lake() {
     }
     assert_eq!(a.fingerprint(&[ds]), b.fingerprint(&[ds]));
     eprintln!(
-        "two directories: {} of {WRITERS} writers committed, {conflicts} conflicts, in {:?}",
+        "two directories: {} of {WRITERS} writers committed in {:?}",
         committed.len(),
         started.elapsed()
     );

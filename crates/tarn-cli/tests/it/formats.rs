@@ -390,11 +390,11 @@ fn read_output_files_round_trip() {
             ),
             "json" => {
                 let v: Value = serde_json::from_slice(&bytes).expect("json output");
-                assert_eq!(v.as_array().map(Vec::len), Some(model.len()));
-                assert_eq!(
-                    v[0],
-                    serde_json::from_str::<Value>(&model[0].json()).expect("a JSON row")
-                );
+                let want: Vec<Value> = model
+                    .iter()
+                    .map(|r| serde_json::from_str(&r.json()).expect("a JSON row"))
+                    .collect();
+                assert_eq!(v, Value::Array(want), "every row, in order");
             }
             _ => {
                 let ds = format!("back/{format}");
@@ -414,6 +414,106 @@ fn read_output_files_round_trip() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `read --output FILE` and `query --output FILE` without `--format` take the format from
+/// the file's extension, the same way (the file equals the one `--format` writes), and
+/// refuse an extension they do not know with the same message.
+#[test]
+fn read_and_query_infer_the_output_format_from_the_extension() {
+    let lake = TestLake::new();
+    let rows = input_rows();
+    let csv = lake.file("in.csv", csv_text(&rows));
+    silent_ok(lake.run([
+        "write",
+        "src",
+        csv.to_str().expect("utf-8 path"),
+        "--ordered-on",
+        "ts",
+    ]));
+    let commands: [(&str, Vec<&str>); 2] = [
+        ("read", vec!["read", "src"]),
+        ("query", vec!["query", "SELECT * FROM src ORDER BY ts"]),
+    ];
+    let extensions = [
+        ("csv", "csv"),
+        ("CSV", "csv"),
+        ("json", "json"),
+        ("jsonl", "jsonl"),
+        ("ndjson", "jsonl"),
+        ("parquet", "parquet"),
+        ("arrow", "arrow"),
+        ("ipc", "arrow"),
+        ("feather", "arrow"),
+    ];
+    let mut failures = Vec::new();
+    for (name, command) in &commands {
+        for (ext, format) in extensions {
+            let inferred = lake.path(&format!("{name}-inferred.{ext}"));
+            let explicit = lake.path(&format!("{name}-explicit.{ext}"));
+            let mut args = command.clone();
+            args.extend(["--output", inferred.to_str().expect("utf-8 path")]);
+            let run = lake.run(&args);
+            if run.code != Some(0) || !run.stdout.is_empty() || !run.stderr.is_empty() {
+                failures.push(format!("{name} --output *.{ext}: {}", run.describe()));
+                continue;
+            }
+            let mut args = command.clone();
+            args.extend([
+                "--format",
+                format,
+                "--output",
+                explicit.to_str().expect("utf-8 path"),
+            ]);
+            silent_ok(lake.run(&args));
+            let (got, want) = (
+                std::fs::read(&inferred).expect("inferred"),
+                std::fs::read(&explicit).expect("explicit"),
+            );
+            if got != want {
+                failures.push(format!("{name} --output *.{ext} is not {format}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    // What the inferred files hold: the rows, whatever the command.
+    let model = sorted(&rows);
+    let text = |name: &str| std::fs::read_to_string(lake.path(name)).expect("output");
+    assert_eq!(text("read-inferred.csv"), csv_text(&model));
+    assert_eq!(text("read-inferred.ndjson"), jsonl_text(&model));
+    for name in ["read", "query"] {
+        let path = lake.path(&format!("{name}-inferred.feather"));
+        let ds = format!("back/{name}");
+        silent_ok(lake.run([
+            "write",
+            &ds,
+            path.to_str().expect("utf-8 path"),
+            "--ordered-on",
+            "ts",
+        ]));
+        assert_eq!(lake.read_csv(&ds, &[]), csv_text(&model), "{name} to Arrow");
+    }
+
+    // An unknown extension: the same error from both commands, and no file.
+    let mut messages = Vec::new();
+    for (name, command) in &commands {
+        let path = lake.path(&format!("{name}.txt"));
+        let mut args = command.clone();
+        args.extend(["--output", path.to_str().expect("utf-8 path")]);
+        let run = lake.run(&args);
+        run.fails(
+            1,
+            &[
+                "cannot tell the format of",
+                ".txt",
+                "from its extension",
+                "--format",
+            ],
+        );
+        assert!(!path.exists(), "{name} created {}", path.display());
+        messages.push(run.stderr.replace(&format!("{name}.txt"), "OUT.txt"));
+    }
+    assert_eq!(messages[0], messages[1], "read and query say the same");
 }
 
 fn keys(v: &Value) -> Vec<&str> {

@@ -2,6 +2,7 @@
 //! rows, pruning, naming, time travel in one query, pinning, and errors.
 
 mod functions;
+mod refs;
 
 use arrow::array::{ArrayRef, AsArray, Float64Array, RecordBatch, TimestampSecondArray};
 use arrow::datatypes::{Float64Type, Int64Type};

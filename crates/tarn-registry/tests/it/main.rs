@@ -4,6 +4,7 @@
 //! registry unchanged).
 
 mod model;
+mod records;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampSecondArray};
 use std::collections::BTreeMap;

@@ -222,12 +222,19 @@ struct FlakyCatalog {
     /// What the catalog is, for the injected errors' messages.
     describe: String,
     fault: Mutex<Option<CommitFault>>,
+    /// A row group every commit also removes, until cleared: a plan that does not match
+    /// the head it names.
+    also_remove: Mutex<Option<i64>>,
     commits: Mutex<u32>,
 }
 
 impl FlakyCatalog {
     fn arm(&self, fault: CommitFault) {
         *self.fault.lock().expect("fault") = Some(fault);
+    }
+
+    fn also_remove(&self, row_group: Option<i64>) {
+        *self.also_remove.lock().expect("also_remove") = row_group;
     }
 
     fn commits(&self) -> u32 {
@@ -244,8 +251,11 @@ impl FlakyCatalog {
 
 #[async_trait]
 impl DatasetWriter for FlakyCatalog {
-    async fn commit(&self, request: CommitRequest) -> tarn_catalog::Result<CommitOutcome> {
+    async fn commit(&self, mut request: CommitRequest) -> tarn_catalog::Result<CommitOutcome> {
         *self.commits.lock().expect("commits") += 1;
+        if let Some(id) = *self.also_remove.lock().expect("also_remove") {
+            request.removed_row_groups.push(id);
+        }
         let fault = self.fault.lock().expect("fault").take();
         match fault {
             None => self.inner.commit(request).await,
@@ -340,6 +350,7 @@ async fn rig(place: LakePlace) -> Rig {
         inner: catalog.writer.clone(),
         describe: catalog.describe(),
         fault: Mutex::new(None),
+        also_remove: Mutex::new(None),
         commits: Mutex::new(0),
     });
     let lake = Lake::from_parts(
@@ -705,6 +716,71 @@ async fn a_commit_conflict_deletes_the_file_and_replans(place: LakePlace) {
     vacuum_and_check(&rig, &history, &BTreeSet::new(), "conflict").await;
 }
 
+/// A commit that removes a row group no longer live at the head it names, which has not
+/// moved, is no race: the writer fails on its first attempt with the catalog's error (not a
+/// conflict), deletes its file, and the lake is unchanged. A real race still re-plans: a
+/// writer whose planned row group a concurrent commit removed commits on its next attempt
+/// (`two_writers_at_once_both_commit_every_write`, `a_commit_conflict_deletes_the_file_and_replans`).
+async fn a_commit_that_removes_a_dead_row_group_fails_on_its_first_attempt(place: LakePlace) {
+    let rig = rig(place).await;
+    let mut history = setup(&rig.lake).await;
+    // v3 rewrites the row groups around k 7..10: those of v2 are no longer live.
+    let v2_ids: BTreeSet<i64> = row_group_ids(&rig.lake, URI)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    rig.lake
+        .write(URI, kiv_batch(&write_under_test()), WriteRequest::new())
+        .await
+        .expect("v3");
+    history.push(model_write(&history[1], &write_under_test(), Dup::None));
+    let v3_ids: BTreeSet<i64> = row_group_ids(&rig.lake, URI)
+        .await
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    let dead = *v2_ids
+        .difference(&v3_ids)
+        .next()
+        .expect("v3 replaced a row group of v2");
+
+    rig.catalog.also_remove(Some(dead));
+    let commits_before = rig.catalog.commits();
+    let err = rig
+        .lake
+        .write(URI, kiv_batch(&rows(20..22, 3)), WriteRequest::new())
+        .await
+        .expect_err("the commit is refused");
+    rig.catalog.also_remove(None);
+    assert_eq!(
+        rig.catalog.commits() - commits_before,
+        1,
+        "one attempt, no retry: {err}"
+    );
+    assert_ne!(err.kind(), tarn::ErrorKind::Conflict, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!(
+            "row group(s) {dead} it removes are not live at version 3"
+        )) && msg.contains("nothing was written"),
+        "{msg}"
+    );
+    assert_history(&rig.lake, &history, "refused commit").await;
+    // The refusal is a definite "no": the attempt's file is deleted at once.
+    let left = orphans(&rig, 3).await;
+    assert!(left.is_empty(), "the refused attempt left {left:?}");
+
+    let out = rig
+        .lake
+        .write(URI, kiv_batch(&rows(20..22, 3)), WriteRequest::new())
+        .await
+        .expect("the same write without the bad removal");
+    assert_eq!((out.version, out.attempts), (Some(4), 1), "{out:?}");
+    history.push(model_write(&history[2], &rows(20..22, 3), Dup::None));
+    assert_history(&rig.lake, &history, "after the refusal").await;
+}
+
 async fn failures_during_other_mutations_leave_the_lake_unchanged(place: LakePlace) {
     let backend = place.backend;
     // delete-range, compact and overwrite read and write files too.
@@ -818,6 +894,7 @@ tarn_testkit::backend_tests!(
     a_commit_whose_outcome_is_unknown_but_landed_reports_the_version,
     a_commit_whose_outcome_is_unknown_and_lost_keeps_its_file,
     a_commit_conflict_deletes_the_file_and_replans,
+    a_commit_that_removes_a_dead_row_group_fails_on_its_first_attempt,
     failures_during_other_mutations_leave_the_lake_unchanged,
     two_writers_at_once_both_commit_every_write,
 );

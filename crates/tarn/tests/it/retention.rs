@@ -161,6 +161,21 @@ async fn heads_tags_and_shared_files_survive(
             "{u} must be retained"
         );
     }
+    // The log lists the retained versions, and a limit counts those: expired versions lie
+    // between main's head and v2, and between exp's head and v5.
+    for (b, want) in [("main", vec![5u64, 2, 1]), ("exp", vec![7, 5, 4, 2, 1])] {
+        for limit in (1..=want.len() as u64 + 1).map(Some).chain([None]) {
+            let got: Vec<u64> = lake
+                .log(&head_uri(b), limit)
+                .await
+                .expect("log")
+                .iter()
+                .map(|v| v.version)
+                .collect();
+            let n = limit.map_or(want.len(), |l| (l as usize).min(want.len()));
+            assert_eq!(got, want[..n], "log of {b}, limit {limit:?}");
+        }
+    }
     // Tags and heads still resolve.
     assert_eq!(
         read_kiv(&lake, &format!("{X}:gold")).await,
