@@ -3,6 +3,7 @@
 //! It knows nothing of SQL: the caller gives it the row groups of a snapshot and commits
 //! what it returns.
 
+pub mod coalesce;
 pub mod counting;
 pub mod durable;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod mutation;
 pub mod parquet_io;
 pub mod schema;
 
+pub use coalesce::Coalescing;
 pub use counting::StoreRequests;
 pub use durable::DataStore;
 pub use error::{Result, StoreError};
