@@ -278,6 +278,8 @@ struct WriteArgs {
     /// Rows per row group (N) or one period per row group (1D, 1h, 15min, 1W, 1MS).
     #[arg(long, value_parser = parse_target)]
     row_group_size: Option<RowGroupTarget>,
+    /// Use oups's rule for the trailing row groups: merge them when more than N are under a
+    /// row-count target (default: a size-tiered tail, docs/design/0007).
     #[arg(long)]
     max_off_target: Option<u32>,
     /// Set metadata K=V.
@@ -497,6 +499,21 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
                 info.files,
                 info.row_group_target
             );
+            // Trailing coalescing only applies to a row-count target (SPEC §3.5).
+            if matches!(
+                RowGroupTarget::parse(&info.row_group_target),
+                Ok(RowGroupTarget::Rows(_))
+            ) {
+                match info.max_off_target {
+                    None => outln!(
+                        "tail:         size-tiered (fan-in {})",
+                        tarn::coalesce::FAN_IN
+                    ),
+                    Some(n) => {
+                        outln!("tail:         merged past {n} off target (--max-off-target)")
+                    }
+                }
+            }
             outln!("rows:         {}  ({} bytes)", info.rows, info.bytes);
             let show = |v: &Option<serde_json::Value>| {
                 v.as_ref().map_or("-".to_string(), |v| {

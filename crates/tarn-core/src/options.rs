@@ -95,20 +95,70 @@ impl fmt::Display for RowGroupTarget {
 }
 
 /// The stored write options of a dataset (and of each of its versions).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(from = "StoredWriteOptions", into = "StoredWriteOptions")]
 pub struct WriteOptions {
     pub duplicates_on: DuplicatesOn,
     pub row_group_target: RowGroupTarget,
-    /// When more than this many trailing row groups are under target, they are merged.
-    pub max_off_target: u32,
+    /// How the trailing row groups under a row-count target are merged (SPEC §3.5,
+    /// docs/design/0007): `None`, the default, keeps a size-tiered tail; `Some(n)`
+    /// (`--max-off-target n`) is oups's rule: when more than `n` trailing row groups are
+    /// under target, they are merged.
+    pub max_off_target: Option<u32>,
 }
 
-impl Default for WriteOptions {
-    fn default() -> Self {
+/// The JSON of [`WriteOptions`] in the catalog (`versions.options_json`).
+///
+/// Options stored before the tiered tail carry only `max_off_target`, a number that was 1
+/// unless the dataset was created with another `--max-off-target`: 1 reads as the tiered
+/// default (tarn cannot tell an explicit 1 from the old default, and the old default is
+/// what the tiered tail replaces), any other number as that explicit choice. Options stored
+/// now add `coalescing`, so an explicit 1 stays explicit; they keep a number in
+/// `max_off_target` (1 for the tiered tail) so that an older tarn still reads them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredWriteOptions {
+    duplicates_on: DuplicatesOn,
+    row_group_target: RowGroupTarget,
+    #[serde(default)]
+    max_off_target: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    coalescing: Option<StoredCoalescing>,
+}
+
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredCoalescing {
+    Tiered,
+    MaxOffTarget,
+}
+
+impl From<StoredWriteOptions> for WriteOptions {
+    fn from(s: StoredWriteOptions) -> Self {
+        let max_off_target = match (s.coalescing, s.max_off_target) {
+            (Some(StoredCoalescing::Tiered), _) => None,
+            (Some(StoredCoalescing::MaxOffTarget), n) => Some(n.unwrap_or(1)),
+            (None, None | Some(1)) => None,
+            (None, Some(n)) => Some(n),
+        };
         Self {
-            duplicates_on: DuplicatesOn::None,
-            row_group_target: RowGroupTarget::default(),
-            max_off_target: 1,
+            duplicates_on: s.duplicates_on,
+            row_group_target: s.row_group_target,
+            max_off_target,
+        }
+    }
+}
+
+impl From<WriteOptions> for StoredWriteOptions {
+    fn from(o: WriteOptions) -> Self {
+        let (max_off_target, coalescing) = match o.max_off_target {
+            None => (1, StoredCoalescing::Tiered),
+            Some(n) => (n, StoredCoalescing::MaxOffTarget),
+        };
+        Self {
+            duplicates_on: o.duplicates_on,
+            row_group_target: o.row_group_target,
+            max_off_target: Some(max_off_target),
+            coalescing: Some(coalescing),
         }
     }
 }
@@ -126,6 +176,40 @@ mod tests {
         ));
         assert!(RowGroupTarget::parse("0").is_err());
         assert!(RowGroupTarget::parse("1Q").is_err());
+    }
+
+    #[test]
+    fn stored_options_tell_the_tiered_default_from_an_explicit_max_off_target() {
+        let read = |json: &str| -> Option<u32> {
+            serde_json::from_str::<WriteOptions>(json)
+                .expect("options")
+                .max_off_target
+        };
+        let legacy = |n: u32| {
+            format!(
+                r#"{{"duplicates_on":"none","row_group_target":{{"rows":100000}},"max_off_target":{n}}}"#
+            )
+        };
+        // Stored before the tiered tail: 1 was the default, so it reads as the default.
+        assert_eq!(read(&legacy(1)), None);
+        assert_eq!(read(&legacy(3)), Some(3));
+        assert_eq!(read(&legacy(0)), Some(0));
+        // Stored now: both kinds round-trip, an explicit 1 included.
+        for max_off_target in [None, Some(0), Some(1), Some(3)] {
+            let options = WriteOptions {
+                max_off_target,
+                ..WriteOptions::default()
+            };
+            let json = serde_json::to_string(&options).expect("json");
+            assert_eq!(read(&json), max_off_target, "{json}");
+            // An older tarn reads the number: 1 (its own default) for the tiered tail.
+            let value: serde_json::Value = serde_json::from_str(&json).expect("value");
+            assert_eq!(
+                value["max_off_target"].as_u64(),
+                Some(u64::from(max_off_target.unwrap_or(1))),
+                "{json}"
+            );
+        }
     }
 
     #[test]

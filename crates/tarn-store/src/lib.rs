@@ -3,6 +3,7 @@
 //! It knows nothing of SQL: the caller gives it the row groups of a snapshot and commits
 //! what it returns.
 
+pub mod coalesce;
 pub mod counting;
 pub mod durable;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod parquet_io;
 pub mod schema;
 pub mod stream;
 
+pub use coalesce::Coalescing;
 pub use counting::StoreRequests;
 pub use durable::DataStore;
 pub use error::{Result, StoreError};

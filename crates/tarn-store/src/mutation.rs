@@ -1,13 +1,15 @@
 //! Planning and executing one mutation of a snapshot (SPEC §3): which row groups it replaces
 //! and the row groups it writes instead. Every mutation comes down to one *edit*: a
 //! contiguous run `[a, b)` of the snapshot's row groups replaced by a sorted batch of rows,
-//! which is cut at the target; then the trailing row groups are coalesced when more than
-//! `max_off_target` of them are under target.
+//! which is cut at the target; then, under a row-count target, the runs of row groups that
+//! `coalesce::plan` picks (off-target neighbours of the edit, and the trailing row groups
+//! by the dataset's rule) are merged and cut again.
 //!
 //! An edit always covers every row group that shares a boundary value with it. So two row
 //! groups holding the same `ordered_on` value are always written by the same mutation, in
 //! one file, and the catalog's order (min, max, file, index) is the row order.
 
+use crate::coalesce::{self, AfterEdit, Coalescing};
 use crate::durable::DataStore;
 use crate::error::{Result, StoreError};
 use crate::merge::{self, bounds, cut_row_groups, dedup_keep_last, key_columns, merge_sorted};
@@ -325,7 +327,39 @@ impl Ctx<'_> {
         .await
     }
 
-    /// Applies an edit, then coalesces the trailing row groups if too many are under target.
+    fn rows_of(&self, slot: &Slot) -> u64 {
+        match slot {
+            Slot::Kept(i) => self.existing[*i].rows,
+            Slot::New(b) => b.num_rows() as u64,
+        }
+    }
+
+    /// The first and last `ordered_on` of a row group.
+    fn bounds_of(&self, slot: &Slot) -> Result<(OrderedValue, OrderedValue)> {
+        match slot {
+            Slot::Kept(i) => Ok((self.existing[*i].min.clone(), self.existing[*i].max.clone())),
+            Slot::New(b) => bounds(b, &self.layout.ordered_on),
+        }
+    }
+
+    /// Reads the kept row groups `kept` (emptying it) for a merge: they leave the version
+    /// and their rows count as rewritten.
+    async fn take(
+        &self,
+        kept: &mut Vec<usize>,
+        removed: &mut Vec<i64>,
+        rows_rewritten: &mut u64,
+    ) -> Result<Option<RecordBatch>> {
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let batch = self.read(kept.iter().copied()).await?;
+        *rows_rewritten += batch.num_rows() as u64;
+        removed.extend(kept.drain(..).map(|i| self.existing[i].id));
+        Ok(Some(batch))
+    }
+
+    /// Applies an edit, then merges the runs of row groups that `coalesce::plan` picks.
     async fn finish(&self, edit: Edit) -> Result<MutationOutput> {
         let layout = self.layout;
         let target = &layout.options.row_group_target;
@@ -338,56 +372,53 @@ impl Ctx<'_> {
             .map(|rg| rg.id)
             .collect();
         let mut rows_rewritten = edit.rows_read;
+        let written = edit.a..edit.a + new_groups.len();
         let mut slots: Vec<Slot> = (0..edit.a).map(Slot::Kept).collect();
         slots.extend(new_groups.into_iter().map(Slot::New));
         slots.extend((edit.b..self.existing.len()).map(Slot::Kept));
 
         if let RowGroupTarget::Rows(n) = target {
-            let rows_of = |s: &Slot| match s {
-                Slot::Kept(i) => self.existing[*i].rows,
-                Slot::New(b) => b.num_rows() as u64,
-            };
-            let off_target = slots.iter().rev().take_while(|s| rows_of(s) < *n).count();
-            if off_target > layout.options.max_off_target as usize {
-                let mut t = slots.len() - off_target;
-                // Keep the edit closed over equal boundary values.
-                let bound = |s: &Slot, first: bool| -> Result<OrderedValue> {
-                    Ok(match s {
-                        Slot::Kept(i) => {
-                            if first {
-                                self.existing[*i].min.clone()
-                            } else {
-                                self.existing[*i].max.clone()
-                            }
-                        }
-                        Slot::New(b) => {
-                            let (lo, hi) = bounds(b, &layout.ordered_on)?;
-                            if first { lo } else { hi }
-                        }
-                    })
-                };
-                while t > 0 && bound(&slots[t - 1], false)? == bound(&slots[t], true)? {
-                    t -= 1;
-                }
-                let tail = slots.split_off(t);
+            let rows: Vec<u64> = slots.iter().map(|s| self.rows_of(s)).collect();
+            let mut tied = Vec::with_capacity(slots.len().saturating_sub(1));
+            for pair in slots.windows(2) {
+                tied.push(match pair {
+                    [Slot::Kept(i), Slot::Kept(j)] => {
+                        self.existing[*i].max == self.existing[*j].min
+                    }
+                    [x, y] => self.bounds_of(x)?.1 == self.bounds_of(y)?.0,
+                    _ => false,
+                });
+            }
+            let runs = coalesce::plan(
+                AfterEdit {
+                    rows: &rows,
+                    tied: &tied,
+                    written,
+                },
+                *n,
+                Coalescing::of(&layout.options),
+            );
+            // From the last run back, so that the indices of the earlier ones stay valid.
+            for run in runs.into_iter().rev() {
+                let start = run.start;
                 let mut parts = Vec::new();
-                for slot in tail {
+                let mut kept = Vec::new();
+                let taken: Vec<Slot> = slots.drain(run).collect();
+                for slot in taken {
                     match slot {
-                        Slot::Kept(i) => {
-                            let batch = self.read([i]).await?;
-                            rows_rewritten += batch.num_rows() as u64;
-                            removed.push(self.existing[i].id);
-                            parts.push(batch);
+                        Slot::Kept(i) => kept.push(i),
+                        Slot::New(b) => {
+                            let old = self.take(&mut kept, &mut removed, &mut rows_rewritten);
+                            parts.extend(old.await?);
+                            parts.push(b);
                         }
-                        Slot::New(b) => parts.push(b),
                     }
                 }
-                let tail_rows = concat_batches(&layout.schema, &parts)?;
-                slots.extend(
-                    cut_row_groups(&tail_rows, &layout.ordered_on, layout.kind, target)?
-                        .into_iter()
-                        .map(Slot::New),
-                );
+                let old = self.take(&mut kept, &mut removed, &mut rows_rewritten);
+                parts.extend(old.await?);
+                let merged = concat_batches(&layout.schema, &parts)?;
+                let cut = cut_row_groups(&merged, &layout.ordered_on, layout.kind, target)?;
+                slots.splice(start..start, cut.into_iter().map(Slot::New));
             }
         }
         let new_row_groups = slots

@@ -68,6 +68,9 @@ pub use read::ReadRequest;
 pub use snapshot::{DatasetInfo, Snapshot, VersionInfo};
 pub use stream_write::{BatchStream, IN_MEMORY_LIMIT_BYTES, STREAM_THRESHOLD_BYTES};
 pub use tarn_store::StoreRequests;
+/// Which row groups a mutation merges under a row-count target (SPEC §3.5): the pure
+/// decision, for simulations and for tools that plan a layout.
+pub use tarn_store::coalesce;
 pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 

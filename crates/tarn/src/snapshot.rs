@@ -179,7 +179,8 @@ impl Snapshot {
     }
 
     /// `tarn info --json`: `{name, schema, ordered_on, duplicates_on, version, rows, files,
-    /// row_groups, min, max, metadata}` plus branch, bytes and row-group target.
+    /// row_groups, min, max, metadata}` plus branch, bytes, row-group target and the rule for
+    /// the trailing row groups (`coalescing`, with `max_off_target` when it is oups's rule).
     pub async fn info(&self, lake: &Lake) -> Result<DatasetInfo> {
         let rgs = self.row_groups(lake, None, None).await?;
         let mut files: Vec<&str> = rgs.iter().map(|r| r.path.as_str()).collect();
@@ -197,6 +198,10 @@ impl Snapshot {
             ordered_on: self.ordered_on().to_string(),
             duplicates_on: self.options.duplicates_on.to_json(),
             row_group_target: self.options.row_group_target.to_string(),
+            coalescing: match self.options.max_off_target {
+                None => "tiered",
+                Some(_) => "max_off_target",
+            },
             max_off_target: self.options.max_off_target,
             version: self.version.version,
             commit_id: self.version.commit_id,
@@ -224,7 +229,11 @@ pub struct DatasetInfo {
     pub ordered_on: String,
     pub duplicates_on: serde_json::Value,
     pub row_group_target: String,
-    pub max_off_target: u32,
+    /// How the trailing row groups are merged (SPEC §3.5): `"tiered"`, the size-tiered tail
+    /// (docs/design/0007), or `"max_off_target"`, oups's rule with `max_off_target`.
+    pub coalescing: &'static str,
+    /// `null` under the tiered tail.
+    pub max_off_target: Option<u32>,
     pub version: u64,
     pub commit_id: i64,
     pub timestamp: String,

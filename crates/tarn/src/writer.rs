@@ -36,6 +36,8 @@ pub struct WriteRequest {
     pub ordered_on: Option<String>,
     pub duplicates_on: Option<DuplicatesOn>,
     pub row_group_target: Option<RowGroupTarget>,
+    /// oups's trailing rule for this write (`--max-off-target N`, SPEC §3.5); `None` keeps
+    /// the dataset's rule, by default the size-tiered tail.
     pub max_off_target: Option<u32>,
     pub set_metadata: BTreeMap<String, String>,
     pub unset_metadata: Vec<String>,
@@ -169,7 +171,7 @@ pub(crate) fn resolve_options(base: &WriteOptions, request: &WriteRequest) -> Wr
             .clone()
             .unwrap_or_else(|| base.duplicates_on.clone()),
         row_group_target: request.row_group_target.unwrap_or(base.row_group_target),
-        max_off_target: request.max_off_target.unwrap_or(base.max_off_target),
+        max_off_target: request.max_off_target.or(base.max_off_target),
     }
 }
 

@@ -672,6 +672,12 @@ fn json_flag_prints_the_spec_keys() {
     );
     assert_eq!(info["ordered_on"], "ts");
     assert_eq!(info["duplicates_on"], Value::Null);
+    // The default trailing rule is the size-tiered tail (SPEC §3.5, docs/design/0007).
+    assert_eq!(
+        (&info["coalescing"], &info["max_off_target"]),
+        (&json!("tiered"), &Value::Null),
+        "{info}"
+    );
     assert_eq!(
         (info["version"].as_u64(), info["rows"].as_u64()),
         (Some(2), Some(300))
@@ -829,6 +835,54 @@ fn json_flag_prints_the_spec_keys() {
         Value::Null,
         "same metadata again changes nothing: {meta_noop}"
     );
+}
+
+/// `--max-off-target N` is stored with the dataset and shown by `info`, in JSON and text;
+/// without it `info` names the size-tiered tail.
+#[test]
+fn info_names_the_trailing_rule() {
+    let lake = TestLake::new();
+    let rows: Vec<Row> = (0..10).map(|i| Row::new(BASE_MS + i * 1_000, i)).collect();
+    let input = lake.file("in.csv", csv_text(&rows));
+    let input = input.to_str().expect("utf-8 path");
+    for (uri, extra, coalescing, max, text) in [
+        (
+            "t/tiered",
+            None,
+            "tiered",
+            Value::Null,
+            "tail:         size-tiered (fan-in 8)",
+        ),
+        (
+            "t/oups",
+            Some("2"),
+            "max_off_target",
+            json!(2),
+            "tail:         merged past 2 off target (--max-off-target)",
+        ),
+    ] {
+        let mut args = vec![
+            "write",
+            uri,
+            input,
+            "--ordered-on",
+            "ts",
+            "--row-group-size",
+            "4",
+        ];
+        if let Some(n) = extra {
+            args.extend(["--max-off-target", n]);
+        }
+        silent_ok(lake.run(args));
+        let info = silent_ok(lake.run(["--json", "info", uri])).json();
+        assert_eq!(
+            (&info["coalescing"], &info["max_off_target"]),
+            (&json!(coalescing), &max),
+            "{info}"
+        );
+        let human = silent_ok(lake.run(["info", uri])).stdout();
+        assert!(human.contains(text), "{human}");
+    }
 }
 
 #[test]

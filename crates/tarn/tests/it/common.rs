@@ -279,3 +279,87 @@ pub fn model_runner(
         ..proptest::test_runner::Config::default()
     })
 }
+
+/// The row-group rules of SPEC §3.5–3.6 for a row-count target, on the row groups `rgs` of
+/// a head that a mutation under `rule` made from a head whose row-group ids were `before`:
+/// never empty, never above target; no stranded off-target row group (outside the trailing
+/// run of off-target row groups, two off-target row groups never touch, and none that the
+/// mutation kept lies next to one it wrote); and the tail `rule` leaves: at most
+/// `max(max_off_target, 1)` row groups under oups's rule; under the tiered rule levels in
+/// order (a smaller row group never before a bigger one), fewer than F per level, so at most
+/// `tiered_tail_bound(T, F, 1)`, and fewer rows than the target.
+pub fn tail_rules(
+    rgs: &[tarn::RowGroup],
+    target: u64,
+    rule: tarn::coalesce::Coalescing,
+    before: &BTreeSet<i64>,
+) -> Result<(), String> {
+    use tarn::coalesce::{self, Coalescing};
+    let sizes: Vec<u64> = rgs.iter().map(|r| r.rows).collect();
+    if let Some(i) = sizes.iter().position(|&s| s == 0 || s > target) {
+        return Err(format!(
+            "row group {i} empty or above target {target}: {sizes:?}"
+        ));
+    }
+    let off = |i: usize| sizes[i] < target;
+    let trailing = (0..sizes.len()).rev().take_while(|&i| off(i)).count();
+    let body = sizes.len() - trailing;
+    let written: Vec<bool> = rgs.iter().map(|r| !before.contains(&r.id)).collect();
+    for i in 0..body {
+        if off(i) && i + 1 < body && off(i + 1) {
+            return Err(format!(
+                "off-target row groups {i} and {} touch outside the tail: {sizes:?}",
+                i + 1
+            ));
+        }
+        let next_to_written = (i > 0 && written[i - 1]) || (i + 1 < sizes.len() && written[i + 1]);
+        if off(i) && !written[i] && next_to_written {
+            return Err(format!(
+                "off-target row group {i} kept next to a new one (stranded): {sizes:?}, \
+                 new {written:?}"
+            ));
+        }
+    }
+    let tail = &sizes[body..];
+    match rule {
+        Coalescing::MaxOffTarget(max) => {
+            if trailing > (max as usize).max(1) {
+                return Err(format!(
+                    "{trailing} trailing row groups under target {target} \
+                     (max_off_target {max}): {sizes:?}"
+                ));
+            }
+        }
+        Coalescing::Tiered { fan_in } => {
+            let bound = coalesce::tiered_tail_bound(target, fan_in, 1);
+            let levels: Vec<u32> = tail
+                .iter()
+                .map(|&s| coalesce::level(s, target, fan_in))
+                .collect();
+            if trailing > bound {
+                return Err(format!(
+                    "{trailing} trailing row groups under target {target}, bound {bound}: \
+                     {sizes:?}"
+                ));
+            }
+            if levels.windows(2).any(|w| w[0] > w[1]) {
+                return Err(format!(
+                    "tiered tail with a smaller row group before a bigger one: {sizes:?} \
+                     (levels {levels:?})"
+                ));
+            }
+            if let Some(l) = levels
+                .iter()
+                .find(|&l| levels.iter().filter(|&x| x == l).count() >= fan_in as usize)
+            {
+                return Err(format!(
+                    "tiered tail with {fan_in} row groups of level {l}: {sizes:?}"
+                ));
+            }
+            if tail.len() > 1 && tail.iter().sum::<u64>() >= target {
+                return Err(format!("tiered tail holding the target: {sizes:?}"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -9,6 +9,8 @@
 //! - `intersect`: iterating datasets in step (SPEC §4) against a brute-force model, and its
 //!   memory bound.
 //! - `collection`: `#[derive(tarn::Key)]`, collection discovery, filters, the first-write check.
+//! - `coalescing`: trailing coalescing through a lake: appends follow `tarn::coalesce`'s plan,
+//!   write amplification, both rules, the tail's read cost (SPEC §3.5, design/0007).
 //! - `versions`: row-group-granular rewrites, ref forms, no-op writes, vacuum (§1–§5).
 //! - `refs`: every ref form at its edges, tags, refs on branches, lake states (§5, 0003).
 //! - `retention`: vacuum with branches, tags and merges; repeated fast-forwards (§2, 0003).
@@ -17,6 +19,7 @@ mod common;
 
 mod bad_input;
 mod branches;
+mod coalescing;
 mod collection;
 mod diff;
 mod failpoints;

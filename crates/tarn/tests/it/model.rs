@@ -5,12 +5,14 @@
 //! target of 1 to 5 rows. After every operation the test checks the head against the model,
 //! that versions are gap-free with exactly one per change, that every earlier version still
 //! reads back as the model was then (time travel), random range reads and projections, and
-//! the row-group layout rules (never empty, never above target, trailing coalescing).
+//! the row-group layout rules (never empty, never above target, no stranded off-target row
+//! group, and the trailing rule of the write: the size-tiered tail or `max_off_target`).
 
 use crate::common::*;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use tarn::coalesce::{self, Coalescing};
 use tarn::{Lake, ReadRequest, RowGroupTarget, WriteRequest};
 
 const URI: &str = "tarn://model/ds";
@@ -56,10 +58,12 @@ struct Probe {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// `dup`: the per-write `duplicates_on` override (`None`: the dataset's stored one).
+    /// `dup`: the per-write `duplicates_on` override (`None`: the dataset's stored one);
+    /// `max_off_target` the same for the trailing rule.
     Write {
         rows: Vec<Row>,
         dup: Option<Dup>,
+        max_off_target: Option<u32>,
         meta: MetaChange,
         name_ordered_on: bool,
     },
@@ -85,7 +89,8 @@ enum Op {
 #[derive(Debug, Clone)]
 struct Scenario {
     target: u64,
-    max_off_target: u32,
+    /// The stored trailing rule: `None` is the tiered default.
+    max_off_target: Option<u32>,
     stored_dup: Dup,
     first: Vec<Row>,
     ops: Vec<(Op, Vec<Probe>)>,
@@ -140,8 +145,8 @@ fn probe_strategy() -> impl Strategy<Value = Probe> {
 
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
-        5 => (rows_strategy(0), prop::option::of(dup_strategy()), prop::option::weighted(0.3, meta_strategy()), any::<bool>())
-            .prop_map(|(rows, dup, meta, name_ordered_on)| Op::Write { rows, dup, meta: meta.unwrap_or_default(), name_ordered_on }),
+        5 => (rows_strategy(0), prop::option::of(dup_strategy()), prop::option::weighted(0.2, 0u32..=2), prop::option::weighted(0.3, meta_strategy()), any::<bool>())
+            .prop_map(|(rows, dup, max_off_target, meta, name_ordered_on)| Op::Write { rows, dup, max_off_target, meta: meta.unwrap_or_default(), name_ordered_on }),
         1 => (rows_strategy(0), prop::option::weighted(0.3, meta_strategy()))
             .prop_map(|(rows, meta)| Op::Overwrite { rows, meta: meta.unwrap_or_default() }),
         1 => (-2i64..42, 1i64..20).prop_map(|(start, len)| Op::Delete { start, end: start + len }),
@@ -153,8 +158,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 
 fn scenario_strategy() -> impl Strategy<Value = Scenario> {
     (
-        1u64..=5,
-        0u32..=2,
+        prop_oneof![3 => 1u64..=5, 1 => 6u64..=40],
+        prop::option::of(0u32..=2),
         dup_strategy(),
         rows_strategy(1),
         prop::collection::vec(
@@ -211,14 +216,15 @@ fn project(rows: &[Row], probe: &Probe) -> Vec<Vec<(String, i64)>> {
 }
 
 /// Checks the row groups of the head: never empty, never above target, in order, equal
-/// boundary values only inside one file, and the trailing coalescing rule of
-/// `tarn-store/src/mutation.rs::finish`: after a mutation at most `max(max_off_target, 1)`
-/// trailing row groups are under target (more are merged and re-cut, which leaves at most
-/// the last one short).
+/// boundary values only inside one file, and `common::tail_rules` (no stranded off-target
+/// row group, the tail that `rule`, the trailing rule of the mutation, leaves) against the
+/// row-group ids of the head `before` the mutation.
 async fn check_layout(
     lake: &Lake,
     sc: &Scenario,
     state: &State,
+    rule: Coalescing,
+    before: &BTreeSet<i64>,
     after_compact: bool,
 ) -> Result<(), String> {
     let snap = lake.snapshot(URI).await.map_err(|e| e.to_string())?;
@@ -266,13 +272,7 @@ async fn check_layout(
             w[1]
         );
     }
-    let trailing = sizes.iter().rev().take_while(|&&s| s < n).count();
-    let allowed = (sc.max_off_target as usize).max(1);
-    ensure!(
-        trailing <= allowed,
-        "{trailing} trailing row groups under target {n} (max_off_target {}): {sizes:?}",
-        sc.max_off_target
-    );
+    tail_rules(&rgs, n, rule, before)?;
     if after_compact && let Some((_, init)) = sizes.split_last() {
         ensure!(
             init.iter().all(|&s| s == n),
@@ -401,21 +401,41 @@ async fn check_probe(lake: &Lake, history: &[State], probe: &Probe) -> Result<()
     Ok(())
 }
 
+fn rule(max_off_target: Option<u32>) -> Coalescing {
+    max_off_target.map_or(
+        Coalescing::Tiered {
+            fan_in: coalesce::FAN_IN,
+        },
+        Coalescing::MaxOffTarget,
+    )
+}
+
+/// The ids of the head's row groups (a kept row group keeps its id).
+async fn row_group_id_set(lake: &Lake) -> Result<BTreeSet<i64>, String> {
+    let snap = lake.snapshot(URI).await.map_err(|e| e.to_string())?;
+    Ok(snap
+        .row_groups(lake, None, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.id)
+        .collect())
+}
+
 async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
     let place = case_place(backend);
     let lake = relaxed_lake(&place).await;
     let mut history: Vec<State> = Vec::new();
 
+    let mut request = WriteRequest::new()
+        .ordered_on("k")
+        .duplicates_on(sc.stored_dup.to_tarn())
+        .row_group_target(RowGroupTarget::Rows(sc.target));
+    if let Some(n) = sc.max_off_target {
+        request = request.max_off_target(n);
+    }
     let first = lake
-        .write(
-            URI,
-            kiv_batch(&sc.first),
-            WriteRequest::new()
-                .ordered_on("k")
-                .duplicates_on(sc.stored_dup.to_tarn())
-                .row_group_target(RowGroupTarget::Rows(sc.target))
-                .max_off_target(sc.max_off_target),
-        )
+        .write(URI, kiv_batch(&sc.first), request)
         .await
         .map_err(|e| format!("first write: {e}"))?;
     ensure!(
@@ -428,10 +448,22 @@ async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
         meta: BTreeMap::new(),
     });
     check_versions(&lake, &history).await?;
-    check_layout(&lake, &sc, &history[0], false).await?;
+    let stored_rule = rule(sc.max_off_target);
+    check_layout(
+        &lake,
+        &sc,
+        &history[0],
+        stored_rule,
+        &BTreeSet::new(),
+        false,
+    )
+    .await?;
+    // The rule of the last mutation that wrote row groups.
+    let mut last_rule = stored_rule;
 
     for (step, (op, probes)) in sc.ops.iter().enumerate() {
         let before = history.last().cloned().ok_or("no history")?;
+        let ids_before = row_group_id_set(&lake).await?;
         let ctx = |e: String| format!("op #{step} {op:?}: {e}");
         // What the model says, and whether the op must create a version: `Some(true)` must,
         // `Some(false)` must not, `None` may (a delete that removes no row).
@@ -439,12 +471,19 @@ async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
             Op::Write {
                 rows,
                 dup,
+                max_off_target,
                 meta,
                 name_ordered_on,
             } => {
                 let mut req = meta.on(WriteRequest::new());
                 if let Some(d) = dup {
                     req = req.duplicates_on(d.to_tarn());
+                }
+                if let Some(n) = max_off_target {
+                    req = req.max_off_target(*n);
+                }
+                if !rows.is_empty() {
+                    last_rule = rule(max_off_target.or(sc.max_off_target));
                 }
                 if *name_ordered_on {
                     req = req.ordered_on("k");
@@ -556,8 +595,12 @@ async fn run(backend: Backend, sc: Scenario) -> Result<(), String> {
         }
         check_versions(&lake, &history).await.map_err(ctx)?;
         let head = history.last().ok_or("no history")?;
+        if !matches!(op, Op::Write { .. } | Op::Meta(_)) {
+            last_rule = stored_rule;
+        }
         if outcome.version.is_some() {
-            check_layout(&lake, &sc, head, matches!(op, Op::Compact))
+            let compacted = matches!(op, Op::Compact);
+            check_layout(&lake, &sc, head, last_rule, &ids_before, compacted)
                 .await
                 .map_err(ctx)?;
         }

@@ -250,7 +250,7 @@ async fn a_pure_append_rewrites_nothing_and_coalesces_the_tail(place: LakePlace)
         (0, 0, 1),
         "{out:?}"
     );
-    // One short trailing row group is allowed (max_off_target = 1).
+    // The size-tiered tail (the default): a short trailing row group stays...
     let out = lake
         .write(uri, kiv_batch(&ks(400..430)), WriteRequest::new())
         .await
@@ -261,7 +261,8 @@ async fn a_pure_append_rewrites_nothing_and_coalesces_the_tail(place: LakePlace)
         "{out:?}"
     );
     assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 30]);
-    // A second one makes two off target: they are merged.
+    // ... and so does a second one: both are level 1 (at least 100 / 8 rows) and the tail
+    // is under target.
     let out = lake
         .write(uri, kiv_batch(&ks(430..450)), WriteRequest::new())
         .await
@@ -272,10 +273,11 @@ async fn a_pure_append_rewrites_nothing_and_coalesces_the_tail(place: LakePlace)
             out.row_groups_removed,
             out.row_groups_written
         ),
-        (30, 1, 1),
+        (0, 0, 1),
         "{out:?}"
     );
-    assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 50]);
+    assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 30, 20]);
+    // When the tail reaches the target it is merged and cut at it.
     let out = lake
         .write(uri, kiv_batch(&ks(450..510)), WriteRequest::new())
         .await
@@ -286,13 +288,13 @@ async fn a_pure_append_rewrites_nothing_and_coalesces_the_tail(place: LakePlace)
             out.row_groups_removed,
             out.row_groups_written
         ),
-        (50, 1, 2),
+        (50, 2, 2),
         "{out:?}"
     );
     assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 100, 10]);
     // The first three row groups were never touched.
     assert_eq!(&row_group_ids(&lake, uri).await[..3], &ids_v1[..]);
-    // max_off_target = 3 lets three short row groups stand.
+    // max_off_target = 3 on one write lets three short row groups stand.
     let out = lake
         .write(
             uri,
@@ -307,6 +309,69 @@ async fn a_pure_append_rewrites_nothing_and_coalesces_the_tail(place: LakePlace)
         let n = read_kiv(&lake, &format!("{uri}:v{v}")).await.len();
         assert_eq!(n, [300, 400, 430, 450, 510, 515][v - 1], "v{v}");
     }
+}
+
+/// `--max-off-target 1`, stored with the dataset, keeps oups's rule: a second short trailing
+/// row group makes two off target, and they are merged.
+async fn max_off_target_keeps_oups_rule_for_the_tail(place: LakePlace) {
+    let lake = relaxed_lake(&place).await;
+    let uri = "tarn://series/oups";
+    let ks = |r: std::ops::Range<i64>| r.map(|k| (k, 0, k)).collect::<Vec<Row>>();
+    let req = WriteRequest::new()
+        .ordered_on("k")
+        .row_group_target(RowGroupTarget::Rows(100))
+        .max_off_target(1);
+    lake.write(uri, kiv_batch(&ks(0..430)), req)
+        .await
+        .expect("v1");
+    let info = lake
+        .snapshot(uri)
+        .await
+        .expect("head")
+        .info(&lake)
+        .await
+        .expect("info");
+    assert_eq!(
+        (info.coalescing, info.max_off_target),
+        ("max_off_target", Some(1))
+    );
+    let sizes = |lake: Lake| async move {
+        row_group_ids(&lake, uri)
+            .await
+            .iter()
+            .map(|r| r.3)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 30]);
+    let out = lake
+        .write(uri, kiv_batch(&ks(430..450)), WriteRequest::new())
+        .await
+        .expect("v2");
+    assert_eq!(
+        (
+            out.rows_rewritten,
+            out.row_groups_removed,
+            out.row_groups_written
+        ),
+        (30, 1, 1),
+        "{out:?}"
+    );
+    assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 50]);
+    let out = lake
+        .write(uri, kiv_batch(&ks(450..510)), WriteRequest::new())
+        .await
+        .expect("v3");
+    assert_eq!(
+        (
+            out.rows_rewritten,
+            out.row_groups_removed,
+            out.row_groups_written
+        ),
+        (50, 1, 2),
+        "{out:?}"
+    );
+    assert_eq!(sizes(lake.clone()).await, vec![100, 100, 100, 100, 100, 10]);
+    assert_eq!(read_kiv(&lake, uri).await, ks(0..510));
 }
 
 async fn a_weekly_target_appends_new_weeks_and_rewrites_only_the_open_one(place: LakePlace) {
@@ -701,8 +766,9 @@ async fn vacuum_keeps_heads_and_only_what_retained_versions_need(place: LakePlac
             .row_group_target(RowGroupTarget::Rows(5))
     };
     // a: v1 [0-4] in file F1; v2 rewrites it (F2: [0..3] [4]), so F1 is needed by v1
-    // only; v3 appends [10-14] (F3); v4 rewrites F2's first row group (F4); v5 deletes
-    // [0, 5), leaving F3 alone.
+    // only; v3 appends [10-14] and takes F2's short [4] with it (SPEC §3.5: no short row
+    // group stranded before a full one), F3: [4, 10-13] [14]; v4 rewrites F2's other row
+    // group (F4), so F2 is needed by v2 and v3 only; v5 deletes [0, 5).
     lake.write(
         a,
         kiv_batch(&(0..5).map(|k| (k, 0, 0)).collect::<Vec<_>>()),
@@ -725,6 +791,14 @@ async fn vacuum_keeps_heads_and_only_what_retained_versions_need(place: LakePlac
         .expect("a v4");
     lake.delete_range(a, "0", "5", None).await.expect("a v5");
     let f1 = files_of(&lake, &format!("{a}:v1")).await;
+    let f2: BTreeSet<String> = files_of(&lake, &format!("{a}:v2"))
+        .await
+        .difference(&f1)
+        .cloned()
+        .collect();
+    assert_eq!(f2.len(), 1);
+    assert!(files_of(&lake, &format!("{a}:v3")).await.is_superset(&f2));
+    assert!(files_of(&lake, &format!("{a}:v4")).await.is_disjoint(&f2));
     lake.write(b, kiv_batch(&[(1, 0, 0)]), req())
         .await
         .expect("b v1");
@@ -754,8 +828,8 @@ async fn vacuum_keeps_heads_and_only_what_retained_versions_need(place: LakePlac
             .iter()
             .cloned()
             .collect::<BTreeSet<_>>(),
-        f1,
-        "only v1 needed F1"
+        f1.union(&f2).cloned().collect(),
+        "only v1 needed F1, only v2 and v3 F2"
     );
     assert_eq!(place.files().await, before);
     assert_eq!(read_kiv(&lake, &format!("{a}:v1")).await, contents[&1]);
@@ -883,7 +957,9 @@ async fn an_evolved_column_reads_as_nulls_from_older_files(place: LakePlace) {
         .write(uri, with_w, req().evolve(true))
         .await
         .expect("v2");
-    assert_eq!(out.rows_rewritten, 0, "{out:?}");
+    // v1 is [1 2] [3]: the short [3] is merged with the new rows rather than stranded
+    // before them (SPEC §3.5), so the rewritten row 3 gets a null `w` in the new file.
+    assert_eq!(out.rows_rewritten, 1, "{out:?}");
     let snap = lake.snapshot(uri).await.expect("head");
     let w_of = |batches: Vec<RecordBatch>| -> Vec<Option<String>> {
         batches
@@ -973,6 +1049,7 @@ tarn_testkit::backend_tests!(
     an_upsert_inside_one_week_rewrites_one_weekly_row_group,
     an_upsert_inside_one_week_rewrites_at_most_two_100_row_groups,
     a_pure_append_rewrites_nothing_and_coalesces_the_tail,
+    max_off_target_keeps_oups_rule_for_the_tail,
     a_weekly_target_appends_new_weeks_and_rewrites_only_the_open_one,
     a_daily_target_puts_one_day_per_row_group,
     every_ref_form_resolves,
