@@ -14,7 +14,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::SchemaRef;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
-use tarn_catalog::{NewFile, NewRowGroup};
+use tarn_catalog::NewFile;
 use tarn_core::{DuplicatesOn, OrderedValue, RowGroupTarget, TarnUri};
 use tarn_store::mutation::DatasetLayout;
 use tarn_store::stream::{RowGroupCutter, StreamDedup, first_last, is_sorted_on, read_rows};
@@ -457,18 +457,7 @@ impl Lake {
         let (stats, size) = encoder
             .await
             .map_err(|e| tarn_store::StoreError::Task(e.to_string()))??;
-        let row_groups: Vec<NewRowGroup> = stats
-            .iter()
-            .zip(&bounds)
-            .enumerate()
-            .map(|(i, (s, (min, max)))| NewRowGroup {
-                rg_index: i as u32,
-                rows: s.rows,
-                bytes: s.bytes,
-                min: min.to_sql(),
-                max: max.to_sql(),
-            })
-            .collect();
+        let row_groups = crate::writer::new_row_groups(&stats, &bounds);
         if let Some(batches) = out_of_order {
             return Ok(StreamEnd::OutOfOrder {
                 file: path,

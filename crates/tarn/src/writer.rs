@@ -445,24 +445,32 @@ impl Lake {
                 Ok(parquet_io::encode_to(out, &schema, &groups)?.1)
             })
             .await?;
-        let row_groups = stats
-            .iter()
-            .zip(bounds)
-            .enumerate()
-            .map(|(i, (s, (min, max)))| NewRowGroup {
-                rg_index: i as u32,
-                rows: s.rows,
-                bytes: s.bytes,
-                min: min.to_sql(),
-                max: max.to_sql(),
-            })
-            .collect();
         Ok(Some(NewFile {
             path,
             bytes: size,
-            row_groups,
+            row_groups: new_row_groups(&stats, &bounds),
         }))
     }
+}
+
+/// The catalog rows of a new file's row groups: what the encoder wrote, with the bounds of
+/// each row group's `ordered_on`.
+pub(crate) fn new_row_groups(
+    stats: &[parquet_io::EncodedRowGroup],
+    bounds: &[(OrderedValue, OrderedValue)],
+) -> Vec<NewRowGroup> {
+    stats
+        .iter()
+        .zip(bounds)
+        .enumerate()
+        .map(|(i, (s, (min, max)))| NewRowGroup {
+            rg_index: i as u32,
+            rows: s.rows,
+            bytes: s.bytes,
+            min: min.to_sql(),
+            max: max.to_sql(),
+        })
+        .collect()
 }
 
 /// What a planned mutation reports in its outcome, besides what the commit returns.

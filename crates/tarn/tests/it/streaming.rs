@@ -206,22 +206,21 @@ async fn a_streamed_write_lays_out_row_groups_like_one_planned_in_memory(place: 
         read_kiv(&lake, "tarn://stream/b").await
     );
     assert_eq!((a.rows_in, a.rows), (b.rows_in, b.rows));
-    let layout = |uri: &'static str| {
-        let lake = &lake;
-        async move {
-            let snap = lake.snapshot(uri).await.expect("snapshot");
-            snap.row_groups(lake, None, None)
-                .await
-                .expect("row groups")
-                .into_iter()
-                .map(|rg| (rg.rows, rg.min, rg.max))
-                .collect::<Vec<_>>()
-        }
-    };
     assert_eq!(
-        layout("tarn://stream/a").await,
-        layout("tarn://stream/b").await
+        layout(&lake, "tarn://stream/a").await,
+        layout(&lake, "tarn://stream/b").await
     );
+}
+
+/// Rows, min and max of each row group of the head of `uri`.
+async fn layout(lake: &Lake, uri: &str) -> Vec<(u64, tarn::OrderedValue, tarn::OrderedValue)> {
+    let snap = lake.snapshot(uri).await.expect("snapshot");
+    snap.row_groups(lake, None, None)
+        .await
+        .expect("row groups")
+        .into_iter()
+        .map(|rg| (rg.rows, rg.min, rg.max))
+        .collect()
 }
 
 /// Bad rows late in a streamed input reject the whole write: no version, no file left.
@@ -323,20 +322,8 @@ async fn a_streamed_write_keeps_one_row_group_per_period(place: LakePlace) {
             .await
             .expect("in memory");
     }
-    let layout = |uri: &'static str| {
-        let lake = &lake;
-        async move {
-            let snap = lake.snapshot(uri).await.expect("snapshot");
-            snap.row_groups(lake, None, None)
-                .await
-                .expect("row groups")
-                .into_iter()
-                .map(|rg| (rg.rows, rg.min, rg.max))
-                .collect::<Vec<_>>()
-        }
-    };
-    let a = layout("tarn://freq/a").await;
-    assert_eq!(a, layout("tarn://freq/b").await);
+    let a = layout(&lake, "tarn://freq/a").await;
+    assert_eq!(a, layout(&lake, "tarn://freq/b").await);
     assert_eq!(a.iter().map(|r| r.0).sum::<u64>(), 1700);
     assert!(a.len() >= 8, "one row group per day: {a:?}");
 }
