@@ -35,16 +35,6 @@ pub async fn read_rows(
     Ok(concat_batches(schema, &batches)?)
 }
 
-/// The first and last `ordered_on` value of a non-empty batch.
-pub fn first_last(batch: &RecordBatch, ordered_on: &str) -> Result<(OrderedValue, OrderedValue)> {
-    merge::bounds(batch, ordered_on)
-}
-
-/// True when the batch's `ordered_on` never decreases.
-pub fn is_sorted_on(batch: &RecordBatch, ordered_on: &str) -> Result<bool> {
-    merge::is_sorted_on(batch, ordered_on)
-}
-
 /// Cuts a sorted stream of rows into row groups at the target: N rows each, or one per
 /// period. Holds only the rows of the row group being filled.
 #[derive(Debug)]
@@ -102,9 +92,9 @@ impl RowGroupCutter {
                         StoreError::InvalidInput(format!("{v} cannot be cut by {f}"))
                     })
                 };
-                let (first, last) = first_last(&batch, &self.ordered_on)?;
+                let (first, last) = merge::bounds(&batch, &self.ordered_on)?;
                 let current = match self.pending.last() {
-                    Some(p) => Some(period(&first_last(p, &self.ordered_on)?.1)?),
+                    Some(p) => Some(period(&merge::bounds(p, &self.ordered_on)?.1)?),
                     None => None,
                 };
                 // The whole batch continues the period being filled.

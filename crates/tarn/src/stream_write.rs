@@ -16,8 +16,9 @@ use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use std::collections::BTreeMap;
 use tarn_catalog::NewFile;
 use tarn_core::{DuplicatesOn, OrderedValue, RowGroupTarget, TarnUri};
+use tarn_store::merge::{bounds as first_last, is_sorted_on};
 use tarn_store::mutation::DatasetLayout;
-use tarn_store::stream::{RowGroupCutter, StreamDedup, first_last, is_sorted_on, read_rows};
+use tarn_store::stream::{RowGroupCutter, StreamDedup, read_rows};
 use tarn_store::{RowGroupRef, merge, parquet_io, schema};
 
 /// A stream of input rows.
@@ -242,14 +243,10 @@ impl Lake {
         buffered: Buffered,
         request: WriteRequest,
     ) -> Result<WriteOutcome> {
-        let batch = match buffered.batches.len() {
-            0 => RecordBatch::new_empty(schema.clone()),
-            1 => buffered
-                .batches
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| RecordBatch::new_empty(schema.clone())),
-            _ => concat_batches(&buffered.batches[0].schema(), &buffered.batches)?,
+        let batch = match buffered.batches.as_slice() {
+            [] => RecordBatch::new_empty(schema.clone()),
+            [one] => one.clone(),
+            all => concat_batches(&all[0].schema(), all)?,
         };
         self.write(uri, batch, request).await
     }
