@@ -30,7 +30,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
-    writer: Arc<Mutex<Connection>>,
+    /// The connection of every write transaction, opened by the first write (a read-only
+    /// command opens one connection, not two).
+    writer: Arc<Mutex<Option<Connection>>>,
     /// Idle read-only connections; a read takes one (or opens one) and gives it back.
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
@@ -104,12 +106,14 @@ impl SqliteCatalog {
         let opened = (|| {
             let mut conn = connect(&path, durable)?;
             migrate(&mut conn, &path)?;
+            // The connection that checked the schema becomes the first reader.
+            conn.pragma_update(None, "query_only", true)?;
             Ok(conn)
         })();
         let conn = opened.map_err(|e: CatalogError| e.in_catalog(&describe))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(conn)),
-            readers: Arc::default(),
+            writer: Arc::default(),
+            readers: Arc::new(Mutex::new(vec![conn])),
             path,
             durable,
         })
@@ -126,12 +130,26 @@ impl SqliteCatalog {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let conn = self.writer.clone();
+        let (path, durable) = (self.path.clone(), self.durable);
         let describe = self.describe();
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
                 .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
-            f(&mut guard)
+            let conn = match &mut *guard {
+                Some(conn) => conn,
+                empty => {
+                    let conn = connect(&path, durable)?;
+                    conn.wal_hook(Some(note_wal_frames));
+                    empty.insert(conn)
+                }
+            };
+            WAL_FRAMES.set(0);
+            let out = f(conn);
+            if WAL_FRAMES.take() >= CHECKPOINT_FRAMES {
+                truncate_wal(conn);
+            }
+            out
         })
         .await
         .map_err(|e| CatalogError::Task(e.to_string()))?
@@ -173,6 +191,50 @@ impl SqliteCatalog {
 
 fn describe(path: &Path) -> String {
     format!("SQLite catalog {}", path.display())
+}
+
+/// WAL frames after which a commit checkpoints the WAL into the database and truncates it
+/// (1 MiB of 4 KiB pages, about 16 appends).
+///
+/// SQLite's own automatic checkpoint cannot keep the WAL short across processes: a `tarn`
+/// command closes without checkpointing (see [`connect`]), the next process rebuilds the
+/// WAL index from the file and so no longer knows which frames were already copied. Its
+/// writer can then never restart the WAL from the beginning: the file grew by every commit
+/// (26 MB after 400 appends), each process start read all of it, and each commit copied all
+/// of it into the database again. A truncating checkpoint empties the file, so the next
+/// process starts from a short WAL whatever the previous one did.
+const CHECKPOINT_FRAMES: i32 = 256;
+
+thread_local! {
+    /// Frames in the WAL after the last commit on this thread (set by [`note_wal_frames`]).
+    static WAL_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// The writer's WAL hook (it replaces SQLite's automatic checkpoint): remembers the WAL's
+/// length for [`SqliteCatalog::write`], which checkpoints once the commit is done.
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(frames);
+    Ok(())
+}
+
+/// Copies the WAL into the database and truncates it, without waiting: if a reader (of this
+/// or another process) still reads older frames, the checkpoint copies what it can and the
+/// next commit past [`CHECKPOINT_FRAMES`] tries again. The commit itself is already durable
+/// in the WAL, so a failed checkpoint loses nothing.
+fn truncate_wal(conn: &Connection) {
+    let outcome = conn.busy_timeout(Duration::ZERO).and_then(|()| {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        })
+    });
+    match outcome {
+        Ok(0) => {}
+        Ok(_) => tracing::debug!("WAL checkpoint deferred: readers hold older frames"),
+        Err(e) => tracing::warn!("WAL checkpoint failed (the commit is durable): {e}"),
+    }
+    if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+        tracing::warn!("cannot restore the catalog's busy timeout: {e}");
+    }
 }
 
 /// A connection with tarn's settings.
@@ -1175,10 +1237,7 @@ impl SqliteCatalog {
     /// The plan SQLite chooses for `sql` (`EXPLAIN QUERY PLAN`, one line per step): for
     /// tests and for checking by hand which index a lookup uses.
     pub fn query_plan(&self, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<String>> {
-        let conn = self
-            .writer
-            .lock()
-            .map_err(|_| CatalogError::Task("catalog connection poisoned".into()))?;
+        let conn = connect(&self.path, self.durable)?;
         Ok(conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
             .query_map(args, |r| r.get::<_, String>(3))?

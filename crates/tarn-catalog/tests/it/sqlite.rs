@@ -244,3 +244,37 @@ async fn a_commit_waiting_for_the_write_lock_does_not_stall_reads() {
     assert!(started.elapsed() >= hold - std::time::Duration::from_millis(200));
     blocker.join().expect("blocker");
 }
+
+/// Each `tarn` command opens the catalog, commits and exits without checkpointing; the WAL
+/// must still stay short across such processes (closing every connection resets SQLite's
+/// shared WAL index as a new process would), or every start and commit reads all of it.
+#[tokio::test]
+async fn the_wal_stays_short_across_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("catalog.db");
+    let wal = dir.path().join("catalog.db-wal");
+    let rounds = 400;
+    let mut largest = 0;
+    for i in 0..rounds {
+        let catalog = open(&path);
+        catalog
+            .collections
+            .create_collection(&schema(&format!("weather{i}")))
+            .await
+            .expect("create");
+        drop(catalog);
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    // 256 frames of 4 KiB pages (each with its 24-byte header), plus the commit that
+    // crossed the bound; without the truncating checkpoint the WAL reached several MB.
+    assert!(largest > 0, "the WAL was never written");
+    assert!(
+        largest <= 300 * (4096 + 24),
+        "the WAL grew to {largest} bytes over {rounds} commits"
+    );
+    let again = open(&path);
+    assert_eq!(
+        again.lake.table_counts().await.expect("counts")["collections"],
+        rounds
+    );
+}

@@ -2,7 +2,7 @@
 //! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
 //! `tarn intersect`, collections (SPEC §1), version control (`vc`: tags, branches, merges,
 //! `--as-of`), SQL (`query`), the registry (SPEC §7) and the shared deployment (`backends`:
-//! PostgreSQL + S3, SPEC §14). The process-level tests of concurrency and crashes run on
+//! PostgreSQL + S3, SPEC §14) and how the binary is linked (`startup`). The process-level tests of concurrency and crashes run on
 //! SQLite + local files and on PostgreSQL + S3 (with the servers of scripts/with-services).
 
 mod backends;
@@ -17,4 +17,5 @@ mod intersect;
 mod memory;
 mod query;
 mod registry;
+mod startup;
 mod vc;
