@@ -24,8 +24,9 @@ use tarn_store::{RowGroupRef, merge, parquet_io, schema};
 /// A stream of input rows.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 
-/// Inputs smaller than this (decoded) are planned in memory, as one batch.
-pub const STREAM_THRESHOLD_BYTES: usize = 64 << 20;
+/// Inputs smaller than this (decoded) are planned in memory, as one batch. Small, so that a
+/// bulk load starts encoding early and decoding its input overlaps encoding the file.
+pub const STREAM_THRESHOLD_BYTES: usize = 4 << 20;
 
 /// The most decoded input a write plans in memory when it cannot stream (unsorted, or
 /// overlapping existing rows): past it the write fails and says what to do.

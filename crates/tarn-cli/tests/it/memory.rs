@@ -188,7 +188,7 @@ fn reads_run_in_memory_independent_of_the_dataset_size() {
     }
 }
 
-/// Rows of the smaller input of the write test: above the 64 MiB a write plans in memory,
+/// Rows of the smaller input of the write test: above the 4 MiB a write plans in memory,
 /// so both inputs stream; the larger has 4× as many.
 const WRITE_ROWS: usize = 1_600_000;
 
