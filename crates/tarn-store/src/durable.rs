@@ -44,26 +44,53 @@ pub struct DataStore {
 }
 
 /// Parsed footers (with page indexes) of recently read files. Files are immutable, so an
-/// entry never goes stale; the cache is cleared when it grows past its capacity.
+/// entry never goes stale. The cache is bounded both in entries and in the memory of the
+/// parsed footers (a file of many row groups and columns parses into megabytes): once
+/// either bound would be passed it is cleared, so a long-running process that reads many
+/// files keeps at most [`FooterCache::CAPACITY_BYTES`] of footers.
 #[derive(Debug, Default)]
 pub struct FooterCache {
-    entries: std::sync::Mutex<std::collections::HashMap<String, (u64, ArrowReaderMetadata)>>,
+    entries: std::sync::Mutex<CachedFooters>,
+}
+
+#[derive(Debug, Default)]
+struct CachedFooters {
+    by_path: std::collections::HashMap<String, (u64, ArrowReaderMetadata)>,
+    bytes: usize,
 }
 
 impl FooterCache {
-    const CAPACITY: usize = 4096;
+    pub const CAPACITY: usize = 4096;
+    pub const CAPACITY_BYTES: usize = 64 << 20;
 
     pub fn get(&self, path: &str) -> Option<(u64, ArrowReaderMetadata)> {
-        self.entries.lock().ok()?.get(path).cloned()
+        self.entries.lock().ok()?.by_path.get(path).cloned()
     }
 
     pub fn insert(&self, path: &str, size: u64, meta: ArrowReaderMetadata) {
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= Self::CAPACITY {
-                entries.clear();
-            }
-            entries.insert(path.to_string(), (size, meta));
+        let bytes = meta.metadata().memory_size() + path.len();
+        if bytes > Self::CAPACITY_BYTES {
+            return;
         }
+        if let Ok(mut cache) = self.entries.lock() {
+            if cache.by_path.len() >= Self::CAPACITY || cache.bytes + bytes > Self::CAPACITY_BYTES {
+                *cache = CachedFooters::default();
+            }
+            let old = cache.by_path.insert(path.to_string(), (size, meta));
+            cache.bytes += bytes;
+            if let Some((_, old)) = old {
+                cache.bytes = cache
+                    .bytes
+                    .saturating_sub(old.metadata().memory_size() + path.len());
+            }
+        }
+    }
+
+    /// Entries and the memory of their parsed footers.
+    pub fn usage(&self) -> (usize, usize) {
+        self.entries
+            .lock()
+            .map_or((0, 0), |c| (c.by_path.len(), c.bytes))
     }
 }
 
@@ -510,6 +537,59 @@ mod tests {
             .filter(|d| d.starts_with(root))
             .cloned()
             .collect()
+    }
+
+    /// The parsed footer of a file of `columns` Int64 columns in `row_groups` row groups.
+    fn footer(columns: usize, row_groups: usize) -> ArrowReaderMetadata {
+        use arrow::array::{ArrayRef, Int64Array, RecordBatch};
+        let cols: Vec<(String, ArrayRef)> = (0..columns)
+            .map(|i| {
+                let a: ArrayRef = std::sync::Arc::new(Int64Array::from(vec![i as i64; 2]));
+                (format!("c{i}"), a)
+            })
+            .collect();
+        let batch = RecordBatch::try_from_iter(cols).expect("batch");
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(2))
+            .build();
+        let mut buf = Vec::new();
+        let mut w = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))
+            .expect("writer");
+        for _ in 0..row_groups {
+            w.write(&batch).expect("write");
+        }
+        w.close().expect("close");
+        ArrowReaderMetadata::load(&bytes::Bytes::from(buf), Default::default()).expect("footer")
+    }
+
+    /// However many files a long-running process reads, the parsed footers it keeps stay
+    /// within the byte budget, and a footer just read is served from the cache.
+    #[test]
+    fn the_footer_cache_is_bounded_in_bytes() {
+        let meta = footer(200, 20);
+        let each = meta.metadata().memory_size();
+        let files = 3 * FooterCache::CAPACITY_BYTES / each + 1;
+        assert!(
+            files < FooterCache::CAPACITY,
+            "the byte bound must be the one reached"
+        );
+        let cache = FooterCache::default();
+        let mut largest = 0;
+        for i in 0..files {
+            let path = format!("d/file-{i}.parquet");
+            cache.insert(&path, 1, meta.clone());
+            assert!(cache.get(&path).is_some(), "file {i} just inserted");
+            largest = largest.max(cache.usage().1);
+        }
+        assert!(
+            largest <= FooterCache::CAPACITY_BYTES,
+            "{largest} bytes kept"
+        );
+        assert!(
+            largest > FooterCache::CAPACITY_BYTES / 2,
+            "{largest} bytes kept"
+        );
+        assert!(cache.usage().0 < files);
     }
 
     fn runtime() -> tokio::runtime::Runtime {
