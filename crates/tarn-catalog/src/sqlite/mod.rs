@@ -250,8 +250,8 @@ fn connect(path: &Path, durable: bool) -> Result<Connection> {
     // The last connection of a process does not checkpoint the WAL into the database and
     // delete it when it closes: a `tarn` command would otherwise pay three fsyncs at exit
     // (WAL, database, directory) and one at the next start (the new WAL's directory). The
-    // WAL keeps every commit durably (its frames are fsynced at commit); SQLite's automatic
-    // checkpoint (every 1,000 pages) still bounds it.
+    // WAL keeps every commit durably (its frames are fsynced at commit); the writer's own
+    // checkpoint bounds it (see CHECKPOINT_FRAMES).
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
         true,

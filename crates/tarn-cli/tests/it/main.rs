@@ -2,8 +2,9 @@
 //! bad input (SPEC §12), the input/output formats and `--json` contract (SPEC §11), `diff`,
 //! `tarn intersect`, collections (SPEC §1), version control (`vc`: tags, branches, merges,
 //! `--as-of`), SQL (`query`), the registry (SPEC §7) and the shared deployment (`backends`:
-//! PostgreSQL + S3, SPEC §14) and how the binary is linked (`startup`). The process-level tests of concurrency and crashes run on
-//! SQLite + local files and on PostgreSQL + S3 (with the servers of scripts/with-services).
+//! PostgreSQL + S3, SPEC §14) and how the binary is linked (`startup`). The process-level
+//! tests of concurrency and crashes run on SQLite + local files and on PostgreSQL + S3 (with
+//! the servers of scripts/with-services).
 
 mod backends;
 mod bad_input;
