@@ -104,7 +104,7 @@ impl<W: Write + Send> Sink<W> {
             OutputFormat::Parquet => Sink::Parquet(parquet::arrow::ArrowWriter::try_new(
                 out,
                 schema.clone(),
-                None,
+                Some(tarn::parquet_export_properties(schema)),
             )?),
             OutputFormat::Arrow => {
                 Sink::Arrow(arrow::ipc::writer::FileWriter::try_new(out, schema)?)

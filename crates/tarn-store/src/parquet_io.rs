@@ -41,6 +41,30 @@ pub struct EncodedRowGroup {
 /// sorted time column to almost nothing, and for integers once their dictionary falls back;
 /// no dictionary attempt for floats and time stamps, which are nearly always distinct.
 fn writer_properties(schema: &SchemaRef) -> WriterProperties {
+    encoding(schema)
+        // Row groups are cut by tarn (one `write` + `flush` each), never by the writer.
+        .set_max_row_group_row_count(None)
+        .set_max_row_group_bytes(None)
+        .build()
+}
+
+/// Properties for Parquet files that tarn writes for others (`tarn read` and `tarn query`
+/// with `--format parquet`): tarn's encoding, with row groups cut by the writer at 131,072
+/// rows or 32 MiB encoded, whichever comes first. The writer holds its row group in memory
+/// until it is cut, so this bounds the memory of a Parquet output of any size (the Parquet
+/// default of 1,048,576 rows held some 60 MB).
+pub fn export_properties(schema: &SchemaRef) -> WriterProperties {
+    encoding(schema)
+        .set_max_row_group_row_count(Some(EXPORT_ROW_GROUP_ROWS))
+        .set_max_row_group_bytes(Some(32 << 20))
+        .build()
+}
+
+/// Rows per row group of the Parquet files of [`export_properties`].
+pub const EXPORT_ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// The codec, statistics, page and per-column encoding choices of [`writer_properties`].
+fn encoding(schema: &SchemaRef) -> parquet::file::properties::WriterPropertiesBuilder {
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::LZ4_RAW)
         .set_statistics_enabled(EnabledStatistics::Page)
@@ -49,9 +73,6 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
         .set_dictionary_page_size_limit(128 * 1024)
         // Pages of 8,192 rows let a range read skip the pages it does not need.
         .set_data_page_row_count_limit(8_192)
-        // Row groups are cut by tarn (one `write` + `flush` each), never by the writer.
-        .set_max_row_group_row_count(None)
-        .set_max_row_group_bytes(None)
         .set_created_by(format!("tarn {}", env!("CARGO_PKG_VERSION")));
     for field in schema.fields() {
         let path = ColumnPath::from(field.name().as_str());
@@ -73,7 +94,7 @@ fn writer_properties(schema: &SchemaRef) -> WriterProperties {
             _ => {}
         }
     }
-    builder.build()
+    builder
 }
 
 /// Encodes each batch as one row group of a single Parquet file written to `out`. The

@@ -71,6 +71,9 @@ pub use tarn_store::StoreRequests;
 /// Which row groups a mutation merges under a row-count target (SPEC §3.5): the pure
 /// decision, for simulations and for tools that plan a layout.
 pub use tarn_store::coalesce;
+/// How tarn encodes a Parquet file it writes for other readers (LZ4, delta-encoded time
+/// stamps, page statistics; row groups of at most 131,072 rows or 32 MiB).
+pub use tarn_store::parquet_io::export_properties as parquet_export_properties;
 pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 

@@ -99,6 +99,32 @@ fn the_same_rows_in_four_input_formats_read_back_identically() {
         "not a Parquet file"
     );
     assert!(arrow.starts_with(b"ARROW1"), "not an Arrow IPC file");
+    // Encoded as tarn encodes its own files: LZ4, the time column delta-encoded.
+    let meta =
+        parquet::file::reader::SerializedFileReader::new(bytes::Bytes::from(parquet.clone()))
+            .map(|r| parquet::file::reader::FileReader::metadata(&r).clone())
+            .expect("a readable Parquet footer");
+    for rg in meta.row_groups() {
+        for col in rg.columns() {
+            assert_eq!(
+                col.compression(),
+                parquet::basic::Compression::LZ4_RAW,
+                "{}",
+                col.column_path()
+            );
+        }
+        let ts = rg
+            .columns()
+            .iter()
+            .find(|c| c.column_path().string() == "ts")
+            .expect("a ts column");
+        assert!(
+            ts.encodings()
+                .any(|e| e == parquet::basic::Encoding::DELTA_BINARY_PACKED),
+            "ts encodings {:?}",
+            ts.encodings().collect::<Vec<_>>()
+        );
+    }
     let pq = lake.file("in.parquet", &parquet);
     let ipc = lake.file("in.arrow", &arrow);
     silent_ok(lake.run([
