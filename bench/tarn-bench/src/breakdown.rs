@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 use tarn::{DuplicatesOn, Lake, OrderedKind, ReadRequest, TarnUri, WriteOptions, WriteRequest};
-use tarn_catalog::{CommitRequest, NewFile, NewRowGroup};
+use tarn_catalog::{CommitRequest, NewFile};
 use tarn_store::mutation::{self, DatasetLayout, Mutation};
 use tarn_store::{DataStore, merge, parquet_io, schema};
 
@@ -177,18 +177,7 @@ async fn write_steps(
         new_file: Some(NewFile {
             path,
             bytes: size,
-            row_groups: stats
-                .iter()
-                .zip(bounds)
-                .enumerate()
-                .map(|(i, (s, (min, max)))| NewRowGroup {
-                    rg_index: i as u32,
-                    rows: s.rows,
-                    bytes: s.bytes,
-                    min: min.to_sql(),
-                    max: max.to_sql(),
-                })
-                .collect(),
+            row_groups: tarn::new_row_groups(&stats, &bounds),
         }),
         removed_row_groups: out.removed.clone(),
     };

@@ -429,30 +429,20 @@ mod tests {
     fn ties_widen_a_run_and_a_run_reaching_the_target_takes_its_neighbours() {
         // [3 | 10 ~ 5, 2, 1(new)] where 10 and 5 share a value: merging the tail [5, 2, 1]
         // under oups's rule pulls the 10 in; then the run holds the target and takes the 3.
-        let rows = [3, 10, 10, 5, 2, 1];
+        // With an on-target 10 first, the run takes the 3 and stops at that 10.
         let tied = [false, false, true, false, false];
-        let runs = plan(
-            AfterEdit {
-                rows: &rows,
-                tied: &tied,
-                written: 5..6,
-            },
-            10,
-            Coalescing::MaxOffTarget(2),
-        );
-        assert_eq!(runs, vec![2..6]);
-        let rows = [10, 3, 10, 5, 2, 1];
-        let tied = [false, false, true, false, false];
-        let runs = plan(
-            AfterEdit {
-                rows: &rows,
-                tied: &tied,
-                written: 5..6,
-            },
-            10,
-            Coalescing::MaxOffTarget(2),
-        );
-        assert_eq!(runs, vec![1..6]);
+        for (rows, merged) in [([3, 10, 10, 5, 2, 1], 2..6), ([10, 3, 10, 5, 2, 1], 1..6)] {
+            let runs = plan(
+                AfterEdit {
+                    rows: &rows,
+                    tied: &tied,
+                    written: 5..6,
+                },
+                10,
+                Coalescing::MaxOffTarget(2),
+            );
+            assert_eq!(runs, vec![merged], "{rows:?}");
+        }
     }
 
     /// An in-memory dataset of row counts under a row-count target: what the write path does

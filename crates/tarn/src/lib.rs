@@ -75,6 +75,10 @@ pub use tarn_store::coalesce;
 /// stamps, page statistics; row groups of at most 131,072 rows or 32 MiB).
 pub use tarn_store::parquet_io::export_properties as parquet_export_properties;
 pub use vacuum::{VacuumReport, VacuumRequest};
+/// The write path's own step from encoded row groups to catalog rows, for tools that
+/// replay the write step by step (tarn-bench's `--breakdown`).
+#[doc(hidden)]
+pub use writer::new_row_groups;
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 
 pub use tarn_catalog::{CollectionRecord, DatasetSummary};

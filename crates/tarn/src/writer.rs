@@ -455,7 +455,7 @@ impl Lake {
 
 /// The catalog rows of a new file's row groups: what the encoder wrote, with the bounds of
 /// each row group's `ordered_on`.
-pub(crate) fn new_row_groups(
+pub fn new_row_groups(
     stats: &[parquet_io::EncodedRowGroup],
     bounds: &[(OrderedValue, OrderedValue)],
 ) -> Vec<NewRowGroup> {
