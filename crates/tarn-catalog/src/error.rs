@@ -89,6 +89,10 @@ pub enum CatalogError {
     /// a branch others depend on); the message says why and what to do.
     #[error("{0}")]
     Refused(String),
+    /// A commit names a request that an earlier commit applied (docs/design/0009): nothing
+    /// was written; the request's outcome is that earlier commit.
+    #[error("request {0} was applied already")]
+    RequestApplied(String),
     #[error("catalog holds invalid data: {0}")]
     Corrupt(String),
     #[error(transparent)]

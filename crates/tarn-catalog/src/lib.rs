@@ -24,12 +24,14 @@ mod location;
 mod model;
 pub mod ordered;
 pub mod postgres;
+pub mod service;
 pub mod sqlite;
 
 pub use error::{CatalogError, Result};
 pub use location::{CatalogLocation, CatalogSettings};
 pub use model::*;
 pub use postgres::PostgresCatalog;
+pub use service::ServiceStore;
 pub use sqlite::SqliteCatalog;
 
 use async_trait::async_trait;
@@ -66,16 +68,29 @@ pub struct Catalog {
     pub collections: Arc<dyn CollectionStore>,
     pub registry: Arc<dyn RegistryStore>,
     pub lake: Arc<dyn LakeStore>,
+    pub service: Arc<dyn ServiceStore>,
 }
 
 /// Everything a catalog backend implements.
 pub trait CatalogBackend:
-    DatasetReader + DatasetWriter + Retention + CollectionStore + RegistryStore + LakeStore
+    DatasetReader
+    + DatasetWriter
+    + Retention
+    + CollectionStore
+    + RegistryStore
+    + LakeStore
+    + ServiceStore
 {
 }
 
 impl<T> CatalogBackend for T where
-    T: DatasetReader + DatasetWriter + Retention + CollectionStore + RegistryStore + LakeStore
+    T: DatasetReader
+        + DatasetWriter
+        + Retention
+        + CollectionStore
+        + RegistryStore
+        + LakeStore
+        + ServiceStore
 {
 }
 
@@ -87,7 +102,8 @@ impl Catalog {
             retention: backend.clone(),
             collections: backend.clone(),
             registry: backend.clone(),
-            lake: backend,
+            lake: backend.clone(),
+            service: backend,
         }
     }
 

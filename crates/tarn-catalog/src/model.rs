@@ -142,6 +142,9 @@ pub struct CommitRequest {
     pub new_file: Option<NewFile>,
     /// Row groups of the base version this mutation replaces.
     pub removed_row_groups: Vec<i64>,
+    /// The queued request this commit applies (docs/design/0009): unique in the lake, so a
+    /// request is applied at most once ([`crate::CatalogError::RequestApplied`]).
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,7 +346,7 @@ pub(crate) fn check_claim(lake: LakeRecord, storage: &str) -> crate::Result<Lake
 }
 
 /// The catalog's tables (the same in every backend), for row counts.
-pub const TABLES: [&str; 15] = [
+pub const TABLES: [&str; 17] = [
     "lake",
     "datasets",
     "branches",
@@ -359,6 +362,8 @@ pub const TABLES: [&str; 15] = [
     "dimension_records",
     "mapping_rows",
     "registry_dependencies",
+    "requests",
+    "api_tokens",
 ];
 
 /// The name range of the datasets under `prefix` (SPEC §1: `a/b` is under `a`, `ab` is not):

@@ -5,9 +5,9 @@
 //! registry of US counties and states with a demand dataset registered to a project
 //! (demo_registry.rs).
 
-use crate::input::{InputFormat, read_text};
 use crate::{Ctx, outcome_line};
 use tarn::WriteOutcome;
+use tarn::input::{InputFormat, read_text};
 
 /// Per-step lines for people; with --json only the final document is printed.
 /// Progress on stdout. A closed stdout does not stop the demo half-built.
@@ -49,7 +49,7 @@ const HOURLY: &[(&str, &[u8], &str)] = &[
 const DAY: usize = 1440;
 
 fn csv(bytes: &[u8]) -> Result<RecordBatch> {
-    read_text(bytes.to_vec(), InputFormat::Csv, None)
+    Ok(read_text(bytes.to_vec(), InputFormat::Csv, None)?)
 }
 
 pub async fn run(ctx: &Ctx, path: &Path) -> Result<()> {

@@ -34,26 +34,25 @@ mod collection_cmd;
 mod demo;
 mod demo_registry;
 mod diff_cmd;
-mod input;
 mod intersect_cmd;
 mod output;
 mod query_cmd;
 mod registry_cmd;
+mod serve_cmd;
 mod shell;
 mod vc_cmd;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use input::InputFormat;
 use output::OutputFormat;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
+use tarn::input::InputFormat;
 use tarn::{
-    DuplicatesOn, Lake, ReadRequest, RowGroupTarget, TarnUri, VacuumRequest, WriteOutcome,
-    WriteRequest,
+    DuplicatesOn, Lake, ReadRequest, RowGroupTarget, VacuumRequest, WriteOutcome, WriteRequest,
 };
 
 #[derive(Debug, Parser)]
@@ -222,6 +221,14 @@ enum Command {
         #[command(subcommand)]
         command: registry_cmd::RegistryCommand,
     },
+    /// Serve the lake over HTTP: the JSON API, data endpoints, SQL, a durable write queue
+    /// and notifications (SPEC §9).
+    Serve(serve_cmd::ServeArgs),
+    /// API tokens for `tarn serve`.
+    Token {
+        #[command(subcommand)]
+        command: serve_cmd::TokenCommand,
+    },
     /// Build a demo lake from real weather data and print what to try next.
     Demo {
         /// Where to create it.
@@ -293,7 +300,8 @@ struct WriteArgs {
     /// Allow new nullable columns.
     #[arg(long)]
     evolve: bool,
-    #[arg(long, value_enum)]
+    /// parquet, csv, arrow or jsonl (by default, from each input's extension).
+    #[arg(long)]
     format: Option<InputFormat>,
 }
 
@@ -634,6 +642,8 @@ async fn run(ctx: &Ctx, command: Command) -> Result<()> {
         Command::Mapping { command } => registry_cmd::mapping(ctx, command).await,
         Command::Project { command } => registry_cmd::project(ctx, command).await,
         Command::Registry { command } => registry_cmd::registry(ctx, command).await,
+        Command::Serve(args) => serve_cmd::serve(ctx, args).await,
+        Command::Token { command } => serve_cmd::token(ctx, command).await,
         Command::Demo { path } => demo::run(ctx, &path).await,
     }
 }
@@ -704,27 +714,6 @@ async fn init(ctx: &Ctx, args: InitArgs) -> Result<()> {
 
 async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
     let lake = ctx.lake().await?;
-    let uri = TarnUri::parse_lenient(&args.uri)?;
-    // Text inputs are parsed in the dataset's types when it exists; typed inputs (Parquet,
-    // Arrow) need no lookup before the write's own.
-    let text = args.inputs.iter().any(|p| {
-        matches!(
-            args.format.or_else(|| InputFormat::from_path(p)),
-            Some(InputFormat::Csv | InputFormat::Jsonl) | None
-        )
-    });
-    let dataset_schema = if text {
-        match lake
-            .snapshot(&uri.clone().with_ref(tarn::Ref::Live).to_string())
-            .await
-        {
-            Ok(s) => Some(s.schema().clone()),
-            Err(e) if e.kind() == tarn::ErrorKind::NotFound => None,
-            Err(e) => return Err(e.into()),
-        }
-    } else {
-        None
-    };
     let mut request = WriteRequest {
         ordered_on: args.ordered_on,
         duplicates_on: args.duplicates_on.as_deref().map(DuplicatesOn::parse),
@@ -741,29 +730,9 @@ async fn write(ctx: &Ctx, args: WriteArgs) -> Result<()> {
         return report_outcome(ctx, &outcome);
     }
     let bar = ctx.progress("writing");
-    let inputs = args.inputs.clone();
-    let format = args.format;
-    let (schema, batches) = tokio::task::spawn_blocking(move || {
-        input::open_inputs(&inputs, format, dataset_schema.as_ref())
-    })
-    .await??;
-    // Inputs are parsed on a blocking thread, a couple of batches ahead of the write.
-    let (tx, rx) = tokio::sync::mpsc::channel::<tarn::Result<arrow::array::RecordBatch>>(2);
-    let reader = tokio::task::spawn_blocking(move || {
-        for batch in batches {
-            let batch = batch.map_err(|e| tarn::Error::InvalidInput(format!("{e:#}")));
-            let failed = batch.is_err();
-            if tx.blocking_send(batch).is_err() || failed {
-                break;
-            }
-        }
-    });
-    let rows = futures::StreamExt::boxed(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
-    }));
-    let outcome = lake.write_stream(&args.uri, schema, rows, request).await;
-    // The write stops taking rows when it fails: the reader then stops too.
-    let _ = reader.await;
+    let outcome = lake
+        .write_inputs(&args.uri, &args.inputs, args.format, request)
+        .await;
     bar.finish_and_clear();
     report_outcome(ctx, &outcome?)
 }

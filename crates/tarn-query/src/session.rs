@@ -95,6 +95,38 @@ impl QueryEngine {
 
     /// A session at `as_of`, else at the lake's current state.
     pub async fn session(&self, as_of: Option<LakeState>) -> Result<QuerySession> {
+        self.session_in(as_of, self.runtime.clone()).await
+    }
+
+    /// A session whose queries may hold at most `memory_limit` bytes at once (sorts, joins,
+    /// aggregations), with no spilling to disk: a query that needs more fails with
+    /// DataFusion's resources-exhausted error instead of taking the process's memory. It
+    /// shares the engine's caches and object stores.
+    pub async fn session_with_memory_limit(
+        &self,
+        as_of: Option<LakeState>,
+        memory_limit: usize,
+    ) -> Result<QuerySession> {
+        use datafusion::execution::disk_manager::{DiskManager, DiskManagerMode};
+        use datafusion::execution::memory_pool::GreedyMemoryPool;
+        let runtime = Arc::new(RuntimeEnv {
+            memory_pool: Arc::new(GreedyMemoryPool::new(memory_limit)),
+            disk_manager: Arc::new(
+                DiskManager::builder()
+                    .with_mode(DiskManagerMode::Disabled)
+                    .build()?,
+            ),
+            cache_manager: self.runtime.cache_manager.clone(),
+            object_store_registry: self.runtime.object_store_registry.clone(),
+        });
+        self.session_in(as_of, runtime).await
+    }
+
+    async fn session_in(
+        &self,
+        as_of: Option<LakeState>,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Result<QuerySession> {
         let lake = &self.lake;
         let state = match as_of {
             Some(s) => s,
@@ -112,7 +144,7 @@ impl QueryEngine {
             .set_bool("datafusion.execution.parquet.reorder_filters", true)
             // tarn's scans split their partitions at row-group boundaries already.
             .set_bool("datafusion.optimizer.repartition_file_scans", false);
-        let ctx = SessionContext::new_with_config_rt(config, self.runtime.clone());
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
         // Replaces `date_trunc`: same results, arithmetic for UTC and fixed offsets.
         ctx.register_udf(FixedOffsetDateTrunc::udf());
         ctx.register_udtf(TABLE_FUNCTION, Arc::new(TarnFunction));

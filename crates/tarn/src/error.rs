@@ -72,10 +72,20 @@ impl Error {
             ) => ErrorKind::NotFound,
             Error::TooManyConflicts { .. }
             | Error::Catalog(
-                CatalogError::Conflict { .. } | CatalogError::ComponentConflict { .. },
+                CatalogError::Conflict { .. }
+                | CatalogError::ComponentConflict { .. }
+                | CatalogError::RequestApplied(_),
             ) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         }
+    }
+}
+
+impl Error {
+    /// The commit named a queued request that an earlier commit applied
+    /// ([`crate::Lake::for_request`]): nothing was written.
+    pub fn is_request_applied(&self) -> bool {
+        matches!(self, Error::Catalog(CatalogError::RequestApplied(_)))
     }
 }
 

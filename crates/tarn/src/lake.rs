@@ -152,6 +152,8 @@ pub struct Lake {
     pub(crate) catalog: Catalog,
     pub(crate) store: DataStore,
     root: Option<PathBuf>,
+    /// The queued request this handle's commits apply ([`Lake::for_request`]).
+    pub(crate) request_id: Option<Arc<str>>,
 }
 
 impl Lake {
@@ -236,6 +238,7 @@ impl Lake {
             catalog,
             store,
             root: Some(dir.to_path_buf()),
+            request_id: None,
         };
         Ok((
             lake,
@@ -292,6 +295,7 @@ impl Lake {
             catalog,
             store,
             root: Some(dir),
+            request_id: None,
         })
     }
 
@@ -302,7 +306,29 @@ impl Lake {
             catalog,
             store,
             root: None,
+            request_id: None,
         }
+    }
+
+    /// The same lake, whose dataset commits (write, delete-range, compact, metadata) apply
+    /// the queued request `id` (docs/design/0009): the commit records the id, and the lake
+    /// refuses a second commit of the same id with an error whose
+    /// [`Error::is_request_applied`] is true. [`Lake::commit_of_request`] finds that commit.
+    pub fn for_request(&self, id: &str) -> Self {
+        Self {
+            request_id: Some(id.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The version whose commit applied request `id`, if one did.
+    pub async fn commit_of_request(&self, id: &str) -> Result<Option<crate::CommitEvent>> {
+        Ok(self.catalog.service.commit_of_request(id).await?)
+    }
+
+    /// The catalog's tables for `tarn serve`: request queue, tokens, commit feed.
+    pub fn service_store(&self) -> Arc<dyn crate::ServiceStore> {
+        self.catalog.service.clone()
     }
 
     /// The directory of the lake's `tarn.toml` (`None` for a lake made from parts).
@@ -313,6 +339,11 @@ impl Lake {
     /// What the lake is made of, for messages: its catalog and its storage.
     pub fn describe(&self) -> String {
         format!("{} with {}", self.catalog.describe(), self.store.describe())
+    }
+
+    /// The directory of the lake's storage when it is local (`None` on S3).
+    pub fn local_storage_root(&self) -> Option<&Path> {
+        self.store.local_root().map(PathBuf::as_path)
     }
 
     /// The lake's data files as an object store whose paths are those of

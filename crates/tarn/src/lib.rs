@@ -48,6 +48,7 @@ mod collection;
 mod config;
 mod diff;
 mod error;
+pub mod input;
 mod intersect;
 mod lake;
 mod read;
@@ -81,6 +82,10 @@ pub use vacuum::{VacuumReport, VacuumRequest};
 pub use writer::new_row_groups;
 pub use writer::{WriteOutcome, WriteRequest, conform_batch};
 
+pub use tarn_catalog::service::{
+    CommitEvent, NewRequest, QueueDepth, RequestOutcome, RequestRecord, RequestStatus,
+    ServiceStore, TokenRecord,
+};
 pub use tarn_catalog::{CollectionRecord, DatasetSummary};
 pub use tarn_core as core;
 /// A collection's key as a Rust type: the trait, and `#[derive(tarn::Key)]` (same name, like

@@ -517,6 +517,7 @@ pub(crate) fn commit_request(
         metadata: metadata.clone(),
         new_file,
         removed_row_groups: removed,
+        request_id: None,
     })
 }
 
@@ -545,6 +546,8 @@ impl Lake {
             bytes_written: new_file.as_ref().map_or(0, |f| f.bytes),
             attempts: summary.attempt,
         };
+        let mut request = request;
+        request.request_id = self.request_id.as_deref().map(str::to_string);
         match self.catalog.writer.commit(request).await {
             Ok(done) => {
                 tracing::debug!(dataset = %uri.dataset, version = done.version, attempt = summary.attempt, "committed");

@@ -497,6 +497,19 @@ pub(super) async fn commit(
             found.len()
         )));
     }
+    if let Some(request) = &req.request_id {
+        // Under the clock lock, so the check and the update cannot race.
+        let named = s
+            .execute(
+                "UPDATE commits SET request_id = $1 WHERE id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM commits WHERE request_id = $1)",
+                &[request, &commit_id],
+            )
+            .await?;
+        if named == 0 {
+            return Err(CatalogError::RequestApplied(request.clone()));
+        }
+    }
     let metadata_json =
         serde_json::to_string(&req.metadata).map_err(|e| CatalogError::Corrupt(e.to_string()))?;
     if found.is_empty()

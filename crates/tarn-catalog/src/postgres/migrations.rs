@@ -12,9 +12,10 @@
 use super::{Session, quote_ident};
 use crate::error::{CatalogError, Result};
 
-pub const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        r#"
 -- The lake's clock: the row every write transaction locks first (so the lake's writers run
 -- one at a time, across machines), and where commit ids and times come from, so that ids
 -- increase in the order commits become visible and times never go backwards.
@@ -175,7 +176,48 @@ CREATE TABLE lake (
     created_micros bigint NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+-- tarn serve (docs/design/0009), as SQLite's migration 6: the commit that applies a queued
+-- request names it; the durable request queue; API tokens (the secret's SHA-256 only).
+ALTER TABLE commits ADD COLUMN request_id text COLLATE "C";
+CREATE UNIQUE INDEX commits_by_request ON commits (request_id) WHERE request_id IS NOT NULL;
+CREATE TABLE requests (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text COLLATE "C" NOT NULL,
+    idempotency_key text COLLATE "C",
+    lane text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    params_json text NOT NULL,
+    staged_path text,
+    status text NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    attempts integer NOT NULL DEFAULT 0,
+    owner text,
+    leased_until_micros bigint,
+    created_micros bigint NOT NULL,
+    started_micros bigint,
+    finished_micros bigint,
+    version bigint,
+    commit_id bigint,
+    error text,
+    CONSTRAINT requests_id_key UNIQUE (id),
+    CONSTRAINT requests_idempotency_key UNIQUE (idempotency_key)
+);
+CREATE INDEX requests_unfinished ON requests (lane, seq) WHERE status IN ('queued', 'running');
+CREATE INDEX requests_staged ON requests (seq) WHERE staged_path IS NOT NULL AND status IN ('succeeded', 'failed');
+CREATE TABLE api_tokens (
+    id text COLLATE "C" PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    secret_sha256 bytea NOT NULL,
+    scopes_json text NOT NULL,
+    created_micros bigint NOT NULL,
+    CONSTRAINT api_tokens_name_key UNIQUE (name)
+);
+"#,
+    ),
+];
 
 /// The newest migration this tarn knows.
 pub fn known() -> i64 {

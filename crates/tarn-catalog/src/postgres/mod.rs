@@ -14,6 +14,7 @@ mod datasets;
 pub use datasets::DATASETS_UNDER_PREFIX;
 pub mod migrations;
 mod registry;
+mod service;
 
 use crate::error::{CatalogError, Result};
 use crate::location::CatalogSettings;

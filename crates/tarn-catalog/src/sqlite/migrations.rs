@@ -185,4 +185,43 @@ CREATE TABLE lake (
 );
 "#,
     ),
+    (
+        6,
+        r#"
+-- tarn serve (docs/design/0009): the commit that applies a queued request names it, so a
+-- request handed out again after a crash is seen as applied and never applied twice.
+ALTER TABLE commits ADD COLUMN request_id TEXT;
+CREATE UNIQUE INDEX commits_by_request ON commits (request_id) WHERE request_id IS NOT NULL;
+-- The durable request queue: arrival order is seq; a lane (a dataset) is applied in order.
+CREATE TABLE requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT UNIQUE,
+    lane TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    params_json TEXT NOT NULL,
+    staged_path TEXT,
+    status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner TEXT,
+    leased_until_micros INTEGER,
+    created_micros INTEGER NOT NULL,
+    started_micros INTEGER,
+    finished_micros INTEGER,
+    version INTEGER,
+    commit_id INTEGER,
+    error TEXT
+);
+CREATE INDEX requests_unfinished ON requests (lane, seq) WHERE status IN ('queued', 'running');
+CREATE INDEX requests_staged ON requests (seq) WHERE staged_path IS NOT NULL AND status IN ('succeeded', 'failed');
+-- API tokens: the SHA-256 of the secret, never the secret.
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    secret_sha256 BLOB NOT NULL,
+    scopes_json TEXT NOT NULL,
+    created_micros INTEGER NOT NULL
+);
+"#,
+    ),
 ];

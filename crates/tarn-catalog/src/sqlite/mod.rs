@@ -8,6 +8,7 @@
 mod branches;
 pub mod migrations;
 mod registry;
+mod service;
 
 pub use registry::dependents_query_plan;
 
@@ -420,6 +421,20 @@ fn new_commit(tx: &rusqlite::Transaction<'_>) -> Result<(i64, i64)> {
     Ok((tx.last_insert_rowid(), now))
 }
 
+/// Records that commit `commit_id` applies `request` (SQL shared with PostgreSQL: the
+/// transaction holds the lake's write lock, so the check and the update cannot race).
+fn name_request(tx: &rusqlite::Transaction<'_>, commit_id: i64, request: &str) -> Result<()> {
+    let named = tx.execute(
+        "UPDATE commits SET request_id = ?1 WHERE id = ?2 \
+         AND NOT EXISTS (SELECT 1 FROM commits WHERE request_id = ?1)",
+        params![request, commit_id],
+    )?;
+    if named == 0 {
+        return Err(CatalogError::RequestApplied(request.to_string()));
+    }
+    Ok(())
+}
+
 fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let conflict = |actual: u64| CatalogError::Conflict {
@@ -436,6 +451,9 @@ fn commit_in(conn: &mut Connection, req: CommitRequest) -> Result<CommitOutcome>
         )
         .optional()?;
     let (commit_id, now) = new_commit(&tx)?;
+    if let Some(request) = &req.request_id {
+        name_request(&tx, commit_id, request)?;
+    }
     let (dataset_id, branch) = match dataset_id {
         Some(id) => match load_branch(&tx, id, req.branch.as_str())? {
             Some(b) => (id, b),

@@ -34,6 +34,7 @@ fn on(branch: &str, base: u64, rgs: &[(i64, i64)], removed: Vec<i64>, path: &str
                 .collect(),
         }),
         removed_row_groups: removed,
+        request_id: None,
     }
 }
 

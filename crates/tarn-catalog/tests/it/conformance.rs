@@ -33,6 +33,7 @@ pub fn request(base: u64, rgs: &[(i64, i64, u64)], removed: Vec<i64>, path: &str
                 .collect(),
         }),
         removed_row_groups: removed,
+        request_id: None,
     }
 }
 

@@ -160,6 +160,7 @@ impl Side {
                             .collect(),
                     }),
                     removed_row_groups: removed,
+                    request_id: None,
                 };
                 match c.writer.commit(request).await {
                     Ok(o) => format!("v{} c{} rows {}", o.version, o.commit_id, o.rows),
@@ -414,6 +415,7 @@ async fn side(kind: Kind) -> Side {
                     .collect(),
             }),
             removed_row_groups: vec![],
+            request_id: None,
         })
         .await
         .expect("v1");

@@ -34,6 +34,7 @@ fn commit_of(dataset: &str, path: &str, row_groups: Vec<(SqlScalar, SqlScalar)>)
                 .collect(),
         }),
         removed_row_groups: vec![],
+        request_id: None,
     }
 }
 

@@ -288,6 +288,7 @@ fn request(base: u64, rgs: &[(i64, i64)], removed: Vec<i64>, path: &str) -> Comm
                 .collect(),
         }),
         removed_row_groups: removed,
+        request_id: None,
     }
 }
 

@@ -4,14 +4,27 @@
 //! `timestamp[ns, UTC]`; strings without an offset are taken as UTC), and when the dataset
 //! exists its column types are used instead of inferred ones.
 
-use anyhow::{Context, Result, bail};
+use crate::{Error, Lake, Result, WriteOutcome, WriteRequest};
 use arrow::array::{RecordBatch, RecordBatchReader};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use std::io::{BufRead, BufReader, Cursor, Read, Seek};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// An input's wrong bytes: the error names the input and what it was read as.
+fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::InvalidInput(format!("{what}: {e}"))
+}
+
+/// A failure to open or read an input file, naming it.
+fn io_error(path: &str, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_string(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
     Parquet,
     Csv,
@@ -29,6 +42,47 @@ impl InputFormat {
             "arrow" | "ipc" | "feather" | "arrows" => Self::Arrow,
             "jsonl" | "ndjson" | "json" => Self::Jsonl,
             _ => return None,
+        })
+    }
+
+    /// The format of an HTTP body's `Content-Type` (parameters such as `charset` ignored).
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        let essence = media_type.split(';').next()?.trim().to_ascii_lowercase();
+        Some(match essence.as_str() {
+            "application/vnd.apache.parquet" | "application/x-parquet" => Self::Parquet,
+            "text/csv" => Self::Csv,
+            "application/vnd.apache.arrow.stream" | "application/vnd.apache.arrow.file" => {
+                Self::Arrow
+            }
+            "application/x-ndjson" | "application/jsonl" | "application/json-lines" => Self::Jsonl,
+            _ => return None,
+        })
+    }
+
+    /// The file name extension tarn gives an input of this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Parquet => "parquet",
+            Self::Csv => "csv",
+            Self::Arrow => "arrow",
+            Self::Jsonl => "jsonl",
+        }
+    }
+}
+
+impl std::str::FromStr for InputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "parquet" => Self::Parquet,
+            "csv" => Self::Csv,
+            "arrow" => Self::Arrow,
+            "jsonl" => Self::Jsonl,
+            _ => {
+                return Err(format!(
+                    "unknown format {s:?}; use parquet, csv, arrow or jsonl"
+                ));
+            }
         })
     }
 }
@@ -50,14 +104,16 @@ pub fn open_inputs(
     dataset: Option<&SchemaRef>,
 ) -> Result<(SchemaRef, Batches)> {
     let Some(first) = paths.first() else {
-        bail!("no input given");
+        return Err(Error::InvalidInput("no input given".into()));
     };
     let format_of = |path: &str| match format.or_else(|| InputFormat::from_path(path)) {
         Some(f) => Ok(f),
-        None if path == "-" => bail!("reading stdin needs --format parquet|csv|arrow|jsonl"),
-        None => bail!(
+        None if path == "-" => Err(Error::InvalidInput(
+            "reading stdin needs --format parquet|csv|arrow|jsonl".into(),
+        )),
+        None => Err(Error::InvalidInput(format!(
             "cannot tell the format of {path:?} from its extension; pass --format parquet|csv|arrow|jsonl"
-        ),
+        ))),
     };
     // Every format is known before anything is read.
     let formats = paths
@@ -82,8 +138,11 @@ pub fn open_inputs(
                 Some(Ok(b)) if b.schema().fields() == target.fields() => return Some(Ok(b)),
                 Some(Ok(b)) => {
                     let path = path.clone();
-                    return Some(tarn::conform_batch(&b, &target).with_context(|| {
-                        format!("input {path:?} does not match input {first_path:?}")
+                    return Some(crate::conform_batch(&b, &target).map_err(|e| {
+                        invalid(
+                            &format!("input {path:?} does not match input {first_path:?}"),
+                            e,
+                        )
                     }));
                 }
                 Some(Err(e)) => {
@@ -116,18 +175,21 @@ fn open_one(
     dataset: Option<&SchemaRef>,
 ) -> Result<(SchemaRef, Batches)> {
     let what = format!("input {path:?} is not valid {format:?}");
-    let (schema, batches) = open_reader(path, format, dataset).context(what.clone())?;
-    let batches = batches.map(move |b| b.context(what.clone()));
+    let named = |e: Error| match e {
+        e @ Error::Io { .. } => e,
+        e => invalid(&what, e),
+    };
+    let (schema, batches) = open_reader(path, format, dataset).map_err(named)?;
+    let batches = batches.map(move |b| b.map_err(|e| invalid(&what, e)));
     Ok((schema, Box::new(batches)))
 }
 
-/// A reader's batches as `anyhow` results.
-fn boxed<I, E>(reader: I) -> Batches
+/// A reader's batches as tarn results.
+fn boxed<I>(reader: I) -> Batches
 where
-    I: Iterator<Item = std::result::Result<RecordBatch, E>> + Send + 'static,
-    E: std::error::Error + Send + Sync + 'static,
+    I: Iterator<Item = std::result::Result<RecordBatch, arrow::error::ArrowError>> + Send + 'static,
 {
-    Box::new(reader.map(|b| b.map_err(anyhow::Error::from)))
+    Box::new(reader.map(|b| b.map_err(Error::from)))
 }
 
 /// Where an input's bytes come from: a file or stdin.
@@ -135,7 +197,7 @@ fn source(path: &str) -> Result<Box<dyn Read + Send>> {
     if path == "-" {
         return Ok(Box::new(std::io::stdin()));
     }
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read input {path:?}"))?;
+    let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
     Ok(Box::new(file))
 }
 
@@ -145,7 +207,7 @@ fn seekable(path: &str) -> Result<std::fs::File> {
     if path == "-" {
         return spool(&mut std::io::stdin().lock());
     }
-    std::fs::File::open(path).with_context(|| format!("cannot read input {path:?}"))
+    std::fs::File::open(path).map_err(|e| io_error(path, e))
 }
 
 /// Copies `input` to an unnamed temporary file, rewound.
@@ -162,11 +224,11 @@ fn spool(input: &mut impl Read) -> Result<std::fs::File> {
         .write(true)
         .create_new(true)
         .open(&path)
-        .with_context(|| format!("cannot create a temporary file for stdin in {path:?}"))?;
+        .map_err(|e| io_error(&path.display().to_string(), e))?;
     // Unnamed from now on: the space is freed when the file is closed, whatever happens.
     let _ = std::fs::remove_file(&path);
-    std::io::copy(input, &mut file).context("reading stdin")?;
-    file.rewind()?;
+    std::io::copy(input, &mut file).map_err(|e| io_error("stdin", e))?;
+    file.rewind().map_err(|e| io_error("stdin", e))?;
     Ok(file)
 }
 
@@ -175,7 +237,11 @@ fn spool(input: &mut impl Read) -> Result<std::fs::File> {
 fn head_lines(reader: &mut impl BufRead, records: usize) -> Result<Vec<u8>> {
     let mut head = Vec::new();
     for _ in 0..records {
-        if reader.read_until(b'\n', &mut head)? == 0 {
+        if reader
+            .read_until(b'\n', &mut head)
+            .map_err(|e| Error::InvalidInput(e.to_string()))?
+            == 0
+        {
             break;
         }
     }
@@ -189,16 +255,20 @@ fn open_reader(
 ) -> Result<(SchemaRef, Batches)> {
     match format {
         InputFormat::Parquet => {
+            let parquet = |e: parquet::errors::ParquetError| Error::InvalidInput(e.to_string());
             let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
                 seekable(path)?,
-            )?
+            )
+            .map_err(parquet)?
             .with_batch_size(BATCH_ROWS)
-            .build()?;
+            .build()
+            .map_err(parquet)?;
             Ok((reader.schema(), boxed(reader)))
         }
         InputFormat::Arrow => {
             let mut input = BufReader::new(source(path)?);
-            if !input.fill_buf()?.starts_with(b"ARROW1") {
+            let start = input.fill_buf().map_err(|e| io_error(path, e))?;
+            if !start.starts_with(b"ARROW1") {
                 let reader = arrow::ipc::reader::StreamReader::try_new(input, None)?;
                 return Ok((reader.schema(), boxed(reader)));
             }
@@ -298,7 +368,7 @@ fn json_timestamps(inferred: Schema, bytes: &[u8]) -> Schema {
                 && row
                     .get(f.name())
                     .and_then(|v| v.as_str())
-                    .is_some_and(|s| s.len() >= 16 && tarn::core::time::parse_instant(s).is_some());
+                    .is_some_and(|s| s.len() >= 16 && tarn_core::time::parse_instant(s).is_some());
             if is_time {
                 Field::new(
                     f.name(),
@@ -311,4 +381,55 @@ fn json_timestamps(inferred: Schema, bytes: &[u8]) -> Schema {
         })
         .collect();
     Schema::new(fields)
+}
+
+impl Lake {
+    /// Writes the rows of input files (SPEC §11 `tarn write <URI> <INPUT>...`; `-` is
+    /// stdin) as one version, in bounded memory: inputs are parsed on a blocking thread a
+    /// couple of batches ahead of [`Lake::write_stream`]. `format` overrides the extension.
+    pub async fn write_inputs(
+        &self,
+        uri: &str,
+        paths: &[String],
+        format: Option<InputFormat>,
+        request: WriteRequest,
+    ) -> Result<WriteOutcome> {
+        // Text inputs are parsed in the dataset's types when it exists; typed inputs
+        // (Parquet, Arrow) need no lookup before the write's own.
+        let text = paths.iter().any(|p| {
+            matches!(
+                format.or_else(|| InputFormat::from_path(p)),
+                Some(InputFormat::Csv | InputFormat::Jsonl) | None
+            )
+        });
+        let dataset_schema = match text {
+            true => {
+                let target = crate::writer::writable_uri(uri)?;
+                self.head(&target).await?.map(|h| h.schema.clone())
+            }
+            false => None,
+        };
+        let inputs = paths.to_vec();
+        let (schema, batches) = tokio::task::spawn_blocking(move || {
+            open_inputs(&inputs, format, dataset_schema.as_ref())
+        })
+        .await
+        .map_err(|e| Error::Config(format!("input task failed: {e}")))??;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let reader = tokio::task::spawn_blocking(move || {
+            for batch in batches {
+                let failed = batch.is_err();
+                if tx.blocking_send(batch).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let rows = futures::StreamExt::boxed(futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        }));
+        let outcome = self.write_stream(uri, schema, rows, request).await;
+        // The write stops taking rows when it fails: the reader then stops too.
+        let _ = reader.await;
+        outcome
+    }
 }

@@ -1,0 +1,3 @@
+//! The HTTP contract of `tarn serve` (SPEC §9), driven through `app(state)` without a socket.
+
+mod api;
