@@ -180,6 +180,7 @@ async fn write_steps(
             row_groups: tarn::new_row_groups(&stats, &bounds),
         }),
         removed_row_groups: out.removed.clone(),
+        request_id: None,
     };
     parts.catalog.writer.commit(request).await?;
     steps.push(("catalog commit (SQLite, synchronous=FULL)", secs(t)));
