@@ -38,26 +38,7 @@ fn parse_params(text: &str) -> Result<Vec<ScalarValue>> {
             "--params must be a JSON array of values for $1, $2, ..., e.g. '[\"2024-01-01\", 3]'"
         );
     };
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| {
-            Ok(match v {
-                serde_json::Value::Null => ScalarValue::Null,
-                serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(b)),
-                serde_json::Value::String(s) => ScalarValue::Utf8(Some(s)),
-                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                    (Some(i), _) => ScalarValue::Int64(Some(i)),
-                    (None, Some(f)) => ScalarValue::Float64(Some(f)),
-                    _ => bail!("--params: ${} = {n} is out of range", i + 1),
-                },
-                other => bail!(
-                    "--params: ${} = {other} is not a number, string, bool or null",
-                    i + 1
-                ),
-            })
-        })
-        .collect()
+    tarn_query::params_from_json(items).map_err(|e| anyhow::anyhow!("--params: {e}"))
 }
 
 pub async fn run(ctx: &Ctx, args: QueryArgs) -> Result<()> {

@@ -31,4 +31,34 @@ pub use functions::FixedOffsetDateTrunc;
 pub use session::{QueryEngine, QuerySession, TABLE_FUNCTION};
 pub use table::{DATA_URL, SnapshotTable, plain_types};
 
+/// Bind parameters `$1, $2, ...` from JSON values (numbers, strings, booleans, null), as
+/// `tarn query --params` and `POST /api/v1/query` take them. The error names the parameter.
+pub fn params_from_json(
+    values: Vec<serde_json::Value>,
+) -> std::result::Result<Vec<datafusion::common::ScalarValue>, String> {
+    use datafusion::common::ScalarValue;
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Ok(match v {
+                serde_json::Value::Null => ScalarValue::Null,
+                serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(b)),
+                serde_json::Value::String(s) => ScalarValue::Utf8(Some(s)),
+                serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                    (Some(i), _) => ScalarValue::Int64(Some(i)),
+                    (None, Some(f)) => ScalarValue::Float64(Some(f)),
+                    _ => return Err(format!("${} = {n} is out of range", i + 1)),
+                },
+                other => {
+                    return Err(format!(
+                        "${} = {other} is not a number, string, bool or null",
+                        i + 1
+                    ));
+                }
+            })
+        })
+        .collect()
+}
+
 pub use datafusion;

@@ -19,7 +19,6 @@ use futures::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tarn::{ReadRequest, Ref};
-use tarn_query::datafusion::common::ScalarValue;
 
 #[derive(Debug, Deserialize)]
 pub struct DataQuery {
@@ -144,31 +143,6 @@ pub struct QueryBody {
     format: Option<String>,
 }
 
-/// `$1, $2, ...` from JSON values.
-fn scalar(i: usize, v: serde_json::Value) -> ApiResult<ScalarValue> {
-    Ok(match v {
-        serde_json::Value::Null => ScalarValue::Null,
-        serde_json::Value::Bool(b) => ScalarValue::Boolean(Some(b)),
-        serde_json::Value::String(s) => ScalarValue::Utf8(Some(s)),
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => ScalarValue::Int64(Some(i)),
-            (None, Some(f)) => ScalarValue::Float64(Some(f)),
-            _ => {
-                return Err(ApiError::bad_request(format!(
-                    "params: ${} = {n} is out of range",
-                    i + 1
-                )));
-            }
-        },
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "params: ${} = {other} is not a number, string, bool or null",
-                i + 1
-            )));
-        }
-    })
-}
-
 /// `POST /api/v1/query` with `{"sql", "params", "format"}`: the result streamed (Arrow IPC
 /// by default). SQL may read any dataset, so it needs read access to the whole lake.
 ///
@@ -184,12 +158,8 @@ pub async fn query(
     principal.require(Access::Read, "")?;
     let q: QueryBody = json_body(body)?;
     let format = Format::parse(q.format.as_deref().unwrap_or("arrow"))?;
-    let params = q
-        .params
-        .into_iter()
-        .enumerate()
-        .map(|(i, v)| scalar(i, v))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let params = tarn_query::params_from_json(q.params)
+        .map_err(|e| ApiError::bad_request(format!("params: {e}")))?;
     let config = state.config().clone();
     let deadline = tokio::time::Instant::now() + config.query_timeout;
     let timeout = || {

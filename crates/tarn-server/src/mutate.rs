@@ -425,6 +425,7 @@ pub async fn tag(
     headers: HeaderMap,
     Query(q): Query<NameQuery>,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    tarn::check_tag_name(&q.name)?;
     let mutation = Mutation::Tag {
         uri: q.uri,
         name: q.name,

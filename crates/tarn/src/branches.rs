@@ -51,6 +51,19 @@ pub struct MergeInfo {
     pub commit_id: Option<i64>,
 }
 
+/// Refuses a name that cannot be a tag: one that is not a valid name, or that reads as a
+/// version, index, date or time in a `tarn://` URI.
+pub fn check_tag_name(name: &str) -> Result<()> {
+    validate_tag(name).map_err(|reason| Error::InvalidInput(format!("bad tag name: {reason}")))?;
+    if !is_tag_like(name) {
+        return Err(Error::InvalidInput(format!(
+            "bad tag name {name:?}: it reads as a version, index, date or time in a tarn:// \
+             URI (`latest`, `v3`, `-1`, `2024-01-31`); pick a name such as release-{name}"
+        )));
+    }
+    Ok(())
+}
+
 fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
@@ -117,14 +130,7 @@ impl Lake {
     /// refused unless `force`; a name that reads as a version, index, date or timestamp is
     /// refused always, so `tarn://x:NAME` can only ever mean the tag.
     pub async fn tag(&self, uri: &str, name: &str, force: bool) -> Result<TagInfo> {
-        validate_tag(name)
-            .map_err(|reason| Error::InvalidInput(format!("bad tag name: {reason}")))?;
-        if !is_tag_like(name) {
-            return Err(Error::InvalidInput(format!(
-                "bad tag name {name:?}: it reads as a version, index, date or time in a tarn:// \
-                 URI (`latest`, `v3`, `-1`, `2024-01-31`); pick a name such as release-{name}"
-            )));
-        }
+        check_tag_name(name)?;
         let snapshot = self.snapshot(uri).await?;
         let tag = self
             .catalog

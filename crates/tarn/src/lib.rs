@@ -58,7 +58,7 @@ mod stream_write;
 mod vacuum;
 mod writer;
 
-pub use branches::{BranchInfo, MergeInfo, TagInfo};
+pub use branches::{BranchInfo, MergeInfo, TagInfo, check_tag_name};
 pub use collection::{CollectionDataset, CollectionListing, UnmatchedDataset};
 pub use config::{CONFIG_FILE, LakeConfig, PostgresConfig, S3Config, locate};
 pub use diff::{DiffRange, DiffReport};

@@ -1,1 +1,705 @@
+//! SPEC §9's contract through `app(state)`: reads, the data endpoint, SQL, mutations through
+//! the queue, notifications, tokens, limits and bad input, on both backends.
 
+#![allow(clippy::unwrap_used)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use object_store::ObjectStoreExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tarn::{Lake, RequestStatus};
+use tarn_server::{CatalogQueue, Scope, Server, ServerConfig, app};
+use tarn_testkit::LakePlace;
+use tower::ServiceExt;
+
+struct Harness {
+    server: Server,
+    lake: Lake,
+    /// `write:` (the whole lake).
+    admin: String,
+    /// `read:weather`.
+    reader: String,
+}
+
+async fn harness(place: &LakePlace, config: ServerConfig) -> Harness {
+    let lake = place.init().await;
+    let token = |name: &str, scope: &str| {
+        let (secret, record) =
+            tarn_server::new_token(name, &[Scope::parse(scope).unwrap()]).unwrap();
+        (secret, record)
+    };
+    let (admin, a) = token("admin", "write:");
+    let (reader, r) = token("reader", "read:weather");
+    let store = lake.service_store();
+    store.create_token(&a).await.unwrap();
+    store.create_token(&r).await.unwrap();
+    let server = Server::start(lake.clone(), config, Arc::new(CatalogQueue::new(&lake)))
+        .await
+        .unwrap();
+    Harness {
+        server,
+        lake,
+        admin,
+        reader,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    /// The error message, or the whole body when it is not an error.
+    fn error(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+    }
+}
+
+impl Harness {
+    async fn call(&self, request: Request<Body>) -> Answer {
+        let response = app(self.server.state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, token: Option<&str>, path: &str) -> Answer {
+        let mut b = Request::get(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        self.call(b.body(Body::empty()).unwrap()).await
+    }
+
+    async fn post(&self, token: &str, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        let request = Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        self.call(request).await
+    }
+
+    /// Queues a CSV write and waits for it; returns the finished request.
+    async fn write_csv(&self, uri: &str, csv: &str, key: Option<&str>) -> serde_json::Value {
+        let mut b = Request::post(format!("/api/v1/write?uri={uri}&ordered_on=ts"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
+            .header(header::CONTENT_TYPE, "text/csv");
+        if let Some(k) = key {
+            b = b.header("idempotency-key", k);
+        }
+        let queued = self
+            .call(b.body(Body::from(csv.to_string())).unwrap())
+            .await;
+        assert_eq!(queued.status, StatusCode::ACCEPTED, "{}", queued.error());
+        let id = queued.json()["request_id"].as_str().unwrap().to_string();
+        self.wait(&id).await
+    }
+
+    async fn wait(&self, id: &str) -> serde_json::Value {
+        let done = self
+            .get(Some(&self.admin), &format!("/api/v1/requests/{id}?wait=30"))
+            .await;
+        assert_eq!(done.status, StatusCode::OK);
+        done.json()
+    }
+}
+
+fn csv_rows(start_hour: u32, n: u32) -> String {
+    let mut out = String::from("ts,temp\n");
+    for h in start_hour..start_hour + n {
+        out.push_str(&format!(
+            "2024-01-{:02}T{:02}:00:00Z,{}.5\n",
+            1 + h / 24,
+            h % 24,
+            h
+        ));
+    }
+    out
+}
+
+async fn a_write_goes_through_the_queue_and_reads_back_in_every_format(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    let done = h
+        .write_csv("tarn://weather/berlin", &csv_rows(0, 48), Some("first"))
+        .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["version"], 1);
+    let csv = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/data?uri=tarn://weather/berlin:v1&format=csv&start=2024-01-02&columns=ts,temp",
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let text = String::from_utf8(csv.body.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 25, "{text}");
+    assert_eq!(lines[0], "ts,temp");
+    assert!(lines[1].starts_with("2024-01-02T00:00:00") && lines[1].ends_with(",24.5"));
+    // Parquet (the default) and Arrow decode to the same 48 rows.
+    let parquet = h
+        .get(Some(&h.reader), "/api/v1/data?uri=tarn://weather/berlin")
+        .await;
+    assert_eq!(
+        parquet.headers[header::CONTENT_TYPE],
+        "application/vnd.apache.parquet"
+    );
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet.body.clone()),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows, 48);
+    let arrow = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/data?uri=tarn://weather/berlin&format=arrow",
+        )
+        .await;
+    let stream =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body), None).unwrap();
+    assert_eq!(stream.map(|b| b.unwrap().num_rows()).sum::<usize>(), 48);
+    let jsonl = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/data?uri=tarn://weather/berlin&format=jsonl&end=2024-01-01T02:00:00Z",
+        )
+        .await;
+    let text = String::from_utf8(jsonl.body).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    // The JSON reads are those of the CLI's --json.
+    let info = h
+        .get(Some(&h.reader), "/api/v1/info?uri=tarn://weather/berlin")
+        .await
+        .json();
+    assert_eq!(info["rows"], 48);
+    assert_eq!(info["version"], 1);
+    let log = h
+        .get(Some(&h.reader), "/api/v1/log?uri=tarn://weather/berlin")
+        .await
+        .json();
+    assert_eq!(log[0]["version"], 1);
+    let list = h
+        .get(Some(&h.reader), "/api/v1/datasets?prefix=weather")
+        .await
+        .json();
+    assert_eq!(list[0]["name"], "weather/berlin");
+    // The same idempotency key again: the same request, applied once.
+    let again = h
+        .write_csv("tarn://weather/berlin", &csv_rows(100, 2), Some("first"))
+        .await;
+    assert_eq!(again["request_id"], done["request_id"]);
+    assert_eq!(
+        h.lake
+            .log("tarn://weather/berlin", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    h.server.stop().await;
+}
+
+async fn versioned_data_is_immutable_and_revalidates(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    h.write_csv("tarn://weather/oslo", &csv_rows(0, 5), None)
+        .await;
+    let pinned = h
+        .get(Some(&h.reader), "/api/v1/data?uri=tarn://weather/oslo:v1")
+        .await;
+    assert_eq!(
+        pinned.headers[header::CACHE_CONTROL],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = pinned.headers[header::ETAG].to_str().unwrap().to_string();
+    let head = h
+        .get(Some(&h.reader), "/api/v1/data?uri=tarn://weather/oslo")
+        .await;
+    assert_eq!(head.headers[header::CACHE_CONTROL], "no-cache");
+    assert_eq!(head.headers[header::ETAG].to_str().unwrap(), etag);
+    let request = Request::get("/api/v1/data?uri=tarn://weather/oslo")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.reader))
+        .header(header::IF_NONE_MATCH, &etag)
+        .body(Body::empty())
+        .unwrap();
+    let not_modified = h.call(request).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert!(not_modified.body.is_empty());
+    // A new head version: the head's ETag changes, the pinned one does not.
+    h.write_csv("tarn://weather/oslo", &csv_rows(5, 1), None)
+        .await;
+    let moved = h
+        .get(Some(&h.reader), "/api/v1/data?uri=tarn://weather/oslo")
+        .await;
+    assert_ne!(moved.headers[header::ETAG].to_str().unwrap(), etag);
+    h.server.stop().await;
+}
+
+async fn tokens_and_scopes_guard_every_endpoint(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    h.write_csv("weather/rome", &csv_rows(0, 3), None).await;
+    h.write_csv("energy/load", &csv_rows(0, 3), None).await;
+    let none = h.get(None, "/api/v1/datasets").await;
+    assert_eq!(none.status, StatusCode::UNAUTHORIZED);
+    assert!(none.error().contains("Bearer"), "{}", none.error());
+    let forged = format!("{}0", &h.admin[..h.admin.len() - 1]);
+    for bad in [forged.as_str(), "tarn_0123456789abcdef_00", "garbage"] {
+        let answer = h.get(Some(bad), "/api/v1/datasets").await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    let out_of_scope = h
+        .get(Some(&h.reader), "/api/v1/info?uri=tarn://energy/load")
+        .await;
+    assert_eq!(out_of_scope.status, StatusCode::FORBIDDEN);
+    assert!(out_of_scope.error().contains("read:energy/load"));
+    let listed = h.get(Some(&h.reader), "/api/v1/datasets").await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let write = h
+        .post(
+            &h.reader,
+            "/api/v1/write?uri=tarn://weather/rome",
+            "text/csv",
+            csv_rows(10, 1).into_bytes(),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    let sql = h
+        .post(
+            &h.reader,
+            "/api/v1/query",
+            "application/json",
+            br#"{"sql": "select 1"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(sql.status, StatusCode::FORBIDDEN);
+    // A revoked token is unknown at once.
+    h.lake.service_store().revoke_token("reader").await.unwrap();
+    let revoked = h.get(Some(&h.reader), "/api/v1/datasets").await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    h.server.stop().await;
+}
+
+async fn anonymous_reads_only_when_allowed(place: LakePlace) {
+    let config = ServerConfig {
+        allow_anonymous_read: true,
+        ..ServerConfig::default()
+    };
+    let h = harness(&place, config).await;
+    h.write_csv("weather/lima", &csv_rows(0, 2), None).await;
+    let read = h
+        .get(None, "/api/v1/data?uri=tarn://weather/lima&format=csv")
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let write = h
+        .call(
+            Request::post("/api/v1/compact?uri=tarn://weather/lima")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    h.server.stop().await;
+}
+
+async fn oversized_bodies_are_refused_and_change_nothing(place: LakePlace) {
+    let config = ServerConfig {
+        max_upload_bytes: 1000,
+        max_json_bytes: 100,
+        ..ServerConfig::default()
+    };
+    let h = harness(&place, config).await;
+    let before = h
+        .lake
+        .service_store()
+        .requests(&[], 100)
+        .await
+        .unwrap()
+        .len();
+    let big = csv_rows(0, 200);
+    assert!(big.len() > 1000);
+    // With a Content-Length, and streamed without one.
+    let declared = h
+        .post(
+            &h.admin,
+            "/api/v1/write?uri=tarn://t/big",
+            "text/csv",
+            big.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(declared.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let chunks = futures::stream::iter(
+        big.into_bytes()
+            .chunks(100)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let streamed = h
+        .call(
+            Request::post("/api/v1/write?uri=tarn://t/big")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+                .header(header::CONTENT_TYPE, "text/csv")
+                .body(Body::from_stream(chunks))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        streamed.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{}",
+        streamed.error()
+    );
+    let json = format!(r#"{{"sql": "select '{}'"}}"#, "x".repeat(200));
+    let sql = h
+        .post(
+            &h.admin,
+            "/api/v1/query",
+            "application/json",
+            json.into_bytes(),
+        )
+        .await;
+    assert_eq!(sql.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let after = h
+        .lake
+        .service_store()
+        .requests(&[], 100)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(before, after);
+    assert!(h.lake.datasets(None).await.unwrap().is_empty());
+    // No staged upload was left behind.
+    let staged: Vec<String> = place
+        .files()
+        .await
+        .into_iter()
+        .filter(|f| f.starts_with(tarn_server::STAGING_DIR))
+        .collect();
+    assert!(staged.is_empty(), "{staged:?}");
+    h.server.stop().await;
+}
+
+async fn no_parameter_reaches_outside_the_lake(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    h.write_csv("weather/kiev", &csv_rows(0, 2), None).await;
+    let counts = h
+        .lake
+        .service_store()
+        .requests(&[], 100)
+        .await
+        .unwrap()
+        .len();
+    let gets = [
+        "/api/v1/info?uri=tarn://../etc/passwd",
+        "/api/v1/info?uri=tarn:///etc/passwd",
+        "/api/v1/data?uri=tarn://weather/../../secret",
+        "/api/v1/data?uri=tarn://weather%2F..%2F..%2Fx",
+        "/api/v1/log?uri=tarn://./x",
+        "/api/v1/datasets?prefix=../",
+        "/api/v1/events?prefix=/etc",
+        "/api/v1/diff?a=tarn://weather/kiev&b=tarn://../x",
+    ];
+    for path in gets {
+        let answer = h.get(Some(&h.admin), path).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.error()
+        );
+    }
+    let posts = [
+        "/api/v1/write?uri=tarn://../x",
+        "/api/v1/delete-range?uri=tarn://../x&start=1&end=2",
+        "/api/v1/tag?uri=tarn://weather/kiev&name=../../x",
+        "/api/v1/branch?uri=tarn://weather/kiev&name=../x",
+        "/api/v1/merge?source=tarn://../a@b&target=tarn://weather/kiev",
+    ];
+    for path in posts {
+        let answer = h.post(&h.admin, path, "text/csv", b"ts\n".to_vec()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            answer.error()
+        );
+    }
+    let request = h.get(Some(&h.admin), "/api/v1/requests/..%2F..%2Fx").await;
+    assert_eq!(request.status, StatusCode::NOT_FOUND);
+    // A tag name with '/' is refused when the request is applied: it fails, changes nothing.
+    assert_eq!(
+        counts,
+        h.lake
+            .service_store()
+            .requests(&[], 100)
+            .await
+            .unwrap()
+            .len()
+    );
+    assert_eq!(h.lake.datasets(None).await.unwrap().len(), 1);
+    h.server.stop().await;
+}
+
+async fn sql_streams_and_bounds_its_memory(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    h.write_csv("weather/paris", &csv_rows(0, 30), None).await;
+    let body = br#"{"sql": "select count(*) as n, max(temp) as hot from \"weather/paris\" where ts >= $1", "params": ["2024-01-01T10:00:00Z"], "format": "jsonl"}"#;
+    let answer = h
+        .post(&h.admin, "/api/v1/query", "application/json", body.to_vec())
+        .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        String::from_utf8(answer.body).unwrap().trim(),
+        r#"{"n":20,"hot":29.5}"#
+    );
+    let arrow = h
+        .post(
+            &h.admin,
+            "/api/v1/query",
+            "application/json",
+            br#"{"sql": "select * from \"weather/paris\""}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(
+        arrow.headers[header::CONTENT_TYPE],
+        "application/vnd.apache.arrow.stream"
+    );
+    let stream =
+        arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(arrow.body), None).unwrap();
+    assert_eq!(stream.map(|b| b.unwrap().num_rows()).sum::<usize>(), 30);
+    let bad = h
+        .post(
+            &h.admin,
+            "/api/v1/query",
+            "application/json",
+            br#"{"sql": "selec 1"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error().contains("syntax"), "{}", bad.error());
+    h.server.stop().await;
+
+    // A sort of 2M generated rows does not fit in 1 MiB: a 422 that says so, not an OOM.
+    let config = ServerConfig {
+        query_memory_bytes: 1 << 20,
+        ..ServerConfig::default()
+    };
+    let place2 = LakePlace::new(place.backend).unwrap();
+    let h = harness(&place2, config).await;
+    let sort = br#"{"sql": "select value from generate_series(1, 2000000) order by value desc"}"#;
+    let refused = h
+        .post(&h.admin, "/api/v1/query", "application/json", sort.to_vec())
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.error()
+    );
+    assert!(
+        refused.error().contains("--query-memory"),
+        "{}",
+        refused.error()
+    );
+    h.server.stop().await;
+}
+
+/// Reads `n` SSE events (name, id, data) from an event stream body.
+async fn read_events(body: Body, n: usize) -> Vec<(String, Option<String>, serde_json::Value)> {
+    let mut stream = body.into_data_stream();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("events in time")
+            .expect("stream open")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let (mut name, mut id, mut data) = (String::from("message"), None, None);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    name = v.to_string();
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    id = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(v).unwrap());
+                }
+            }
+            if let Some(data) = data {
+                out.push((name, id, data));
+            }
+        }
+    }
+    out
+}
+
+async fn events_resume_after_the_last_id_with_no_gap(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    // Commits made outside the server (as the CLI would) are events too.
+    let mut commits = Vec::new();
+    for i in 0..6u32 {
+        let name = if i % 2 == 0 { "weather/a" } else { "other/b" };
+        let batch = tarn::input::read_text(
+            csv_rows(i, 1).into_bytes(),
+            tarn::input::InputFormat::Csv,
+            None,
+        )
+        .unwrap();
+        let out = h
+            .lake
+            .write(
+                &format!("tarn://{name}"),
+                batch,
+                tarn::WriteRequest::new().ordered_on("ts"),
+            )
+            .await
+            .unwrap();
+        commits.push((name, out.commit_id.unwrap()));
+    }
+    let weather: Vec<i64> = commits
+        .iter()
+        .filter(|(n, _)| n.starts_with("weather"))
+        .map(|(_, c)| *c)
+        .collect();
+    // Resume after the first weather commit: the other two, in order, nothing else.
+    let request = Request::get("/api/v1/events?prefix=weather")
+        .header(header::AUTHORIZATION, format!("Bearer {}", h.admin))
+        .header("last-event-id", weather[0].to_string())
+        .body(Body::empty())
+        .unwrap();
+    let response = app(h.server.state.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body();
+    let reader = tokio::spawn(read_events(body, 3));
+    // A commit through the queue arrives live after the catch-up.
+    let done = h.write_csv("weather/a", &csv_rows(50, 1), None).await;
+    let events = reader.await.unwrap();
+    let ids: Vec<i64> = events
+        .iter()
+        .filter(|(name, _, _)| name == "commit")
+        .map(|(_, id, _)| id.as_ref().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![weather[1], weather[2], done["commit_id"].as_i64().unwrap()],
+        "{events:?}"
+    );
+    assert!(events.iter().all(|(_, _, d)| d["dataset"] == "weather/a"));
+    h.server.stop().await;
+}
+
+async fn a_request_applied_before_a_crash_is_not_applied_again(place: LakePlace) {
+    let lake = place.init().await;
+    let queue = Arc::new(CatalogQueue::new(&lake));
+    // A request is queued, then applied by a server that died before recording it.
+    let id = "r-applied-before-crash".to_string();
+    let staged = format!("{}/{id}.upload", tarn_server::STAGING_DIR);
+    let csv = csv_rows(0, 4);
+    lake.object_store()
+        .put(
+            &object_store::path::Path::from(staged.as_str()),
+            bytes::Bytes::from(csv.clone()).into(),
+        )
+        .await
+        .unwrap();
+    let mutation = tarn_server::Mutation::Write {
+        uri: "tarn://weather/x".into(),
+        format: "csv".into(),
+        ordered_on: Some("ts".into()),
+        duplicates_on: None,
+        row_group_size: None,
+        max_off_target: None,
+        message: None,
+        evolve: false,
+    };
+    use tarn_server::RequestQueue;
+    queue
+        .enqueue(tarn::NewRequest {
+            id: id.clone(),
+            idempotency_key: None,
+            lane: "weather/x".into(),
+            kind: "write".into(),
+            params_json: serde_json::to_string(&mutation).unwrap(),
+            staged_path: Some(staged.clone()),
+        })
+        .await
+        .unwrap();
+    let batch =
+        tarn::input::read_text(csv.into_bytes(), tarn::input::InputFormat::Csv, None).unwrap();
+    let first = lake
+        .for_request(&id)
+        .write(
+            "tarn://weather/x",
+            batch.clone(),
+            tarn::WriteRequest::new().ordered_on("ts"),
+        )
+        .await
+        .unwrap();
+    // The catalog refuses a second commit of the same request.
+    let twice = lake
+        .for_request(&id)
+        .write("tarn://weather/x", batch, tarn::WriteRequest::new())
+        .await
+        .unwrap_err();
+    assert!(twice.is_request_applied(), "{twice}");
+    // The restarted server finds the commit and finishes the request with it.
+    let server = Server::start(lake.clone(), ServerConfig::default(), queue.clone())
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let record = loop {
+        let r = queue.request(&id).await.unwrap().unwrap();
+        if r.status.is_finished() || tokio::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(record.status, RequestStatus::Succeeded, "{record:?}");
+    assert_eq!(record.version, first.version);
+    assert_eq!(lake.log("tarn://weather/x", None).await.unwrap().len(), 1);
+    server.stop().await;
+}
+
+tarn_testkit::backend_tests!(
+    a_write_goes_through_the_queue_and_reads_back_in_every_format,
+    versioned_data_is_immutable_and_revalidates,
+    tokens_and_scopes_guard_every_endpoint,
+    anonymous_reads_only_when_allowed,
+    oversized_bodies_are_refused_and_change_nothing,
+    no_parameter_reaches_outside_the_lake,
+    sql_streams_and_bounds_its_memory,
+    events_resume_after_the_last_id_with_no_gap,
+    a_request_applied_before_a_crash_is_not_applied_again,
+);
