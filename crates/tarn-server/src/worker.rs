@@ -146,8 +146,6 @@ impl Workers {
 
     async fn process(&self, request: RequestRecord) {
         let span = tracing::info_span!("request", id = %request.id, kind = %request.kind, lane = %request.lane, attempt = request.attempts);
-        let _enter = span.enter();
-        drop(_enter);
         // The lease is renewed while the request is applied.
         let renewing = {
             let (queue, id, owner) = (self.queue.clone(), request.id.clone(), self.owner.clone());
