@@ -118,7 +118,10 @@ pub struct TokenRecord {
 /// How many requests wait, and since when.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueDepth {
+    /// Requests queued or running.
     pub unfinished: u64,
+    /// Of those, the ones a worker holds (leased).
+    pub running: u64,
     pub oldest: Option<DateTime<Utc>>,
 }
 

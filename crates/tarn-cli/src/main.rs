@@ -82,8 +82,18 @@ struct Cli {
         default_value = "durable"
     )]
     durability: Durability,
+    /// The log's format on stderr: `text` (default) or `json` (one object per line, with
+    /// the fields of its spans, for log collectors).
+    #[arg(long, global = true, env = "TARN_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -364,19 +374,29 @@ fn main() {
             e.exit();
         }
     };
+    // A server logs what it serves (info); a command only what went wrong (warn).
+    let serving = matches!(cli.command, Command::Serve(_));
     let filter = match (cli.quiet, cli.verbose) {
         (true, _) => "error",
+        (_, 0) if serving => "info",
         (_, 0) => "warn",
         (_, 1) => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TARN_LOG")
-                .unwrap_or_else(|_| filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("TARN_LOG").unwrap_or_else(|_| filter.into());
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => log.init(),
+        LogFormat::Json => log
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,9 +6,10 @@ use crate::collection_cmd::parse_field_value;
 use crate::output::{self, OutputFormat};
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::PathBuf;
-use tarn::registry_store::{ComponentKind, ComponentVersion, Dependent};
+use tarn::registry_store::{ComponentKind, ComponentVersion};
+use tarn_registry::json;
 use tarn_registry::{
     Aggregation, ComponentRef, DimensionInput, GroupBy, MappingInput, ProjectDefinition,
     ProjectQuery, Registry, UpdateOutcome,
@@ -221,31 +222,9 @@ impl RowsArgs {
     }
 }
 
-fn version_json(v: &ComponentVersion) -> Value {
-    json!({
-        "kind": v.kind.as_str(),
-        "name": v.name,
-        "version": v.version,
-        "commit_id": v.commit_id,
-        "timestamp": v.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "author": v.author,
-        "message": v.message,
-        "definition": serde_json::from_str::<Value>(&v.body_json).unwrap_or(Value::Null),
-    })
-}
-
-fn dependent_json(d: &Dependent) -> Value {
-    json!({
-        "kind": d.kind.as_str(),
-        "name": d.name,
-        "version": d.version,
-        "uses": {"kind": d.target.kind, "name": d.target.name, "version": d.target.version},
-    })
-}
-
 fn print_created(ctx: &Ctx, v: &ComponentVersion, verb: &str) -> Result<()> {
     if ctx.json {
-        ctx.print_json(&version_json(v))
+        ctx.print_json(&json::version(v))
     } else {
         if !ctx.quiet {
             outln!("{verb} {} {:?} v{}", v.kind.as_str(), v.name, v.version);
@@ -257,8 +236,8 @@ fn print_created(ctx: &Ctx, v: &ComponentVersion, verb: &str) -> Result<()> {
 fn print_update(ctx: &Ctx, kind: ComponentKind, name: &str, outcome: &UpdateOutcome) -> Result<()> {
     if ctx.json {
         return ctx.print_json(&json!({
-            "version": outcome.version.as_ref().map(version_json),
-            "stale": outcome.stale.iter().map(dependent_json).collect::<Vec<_>>(),
+            "version": outcome.version.as_ref().map(json::version),
+            "stale": outcome.stale.iter().map(json::dependent).collect::<Vec<_>>(),
         }));
     }
     match &outcome.version {
@@ -283,7 +262,7 @@ fn print_update(ctx: &Ctx, kind: ComponentKind, name: &str, outcome: &UpdateOutc
 
 fn print_history(ctx: &Ctx, history: &[ComponentVersion]) -> Result<()> {
     if ctx.json {
-        return ctx.print_json(&history.iter().map(version_json).collect::<Vec<_>>());
+        return ctx.print_json(&history.iter().map(json::version).collect::<Vec<_>>());
     }
     let mut t = output::table(&["version", "time", "author", "message"]);
     for v in history {
@@ -302,14 +281,7 @@ fn print_history(ctx: &Ctx, history: &[ComponentVersion]) -> Result<()> {
 async fn list(ctx: &Ctx, registry: &Registry, kind: Option<ComponentKind>) -> Result<()> {
     let components = registry.components(kind).await?;
     if ctx.json {
-        return ctx.print_json(
-            &components
-                .iter()
-                .map(
-                    |c| json!({"kind": c.kind.as_str(), "name": c.name, "version": c.head_version}),
-                )
-                .collect::<Vec<_>>(),
-        );
+        return ctx.print_json(&components.iter().map(json::component).collect::<Vec<_>>());
     }
     let mut t = output::table(&["kind", "name", "version"]);
     for c in components {
@@ -346,19 +318,7 @@ pub async fn dimension(ctx: &Ctx, command: DimensionCommand) -> Result<()> {
         DimensionCommand::Show { name, version } => {
             let d = registry.dimension(&name, version).await?;
             if ctx.json {
-                let mut v = version_json(&d.version);
-                v["records"] = d
-                    .records
-                    .iter()
-                    .map(|r| {
-                        let mut o = json!({"id": r.id, "name": r.name});
-                        for (k, val) in &r.extra {
-                            o[k] = json!(val);
-                        }
-                        o
-                    })
-                    .collect();
-                return ctx.print_json(&v);
+                return ctx.print_json(&json::dimension(&d, &d.records));
             }
             outln!(
                 "dimension {:?} v{} (type {}), {} records, by {} at {}: {}",
@@ -416,15 +376,7 @@ pub async fn mapping(ctx: &Ctx, command: MappingCommand) -> Result<()> {
         MappingCommand::Show { name, version } => {
             let m = registry.mapping(&name, version).await?;
             if ctx.json {
-                let mut v = version_json(&m.version);
-                v["rows"] = m
-                    .rows
-                    .iter()
-                    .map(
-                        |r| json!({"from_id": r.from_id, "to_id": r.to_id, "fraction": r.fraction}),
-                    )
-                    .collect();
-                return ctx.print_json(&v);
+                return ctx.print_json(&json::mapping(&m, &m.rows));
             }
             outln!(
                 "mapping {:?} v{}: {} v{} -> {} v{}{}, {} rows, by {} at {}: {}",
@@ -505,20 +457,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
             let p = registry.project(&name, version).await?;
             let registrations = registry.registrations(&name).await?;
             if ctx.json {
-                let mut v = version_json(&p.version);
-                v["datasets"] = registrations
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "dataset": r.body.dataset,
-                            "uri": r.body.uri,
-                            "registration_version": r.version.version,
-                            "project_version": r.body.project.version,
-                            "columns": r.body.columns.iter().map(|(c, d)| (c.clone(), json!({"dimension": d.name, "version": d.version}))).collect::<serde_json::Map<_, _>>(),
-                        })
-                    })
-                    .collect();
-                return ctx.print_json(&v);
+                return ctx.print_json(&json::project(&p, &registrations));
             }
             outln!(
                 "project {:?} v{}, by {} at {}: {}",
@@ -572,7 +511,7 @@ pub async fn project(ctx: &Ctx, command: ProjectCommand) -> Result<()> {
                 .await?;
             let r = &outcome.registration;
             if ctx.json {
-                let mut v = version_json(&r.version);
+                let mut v = json::version(&r.version);
                 v["changed"] = json!(outcome.changed);
                 return ctx.print_json(&v);
             }
@@ -643,41 +582,12 @@ pub async fn registry(ctx: &Ctx, command: RegistryCommand) -> Result<()> {
             print_history(ctx, &history)
         }
         RegistryCommand::Dependents { component } => {
-            let (kind, name, version) = match component.strip_prefix("dataset:") {
-                Some(rest) => {
-                    let (name, version) = match rest.rsplit_once(':') {
-                        Some((n, v)) => (
-                            n.to_string(),
-                            Some(v.trim_start_matches('v').parse::<u64>().map_err(|_| {
-                                anyhow::anyhow!("{component:?}: a dataset version is vN")
-                            })?),
-                        ),
-                        None => (rest.to_string(), None),
-                    };
-                    let name = if name.contains('@') {
-                        name
-                    } else {
-                        format!("{name}@main")
-                    };
-                    ("dataset".to_string(), name, version)
-                }
-                None => {
-                    let r = ComponentRef::parse(&component)?;
-                    let v = registry
-                        .resolve(&ComponentRef {
-                            version: None,
-                            ..r.clone()
-                        })
-                        .await?;
-                    (v.kind.as_str().to_string(), v.name, r.version)
-                }
-            };
-            let dependents = registry.dependents(&kind, &name, version).await?;
+            let dependents = registry.dependents_of(&component).await?;
             if ctx.json {
-                return ctx.print_json(&dependents.iter().map(dependent_json).collect::<Vec<_>>());
+                return ctx.print_json(&dependents.iter().map(json::dependent).collect::<Vec<_>>());
             }
             if dependents.is_empty() {
-                outln!("nothing uses {kind}:{name}");
+                outln!("nothing uses {component}");
                 return Ok(());
             }
             let mut t = output::table(&["kind", "name", "version", "uses"]);

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::sync::Arc;
 use std::time::Duration;
-use tarn_server::{CatalogQueue, Scope, Server, ServerConfig};
+use tarn_server::{CatalogQueue, NatsQueue, RequestQueue, Scope, Server, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// How long one SQL query may run (e.g. 30s, 5m).
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     pub query_timeout: Duration,
+    /// Where queued mutations wait: `catalog` (the lake's own catalog) or a NATS JetStream
+    /// server, `nats://HOST:PORT[/NAMESPACE]` (one namespace per lake; default `tarn`).
+    #[arg(long, default_value = "catalog")]
+    pub queue: String,
 }
 
 pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
@@ -43,7 +47,16 @@ pub async fn serve(ctx: &Ctx, args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
-    let queue = Arc::new(CatalogQueue::new(&lake));
+    let queue: Arc<dyn RequestQueue> = if args.queue == "catalog" {
+        Arc::new(CatalogQueue::new(&lake))
+    } else if args.queue.starts_with("nats://") {
+        Arc::new(NatsQueue::connect(&args.queue, &lake.describe()).await?)
+    } else {
+        bail!(
+            "--queue {}: use `catalog` or nats://HOST:PORT[/NAMESPACE]",
+            args.queue
+        );
+    };
     let server = Server::start(lake, config, queue).await?;
     {
         use std::io::Write;

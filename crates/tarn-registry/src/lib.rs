@@ -5,6 +5,7 @@
 //! with an author, a time (a lake commit) and a message.
 
 mod error;
+pub mod json;
 mod names;
 mod project;
 mod query;
@@ -608,6 +609,44 @@ impl Registry {
             .into_iter()
             .filter(|d| d.version == d.head_version)
             .collect())
+    }
+
+    /// The dependents of a component named as `tarn registry dependents` takes it:
+    /// `KIND:NAME[:vN]` (a project, dimension or mapping) or `dataset:NAME[@BRANCH][:vN]`
+    /// (a dataset's registrations; the branch defaults to `main`).
+    pub async fn dependents_of(&self, component: &str) -> Result<Vec<Dependent>> {
+        let (kind, name, version) = match component.strip_prefix("dataset:") {
+            Some(rest) => {
+                let (name, version) = match rest.rsplit_once(':') {
+                    Some((n, v)) => (
+                        n.to_string(),
+                        Some(v.trim_start_matches('v').parse::<u64>().map_err(|_| {
+                            RegistryError::Invalid(format!(
+                                "{component:?}: a dataset version is vN"
+                            ))
+                        })?),
+                    ),
+                    None => (rest.to_string(), None),
+                };
+                let name = if name.contains('@') {
+                    name
+                } else {
+                    format!("{name}@main")
+                };
+                ("dataset".to_string(), name, version)
+            }
+            None => {
+                let r = ComponentRef::parse(component)?;
+                let v = self
+                    .resolve(&ComponentRef {
+                        version: None,
+                        ..r.clone()
+                    })
+                    .await?;
+                (v.kind.as_str().to_string(), v.name, r.version)
+            }
+        };
+        self.dependents(&kind, &name, version).await
     }
 
     /// The components whose latest version depends on a version of `kind:name` older than

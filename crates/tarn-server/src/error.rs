@@ -122,3 +122,16 @@ impl From<tarn_query::QueryError> for ApiError {
 }
 
 pub type ApiResult<T> = std::result::Result<T, ApiError>;
+
+impl From<tarn_registry::RegistryError> for ApiError {
+    fn from(e: tarn_registry::RegistryError) -> Self {
+        use tarn_registry::RegistryError;
+        match e {
+            RegistryError::Invalid(m) => Self::bad_request(m),
+            RegistryError::NotFound(m) => Self::not_found(m),
+            RegistryError::Tarn(e) => e.into(),
+            RegistryError::Query(e) => e.into(),
+            other @ RegistryError::Io(_) => Self::internal(&other),
+        }
+    }
+}

@@ -11,15 +11,20 @@ mod data;
 mod encode;
 mod error;
 mod events;
+mod metrics;
 mod mutate;
+mod nats;
 mod queue;
 mod read;
+mod registry;
 mod worker;
 
 pub use auth::{Access, Principal, Scope, new_token};
 pub use encode::Format;
 pub use error::{ApiError, ApiResult};
 pub use events::{EventHub, POLL_INTERVAL};
+pub use metrics::Metrics;
+pub use nats::NatsQueue;
 pub use queue::{CatalogQueue, Mutation, RequestQueue};
 pub use worker::{LEASE, STAGING_DIR, Workers};
 
@@ -94,6 +99,7 @@ struct Inner {
     config: ServerConfig,
     workers: Arc<Workers>,
     hub: Arc<EventHub>,
+    metrics: Arc<Metrics>,
     shutdown: Shutdown,
 }
 
@@ -116,6 +122,9 @@ impl AppState {
     }
     pub fn hub(&self) -> &Arc<EventHub> {
         &self.0.hub
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
     /// Fires when the server stops: long-lived responses (event streams, waits) end.
     pub fn shutdown(&self) -> &Shutdown {
@@ -142,7 +151,8 @@ impl Server {
         let engine = QueryEngine::new(&lake).map_err(|e| tarn::Error::Config(e.to_string()))?;
         let last = lake.state().await?.commit_id;
         let hub = EventHub::new(lake.service_store(), last);
-        let workers = Workers::new(lake.clone(), queue, hub.clone());
+        let metrics = Arc::new(Metrics::default());
+        let workers = Workers::new(lake.clone(), queue, hub.clone(), metrics.clone());
         let shutdown = Shutdown::default();
         let tasks = vec![
             tokio::spawn(hub.clone().run(shutdown.clone())),
@@ -155,6 +165,7 @@ impl Server {
                 config,
                 workers,
                 hub,
+                metrics,
                 shutdown: shutdown.clone(),
             })),
             shutdown,
@@ -196,6 +207,12 @@ pub fn app(state: AppState) -> Router {
         .route("/tags", get(read::tags))
         .route("/branches", get(read::branches))
         .route("/diff", get(read::diff))
+        .route("/registry", get(registry::list))
+        .route("/project", get(registry::project))
+        .route("/dimension", get(registry::dimension))
+        .route("/mapping", get(registry::mapping))
+        .route("/history", get(registry::history))
+        .route("/dependents", get(registry::dependents))
         .route("/data", get(data::data))
         .route("/query", post(data::query))
         .route("/requests", get(mutate::requests))
@@ -212,9 +229,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/write",
             post(mutate::write).layer(DefaultBodyLimit::max(upload_limit)),
-        );
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
+        ));
     Router::new()
         .nest("/api/v1", api)
+        .route("/metrics", get(metrics::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint; the API is under /api/v1") })
         .with_state(state)
 }

@@ -128,17 +128,8 @@ async fn enqueue(
 }
 
 async fn remove_staged(state: &AppState, path: &str) {
-    let lake = state.lake();
-    match lake.local_storage_root() {
-        Some(root) => {
-            let _ = tokio::fs::remove_file(root.join(path)).await;
-        }
-        None => {
-            let _ = lake
-                .object_store()
-                .delete(&object_store::path::Path::from(path))
-                .await;
-        }
+    if let Err(e) = crate::worker::remove_staged(state.lake(), path).await {
+        tracing::warn!(path, error = %e, "cannot delete a staged upload");
     }
 }
 
@@ -578,12 +569,7 @@ pub async fn requests(
             .collect::<ApiResult<Vec<_>>>()?,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let records = state
-        .lake()
-        .service_store()
-        .requests(&statuses, limit)
-        .await
-        .map_err(tarn::Error::from)?;
+    let records = state.workers().queue().requests(&statuses, limit).await?;
     Ok(Json(
         records
             .iter()

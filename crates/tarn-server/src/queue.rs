@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tarn::{NewRequest, QueueDepth, RequestOutcome, RequestRecord, ServiceStore};
+use tarn::{NewRequest, QueueDepth, RequestOutcome, RequestRecord, RequestStatus, ServiceStore};
 
 /// A mutation as the queue keeps it (its `params_json`). Every field is what the client
 /// sent, checked when the request was accepted; the worker applies it as `tarn` would.
@@ -110,6 +110,12 @@ impl Mutation {
 pub trait RequestQueue: Send + Sync + std::fmt::Debug {
     async fn enqueue(&self, request: NewRequest) -> tarn::Result<(RequestRecord, bool)>;
     async fn request(&self, id: &str) -> tarn::Result<Option<RequestRecord>>;
+    /// Requests with one of `statuses` (any when empty), newest first, at most `limit`.
+    async fn requests(
+        &self,
+        statuses: &[RequestStatus],
+        limit: u64,
+    ) -> tarn::Result<Vec<RequestRecord>>;
     async fn claim(
         &self,
         lane: &str,
@@ -147,6 +153,13 @@ impl RequestQueue for CatalogQueue {
     }
     async fn request(&self, id: &str) -> tarn::Result<Option<RequestRecord>> {
         Ok(self.store.request(id).await?)
+    }
+    async fn requests(
+        &self,
+        statuses: &[RequestStatus],
+        limit: u64,
+    ) -> tarn::Result<Vec<RequestRecord>> {
+        Ok(self.store.requests(statuses, limit).await?)
     }
     async fn claim(
         &self,

@@ -11,9 +11,9 @@
 //! a retried one that finds its own effect (the tag or branch there, the merge up to date)
 //! succeeds.
 
-use crate::Shutdown;
 use crate::events::{EventHub, RequestEvent};
 use crate::queue::{Mutation, RequestQueue};
+use crate::{Metrics, Shutdown};
 use object_store::ObjectStoreExt;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -34,12 +34,16 @@ const ATTEMPTS: u32 = 5;
 /// The directory staged uploads live in, under the storage root: no dataset can be there
 /// (a name segment may not start with '.'), and vacuum leaves it alone (no `.parquet`).
 pub const STAGING_DIR: &str = ".staging";
+/// How old an upload with no stored request must be before the sweep deletes it: far
+/// longer than an upload takes to be stored once received.
+pub const STAGING_GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug)]
 pub struct Workers {
     lake: Lake,
     queue: Arc<dyn RequestQueue>,
     hub: Arc<EventHub>,
+    metrics: Arc<Metrics>,
     /// This server's name in leases.
     owner: String,
     active: Mutex<HashSet<String>>,
@@ -48,11 +52,17 @@ pub struct Workers {
 }
 
 impl Workers {
-    pub fn new(lake: Lake, queue: Arc<dyn RequestQueue>, hub: Arc<EventHub>) -> Arc<Self> {
+    pub fn new(
+        lake: Lake,
+        queue: Arc<dyn RequestQueue>,
+        hub: Arc<EventHub>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             lake,
             queue,
             hub,
+            metrics,
             owner: format!(
                 "{}-{}",
                 std::process::id(),
@@ -175,8 +185,14 @@ impl Workers {
                 }
             }
         };
+        let applied = started.elapsed();
+        let since = (chrono::Utc::now() - request.created_at)
+            .to_std()
+            .unwrap_or_default();
+        self.metrics
+            .observe_request(&request.kind, &outcome.status.to_string(), applied, since);
         tracing::info!(parent: &span, status = %outcome.status, version = ?outcome.version,
-            error = ?outcome.error, elapsed_ms = started.elapsed().as_millis() as u64, "request finished");
+            error = ?outcome.error, elapsed_ms = applied.as_millis() as u64, "request finished");
         // The commit's event goes out before the request's.
         if let Err(e) = self.hub.read_new().await {
             tracing::warn!(parent: &span, error = %e, "cannot read the new commit for its event");
@@ -378,23 +394,7 @@ impl Workers {
     }
 
     async fn delete_staged(&self, id: &str, path: &str) {
-        let deleted = match self.lake.local_storage_root() {
-            Some(root) => match tokio::fs::remove_file(root.join(path)).await {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(e.to_string()),
-            },
-            None => match self
-                .lake
-                .object_store()
-                .delete(&object_store::path::Path::from(path))
-                .await
-            {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e.to_string()),
-            },
-        };
-        match deleted {
+        match remove_staged(&self.lake, path).await {
             Ok(()) => {
                 if let Err(e) = self.queue.forget_staged(id).await {
                     tracing::warn!(request = id, error = %e, "cannot record a staged upload's removal");
@@ -406,7 +406,9 @@ impl Workers {
         }
     }
 
-    /// Deletes the staged uploads of finished requests that a crash left behind.
+    /// Deletes the staged uploads of finished requests that a crash left behind, and those
+    /// of requests that were never stored (the server died between the upload and the
+    /// enqueue) once older than [`STAGING_GRACE`].
     async fn collect_staged(&self) {
         match self.queue.finished_with_staged(1000).await {
             Ok(requests) => {
@@ -418,6 +420,64 @@ impl Workers {
             }
             Err(e) => tracing::warn!(error = %e, "cannot list finished uploads"),
         }
+        if let Err(e) = self.collect_orphaned_uploads(STAGING_GRACE).await {
+            tracing::warn!(error = %e, "cannot list the staged uploads");
+        }
+    }
+
+    /// Deletes uploads older than `grace` whose request the queue does not hold; how many.
+    pub async fn collect_orphaned_uploads(&self, grace: Duration) -> tarn::Result<usize> {
+        use futures::TryStreamExt;
+        let store = self.lake.object_store();
+        let prefix = object_store::path::Path::from(STAGING_DIR);
+        let listed: Vec<object_store::ObjectMeta> =
+            store
+                .list(Some(&prefix))
+                .try_collect()
+                .await
+                .map_err(|e| tarn::Error::Unavailable(format!("listing {STAGING_DIR}/: {e}")))?;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let mut deleted = 0;
+        for meta in listed.into_iter().filter(|m| m.last_modified < cutoff) {
+            let path = meta.location.to_string();
+            let Some(id) = meta
+                .location
+                .filename()
+                .and_then(|f| f.strip_suffix(".upload"))
+            else {
+                continue;
+            };
+            if self.queue.request(id).await?.is_none() {
+                match remove_staged(&self.lake, &path).await {
+                    Ok(()) => {
+                        tracing::info!(path, "deleted an upload whose request was never stored");
+                        deleted += 1;
+                    }
+                    Err(e) => tracing::warn!(path, error = %e, "cannot delete a staged upload"),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// Deletes a staged upload (`path` under the storage root); one already gone is no error.
+pub(crate) async fn remove_staged(lake: &Lake, path: &str) -> Result<(), String> {
+    match lake.local_storage_root() {
+        Some(root) => match tokio::fs::remove_file(root.join(path)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
+        None => match lake
+            .object_store()
+            .delete(&object_store::path::Path::from(path))
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        },
     }
 }
 

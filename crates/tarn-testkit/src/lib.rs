@@ -199,6 +199,26 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
+/// The NATS server of the tests (`TARN_TEST_NATS`, `nats://HOST:PORT`), or `None` when the
+/// environment names none and the test may skip (a message on stderr). Panics when
+/// `TARN_TEST_REQUIRE_REMOTE=1` and it is missing.
+pub fn nats() -> Option<String> {
+    match std::env::var("TARN_TEST_NATS")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        Some(url) => Some(url),
+        None if std::env::var("TARN_TEST_REQUIRE_REMOTE").as_deref() == Ok("1") => panic!(
+            "TARN_TEST_REQUIRE_REMOTE=1 but TARN_TEST_NATS is not set: run the tests through \
+             scripts/with-services"
+        ),
+        None => {
+            eprintln!("skipped: TARN_TEST_NATS is not set (scripts/with-services sets it)");
+            None
+        }
+    }
+}
+
 /// Runs the async test `f` on a fresh place of `backend` (nothing when it is skipped).
 pub fn run_on<F, Fut>(backend: Backend, f: F)
 where

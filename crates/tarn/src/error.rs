@@ -25,6 +25,13 @@ pub enum Error {
     TooManyConflicts { what: String, attempts: u32 },
     #[error("{0}")]
     Config(String),
+    /// A server tarn relies on besides the catalog (e.g. a NATS request queue) cannot be
+    /// reached or did not answer in time: retry later.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Something that should not happen (unreadable state of tarn's own making).
+    #[error("{0}")]
+    Internal(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,
@@ -64,7 +71,9 @@ impl Error {
                 | CatalogError::ComponentExists { .. },
             ) => ErrorKind::InvalidInput,
             Error::NotFound(_) => ErrorKind::NotFound,
-            Error::Catalog(CatalogError::Unavailable { .. }) => ErrorKind::Unavailable,
+            Error::Unavailable(_) | Error::Catalog(CatalogError::Unavailable { .. }) => {
+                ErrorKind::Unavailable
+            }
             Error::Catalog(
                 CatalogError::DatasetNotFound(_)
                 | CatalogError::BranchNotFound { .. }

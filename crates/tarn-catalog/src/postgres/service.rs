@@ -290,14 +290,15 @@ impl ServiceStore for PostgresCatalog {
         self.read(async |s| {
             let row = s
                 .query_one(
-                    "SELECT count(*), min(created_micros) FROM requests \
-                     WHERE status IN ('queued', 'running')",
+                    "SELECT count(*), count(*) FILTER (WHERE status = 'running'), \
+                     min(created_micros) FROM requests WHERE status IN ('queued', 'running')",
                     &[],
                 )
                 .await?;
             Ok(QueueDepth {
                 unfinished: row.try_get::<_, i64>(0)? as u64,
-                oldest: row.try_get::<_, Option<i64>>(1)?.map(super::micros_to_time),
+                running: row.try_get::<_, i64>(1)? as u64,
+                oldest: row.try_get::<_, Option<i64>>(2)?.map(super::micros_to_time),
             })
         })
         .await

@@ -292,14 +292,15 @@ impl ServiceStore for SqliteCatalog {
 
     async fn queue_depth(&self) -> Result<QueueDepth> {
         self.read(|conn| {
-            let (n, oldest): (i64, Option<i64>) = conn.query_row(
-                "SELECT count(*), min(created_micros) FROM requests \
-                 WHERE status IN ('queued', 'running')",
+            let (n, running, oldest): (i64, i64, Option<i64>) = conn.query_row(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'running'), \
+                 min(created_micros) FROM requests WHERE status IN ('queued', 'running')",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )?;
             Ok(QueueDepth {
                 unfinished: n as u64,
+                running: running as u64,
                 oldest: oldest.map(micros_to_time),
             })
         })

@@ -695,7 +695,508 @@ async fn a_request_applied_before_a_crash_is_not_applied_again(place: LakePlace)
     server.stop().await;
 }
 
+/// The value of the one sample of `name` whose labels include every one of `labels`.
+fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find(|l| labels.iter().all(|want| l.contains(want)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn metrics_count_requests_the_queue_and_event_clients(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    let before = h.get(None, "/metrics").await;
+    assert_eq!(before.status, StatusCode::OK, "/metrics needs no token");
+    assert!(
+        before.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    h.write_csv("tarn://weather/metrics", &csv_rows(0, 5), None)
+        .await;
+    for _ in 0..3 {
+        let a = h
+            .get(Some(&h.reader), "/api/v1/info?uri=tarn://weather/metrics")
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    let a = h
+        .get(Some(&h.reader), "/api/v1/info?uri=tarn://weather/nothing")
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    // An open event stream is a client for as long as it lives.
+    let events = app(h.server.state.clone())
+        .oneshot(
+            Request::get("/api/v1/events?prefix=weather")
+                .header(header::AUTHORIZATION, format!("Bearer {}", h.reader))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    let text = String::from_utf8(h.get(None, "/metrics").await.body).unwrap();
+    let info_ok = [
+        r#"route="/api/v1/info""#,
+        r#"status="200""#,
+        r#"method="GET""#,
+    ];
+    assert_eq!(
+        sample(&text, "tarn_http_requests_total", &info_ok),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tarn_http_requests_total",
+            &[r#"route="/api/v1/info""#, r#"status="404""#]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarn_http_request_duration_seconds_count", &info_ok),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "tarn_queue_apply_seconds_count",
+            &[r#"kind="write""#, r#"status="succeeded""#]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarn_queue_requests", &[r#"state="queued""#]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarn_queue_oldest_age_seconds", &[]),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarn_events_clients", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("weather/"),
+        "no dataset name in the metrics: {text}"
+    );
+    // The stream's task ends (and stops counting) soon after its client went.
+    drop(events);
+    let mut clients = None;
+    for _ in 0..200 {
+        let text = String::from_utf8(h.get(None, "/metrics").await.body).unwrap();
+        clients = sample(&text, "tarn_events_clients", &[]);
+        if clients == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(clients, Some(0.0), "the client is gone");
+    // Once the workers stopped, a queued request stays: the depth and the age show it.
+    let state = h.server.state.clone();
+    h.server.stop().await;
+    h.lake
+        .service_store()
+        .enqueue(tarn::NewRequest {
+            id: "waiting".into(),
+            idempotency_key: None,
+            lane: "weather/elsewhere".into(),
+            kind: "compact".into(),
+            params_json: "{}".into(),
+            staged_path: None,
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let response = app(state)
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let text = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert_eq!(
+        sample(&text, "tarn_queue_requests", &[r#"state="queued""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "tarn_queue_requests", &[r#"state="running""#]),
+        Some(0.0),
+        "{text}"
+    );
+    let age = sample(&text, "tarn_queue_oldest_age_seconds", &[]).unwrap();
+    assert!(age > 0.0 && age < 60.0, "{text}");
+}
+
+async fn uploads_whose_request_was_never_stored_are_collected(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    // No worker runs: the queued request below stays queued.
+    let workers = h.server.state.workers().clone();
+    h.server.stop().await;
+    let store = h.lake.object_store();
+    let put = |name: &str| {
+        let store = store.clone();
+        let path = object_store::path::Path::from(format!("{}/{name}", tarn_server::STAGING_DIR));
+        async move { store.put(&path, b"ts,v\n".to_vec().into()).await.unwrap() }
+    };
+    // A lost upload (no request) and the upload of a request still queued.
+    put("r-lost.upload").await;
+    put("r-kept.upload").await;
+    h.lake
+        .service_store()
+        .enqueue(tarn::NewRequest {
+            id: "r-kept".into(),
+            idempotency_key: None,
+            lane: "weather/none".into(),
+            kind: "write".into(),
+            params_json: "{}".into(),
+            staged_path: Some(format!("{}/r-kept.upload", tarn_server::STAGING_DIR)),
+        })
+        .await
+        .unwrap();
+    let staged = || async {
+        let mut names: Vec<String> = store
+            .list(Some(&object_store::path::Path::from(
+                tarn_server::STAGING_DIR,
+            )))
+            .map(|m| m.unwrap().location.filename().unwrap().to_string())
+            .collect()
+            .await;
+        names.sort();
+        names
+    };
+    assert_eq!(staged().await, ["r-kept.upload", "r-lost.upload"]);
+    // Within the grace period nothing goes.
+    assert_eq!(
+        workers
+            .collect_orphaned_uploads(Duration::from_secs(3600))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(staged().await, ["r-kept.upload", "r-lost.upload"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        workers
+            .collect_orphaned_uploads(Duration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        staged().await,
+        ["r-kept.upload"],
+        "a queued request keeps its upload"
+    );
+}
+
+async fn the_registry_reads_as_the_cli_prints_it_with_paged_records(place: LakePlace) {
+    use tarn_registry::{DimensionInput, MappingInput, ProjectDefinition, Registry};
+    let h = harness(&place, ServerConfig::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let stations: String = std::iter::once("id,name,canton\n".to_string())
+        .chain((0..25).map(|i| format!("s{i:02},Station {i},{}\n", ["VD", "BE", "GE"][i % 3])))
+        .collect();
+    let stations = file("stations.csv", stations);
+    let cantons = file(
+        "cantons.csv",
+        "id,name\nVD,Vaud\nBE,Bern\nGE,Geneva\n".into(),
+    );
+    let map: String = std::iter::once("from,to\n".to_string())
+        .chain((0..25).map(|i| format!("s{i:02},{}\n", ["VD", "BE", "GE"][i % 3])))
+        .collect();
+    let map = file("map.csv", map);
+    let registry = Registry::new(&h.lake);
+    fn dim<'a>(name: &'a str, kind: &'a str, records: &'a std::path::Path) -> DimensionInput<'a> {
+        DimensionInput {
+            name,
+            dimension_type: Some(kind),
+            records,
+            id_column: "id",
+            name_column: "name",
+            message: Some("first"),
+        }
+    }
+    registry
+        .create_dimension(&dim("station", "geography", &stations))
+        .await
+        .unwrap();
+    registry
+        .create_dimension(&dim("canton", "geography", &cantons))
+        .await
+        .unwrap();
+    registry
+        .create_mapping(&MappingInput {
+            name: "station_to_canton",
+            from: Some("station"),
+            to: Some("canton"),
+            records: &map,
+            from_column: "from",
+            to_column: "to",
+            fraction_column: "fraction",
+            disaggregation: false,
+            message: None,
+        })
+        .await
+        .unwrap();
+    registry
+        .create_project(
+            &ProjectDefinition {
+                name: "alps".into(),
+                description: "Alpine stations".into(),
+                dimensions: vec!["station".into(), "canton".into()],
+                mappings: vec!["station_to_canton".into()],
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let rows = "ts,station,temp\n2024-01-01T00:00:00Z,s01,1.5\n2024-01-01T01:00:00Z,s02,2.5\n";
+    for uri in ["tarn://weather/alps", "tarn://energy/alps"] {
+        h.write_csv(uri, rows, None).await;
+        registry
+            .register_dataset("alps", uri, &[("station".into(), "station".into())], None)
+            .await
+            .unwrap();
+    }
+    // A second version of the station dimension (s00 renamed), for its history.
+    let renamed = std::fs::read_to_string(&stations)
+        .unwrap()
+        .replace("s00,Station 0,", "s00,Station Zero,");
+    let renamed = file("stations-2.csv", renamed);
+    let update = registry
+        .update_dimension(&DimensionInput {
+            dimension_type: None,
+            message: Some("second"),
+            ..dim("station", "geography", &renamed)
+        })
+        .await
+        .unwrap();
+    assert!(update.version.is_some());
+
+    let list = h
+        .get(Some(&h.reader), "/api/v1/registry?kind=dimension")
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.error());
+    let names: Vec<String> = list
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["canton", "station"]);
+    let all = h.get(Some(&h.reader), "/api/v1/registry").await.json();
+    let expected: Vec<serde_json::Value> = registry
+        .components(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(tarn_registry::json::component)
+        .collect();
+    assert_eq!(all, serde_json::Value::Array(expected));
+    assert_eq!(
+        h.get(Some(&h.reader), "/api/v1/registry?kind=planet")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Records come in pages, filtered on any column.
+    let page = h
+        .get(Some(&h.reader), "/api/v1/dimension?name=station&limit=10")
+        .await
+        .json();
+    assert_eq!(page["records"].as_array().unwrap().len(), 10);
+    assert_eq!(
+        page["records"][0],
+        serde_json::json!({"id": "s00", "name": "Station Zero", "canton": "VD"})
+    );
+    assert_eq!(
+        page["page"],
+        serde_json::json!({"total": 25, "matching": 25, "offset": 0, "next_offset": 10})
+    );
+    let last = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dimension?name=station&limit=10&offset=20",
+        )
+        .await
+        .json();
+    assert_eq!(last["records"].as_array().unwrap().len(), 5);
+    assert_eq!(last["page"]["next_offset"], serde_json::Value::Null);
+    let ge = h
+        .get(Some(&h.reader), "/api/v1/dimension?name=station&filter=ge")
+        .await
+        .json();
+    assert_eq!(ge["page"]["matching"], 8, "{ge}");
+    assert!(
+        ge["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["canton"] == "GE"),
+        "{ge}"
+    );
+    let full = registry.dimension("station", None).await.unwrap();
+    let mut whole = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dimension?name=station&limit=10000",
+        )
+        .await
+        .json();
+    whole.as_object_mut().unwrap().remove("page");
+    assert_eq!(
+        whole,
+        tarn_registry::json::dimension(&full, &full.records),
+        "as `dimension show --json`"
+    );
+    let rows = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/mapping?name=station_to_canton&filter=s1&limit=3",
+        )
+        .await
+        .json();
+    assert_eq!(rows["page"]["matching"], 10, "s10..s19: {rows}");
+    assert_eq!(
+        rows["rows"][0],
+        serde_json::json!({"from_id": "s10", "to_id": "BE", "fraction": 1.0})
+    );
+    assert_eq!(
+        h.get(Some(&h.reader), "/api/v1/dimension?name=nothing")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let history = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/history?component=dimension:station",
+        )
+        .await
+        .json();
+    let versions: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1], "newest first: {history}");
+    assert_eq!(history[0]["message"], "second");
+    let dependents = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dependents?component=dimension:canton",
+        )
+        .await
+        .json();
+    let users: Vec<String> = dependents
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}",
+                d["kind"].as_str().unwrap(),
+                d["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        users.contains(&"mapping:station_to_canton".to_string())
+            && users.contains(&"project:alps".to_string()),
+        "{users:?}"
+    );
+
+    // Scopes: the reader (read:weather) sees the weather registration only.
+    let seen = |token: &str| {
+        let token = token.to_string();
+        let h = &h;
+        async move {
+            let p = h
+                .get(Some(&token), "/api/v1/project?name=alps")
+                .await
+                .json();
+            let mut d: Vec<String> = p["datasets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["dataset"].as_str().unwrap().to_string())
+                .collect();
+            d.sort();
+            d
+        }
+    };
+    assert_eq!(seen(&h.reader).await, ["weather/alps"]);
+    assert_eq!(seen(&h.admin).await, ["energy/alps", "weather/alps"]);
+    let station_users = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dependents?component=dimension:station",
+        )
+        .await
+        .json();
+    assert!(
+        !station_users.to_string().contains("energy/alps"),
+        "no registration out of scope: {station_users}"
+    );
+    let out_of_scope = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dependents?component=dataset:energy/alps",
+        )
+        .await;
+    assert_eq!(
+        out_of_scope.status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        out_of_scope.error()
+    );
+    let of_weather = h
+        .get(
+            Some(&h.reader),
+            "/api/v1/dependents?component=dataset:weather/alps",
+        )
+        .await;
+    assert_eq!(of_weather.status, StatusCode::OK, "{}", of_weather.error());
+    assert_eq!(
+        h.get(None, "/api/v1/registry").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    h.server.stop().await;
+}
+
 tarn_testkit::backend_tests!(
+    the_registry_reads_as_the_cli_prints_it_with_paged_records,
+    uploads_whose_request_was_never_stored_are_collected,
+    metrics_count_requests_the_queue_and_event_clients,
     a_write_goes_through_the_queue_and_reads_back_in_every_format,
     versioned_data_is_immutable_and_revalidates,
     tokens_and_scopes_guard_every_endpoint,

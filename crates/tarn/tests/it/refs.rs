@@ -884,14 +884,16 @@ async fn snapshots_pin_every_uri_to_one_state_while_a_writer_commits(place: Lake
         .expect("b");
     // B's version n holds rows 0..n: its row count tells the version it was read at.
     let stop = Arc::new(AtomicBool::new(false));
+    let committed = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let writer = {
-        let (lake, stop) = (lake.clone(), stop.clone());
+        let (lake, stop, committed) = (lake.clone(), stop.clone(), committed.clone());
         tokio::spawn(async move {
             let mut n = 1i64;
             while !stop.load(Ordering::Relaxed) && n < 400 {
                 lake.write(b, kiv_batch(&[(n, n, n)]), WriteRequest::new())
                     .await
                     .expect("b write");
+                committed.store(n, Ordering::Relaxed);
                 n += 1;
             }
             n
@@ -900,7 +902,15 @@ async fn snapshots_pin_every_uri_to_one_state_while_a_writer_commits(place: Lake
     // Several URIs before B, so the writer has time to commit between the state and B.
     let uris = [a, a, a, a, a, a, b, "tarn://r/b:latest"];
     let mut checked = Vec::new();
-    for _ in 0..25 {
+    // At least 25 rounds, and on until the writer made a few versions (a busy machine
+    // can starve it), within a bound.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    for round in 0.. {
+        if round >= 25
+            && (committed.load(Ordering::Relaxed) > 6 || tokio::time::Instant::now() > deadline)
+        {
+            break;
+        }
         let (state, snaps) = lake.snapshots(&uris, None).await.expect("snapshots");
         let rows = read_kiv(&lake, &snaps[6].uri().to_string()).await;
         checked.push((state, snaps[6].version(), snaps[7].version(), rows.len()));
