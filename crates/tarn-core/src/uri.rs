@@ -83,9 +83,12 @@ fn looks_like_date(text: &str) -> bool {
 }
 
 fn looks_like_timestamp(text: &str) -> bool {
-    text.len() > 10
+    // Bytes, not `&text[..10]`: the tenth byte may fall inside a multi-byte character.
+    let b = text.as_bytes();
+    b.len() > 10
+        && text.is_char_boundary(10)
         && looks_like_date(&text[..10])
-        && matches!(text.as_bytes()[10], b'T' | b't' | b' ')
+        && matches!(b[10], b'T' | b't' | b' ')
 }
 
 /// A tag name: one segment of `[A-Za-z0-9_.=-]`, not starting with `.`, and not parseable as
@@ -335,7 +338,28 @@ mod tests {
         assert!(is_tag_like("gold"));
     }
 
+    /// Found by schemathesis through `tarn serve`: a ref whose tenth byte falls inside a
+    /// multi-byte character panicked in the timestamp test instead of being refused.
+    #[test]
+    fn multi_byte_refs_are_refused_not_a_panic() {
+        for uri in [
+            "L:ê\u{80}\u{b}󃁒\u{9b}Ö🞙qQ",
+            "tarn://a:2024-01-0é",
+            "tarn://a:ééééééé",
+        ] {
+            assert!(TarnUri::parse_lenient(uri).is_err(), "{uri}");
+        }
+    }
+
     proptest! {
+        /// No text panics the parser (it either parses or says why not).
+        #[test]
+        fn any_text_parses_or_is_refused(text in "\\PC{0,40}") {
+            let _ = TarnUri::parse(&text);
+            let _ = TarnUri::parse_lenient(&text);
+            let _ = TarnUri::parse_lenient(&format!("a:{text}"));
+        }
+
         #[test]
         fn display_round_trips(
             ds in "[a-z0-9_=-]{1,8}(/[A-Za-z0-9_=-]{1,8}){0,3}",

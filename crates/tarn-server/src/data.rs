@@ -10,9 +10,10 @@ use crate::AppState;
 use crate::auth::{Access, Principal};
 use crate::encode::{self, Format};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::read::dataset_of;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -20,7 +21,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tarn::{ReadRequest, Ref};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DataQuery {
     uri: String,
     #[serde(default)]
@@ -54,6 +56,7 @@ fn header_value(text: &str) -> HeaderValue {
 }
 
 /// `GET /api/v1/data?uri=U[&start=&end=&columns=a,b][&format=parquet|arrow|csv|jsonl]`.
+#[utoipa::path(get, path = "/api/v1/data", params(DataQuery), responses((status = 200, description = "The rows of `tarn read`, streamed; `Tarn-Version` names the version, `ETag` and `Cache-Control` say whether it can change", content(("application/vnd.apache.parquet"), ("application/vnd.apache.arrow.stream"), ("text/csv"), ("application/x-ndjson"))), (status = 304, description = "Not modified (If-None-Match)"), crate::openapi::Refusals))]
 pub async fn data(
     State(state): State<AppState>,
     principal: Principal,
@@ -134,7 +137,7 @@ pub async fn data(
     Ok((StatusCode::OK, response_headers, body).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct QueryBody {
     sql: String,
     #[serde(default)]
@@ -150,6 +153,7 @@ pub struct QueryBody {
 /// with 422) and runs at most `--query-timeout`: expiry before the first batch is a 504,
 /// after it ends the body early. A client that disconnects drops the response body, which
 /// drops the query's stream and cancels its tasks.
+#[utoipa::path(post, path = "/api/v1/query", request_body = QueryBody, responses((status = 200, description = "The result, streamed (Arrow IPC by default)", content(("application/vnd.apache.arrow.stream"), ("application/vnd.apache.parquet"), ("text/csv"), ("application/x-ndjson"))), crate::openapi::Refusals))]
 pub async fn query(
     State(state): State<AppState>,
     principal: Principal,

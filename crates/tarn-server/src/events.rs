@@ -11,8 +11,9 @@
 
 use crate::auth::{Access, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use crate::{AppState, under_prefix};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
@@ -140,7 +141,8 @@ impl EventHub {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     #[serde(default)]
     prefix: Option<String>,
@@ -185,6 +187,7 @@ impl Drop for ClientGuard {
 /// `GET /api/v1/events?prefix=P`: `commit` events of the datasets under P (those the
 /// principal may read), in commit order, id = commit id; `request` events of finished
 /// requests on those datasets. `Last-Event-ID: C` resumes after commit C.
+#[utoipa::path(get, path = "/api/v1/events", params(EventsQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this commit id")), responses((status = 200, description = "Server-Sent Events: `commit` (id = commit id, data {dataset, branch, version, commit_id, timestamp}) and `request` events", content_type = "text/event-stream", body = String), crate::openapi::Refusals))]
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,

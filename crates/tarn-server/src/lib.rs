@@ -11,9 +11,11 @@ mod data;
 mod encode;
 mod error;
 mod events;
+mod extract;
 mod metrics;
 mod mutate;
 mod nats;
+mod openapi;
 mod queue;
 mod read;
 mod registry;
@@ -25,6 +27,7 @@ pub use error::{ApiError, ApiResult};
 pub use events::{EventHub, POLL_INTERVAL};
 pub use metrics::Metrics;
 pub use nats::NatsQueue;
+pub use openapi::ApiDoc;
 pub use queue::{CatalogQueue, Mutation, RequestQueue};
 pub use worker::{LEASE, STAGING_DIR, Workers};
 
@@ -237,6 +240,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(metrics::metrics))
+        .route("/api/openapi.json", get(openapi::openapi))
         .fallback(|| async { ApiError::not_found("no such endpoint; the API is under /api/v1") })
         .with_state(state)
 }

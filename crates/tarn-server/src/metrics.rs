@@ -175,7 +175,16 @@ pub async fn observe(
         .unwrap_or("")
         .to_string();
     let span = tracing::info_span!("http", %method, %route, job = %job);
-    let response = next.run(request).instrument(span.clone()).await;
+    // A handler that panics answers 500 like any internal error, instead of closing the
+    // connection without an answer (the panic itself is printed by the panic hook).
+    let answered = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+        next.run(request).instrument(span.clone()),
+    ))
+    .await;
+    let response = answered.unwrap_or_else(|_| {
+        let error = std::io::Error::other(format!("a handler of {method} {route} panicked"));
+        crate::ApiError::internal(&error).into_response()
+    });
     let elapsed = started.elapsed();
     let status = response.status();
     state
@@ -188,6 +197,7 @@ pub async fn observe(
 
 /// `GET /metrics`: the OpenMetrics text of the server's metrics; the queue's depth is read
 /// at the scrape. It names no dataset, so it needs no token.
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let m = state.metrics();
     match state.workers().queue().depth().await {

@@ -7,12 +7,13 @@ use crate::AppState;
 use crate::auth::{Access, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::events::HubEvent;
+use crate::extract::{Path, Query};
 use crate::queue::Mutation;
 use crate::read::dataset_of;
 use crate::worker::STAGING_DIR;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -27,7 +28,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 const MAX_KEY: usize = 200;
 
 /// A request as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     request_id: String,
     status: &'static str,
@@ -133,7 +134,8 @@ async fn remove_staged(state: &AppState, path: &str) {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WriteQuery {
     uri: String,
     #[serde(default)]
@@ -154,6 +156,7 @@ pub struct WriteQuery {
 }
 
 /// `POST /api/v1/write?uri=U[&ordered_on=&duplicates_on=&row_group_size=&message=]`.
+#[utoipa::path(post, path = "/api/v1/write", params(WriteQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), request_body(description = "The rows", content((Vec<u8> = "application/vnd.apache.parquet"), (Vec<u8> = "application/vnd.apache.arrow.stream"), (String = "text/csv"), (String = "application/x-ndjson"))), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn write(
     State(state): State<AppState>,
     principal: Principal,
@@ -298,7 +301,8 @@ async fn stage_inner(state: &AppState, path: &str, body: Body, limit: u64) -> Ap
 
 type JsonBody = Result<bytes::Bytes, axum::extract::rejection::BytesRejection>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteRangeQuery {
     uri: String,
     start: String,
@@ -308,6 +312,7 @@ pub struct DeleteRangeQuery {
 }
 
 /// `POST /api/v1/delete-range?uri=U&start=S&end=E[&message=]`.
+#[utoipa::path(post, path = "/api/v1/delete-range", params(DeleteRangeQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn delete_range(
     State(state): State<AppState>,
     principal: Principal,
@@ -331,7 +336,7 @@ pub async fn delete_range(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct MetadataBody {
     #[serde(default)]
     set: BTreeMap<String, String>,
@@ -341,12 +346,14 @@ pub struct MetadataBody {
     message: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UriOnly {
     uri: String,
 }
 
 /// `POST /api/v1/metadata?uri=U` with `{"set": {K: V}, "unset": [K], "message"}`.
+#[utoipa::path(post, path = "/api/v1/metadata", params(UriOnly, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), request_body = MetadataBody, responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn metadata(
     State(state): State<AppState>,
     principal: Principal,
@@ -372,7 +379,8 @@ pub async fn metadata(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CompactQuery {
     uri: String,
     #[serde(default)]
@@ -380,6 +388,7 @@ pub struct CompactQuery {
 }
 
 /// `POST /api/v1/compact?uri=U[&message=]`.
+#[utoipa::path(post, path = "/api/v1/compact", params(CompactQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn compact(
     State(state): State<AppState>,
     principal: Principal,
@@ -401,7 +410,8 @@ pub async fn compact(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NameQuery {
     uri: String,
     name: String,
@@ -410,6 +420,7 @@ pub struct NameQuery {
 }
 
 /// `POST /api/v1/tag?uri=U&name=N[&force=true]`.
+#[utoipa::path(post, path = "/api/v1/tag", params(NameQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn tag(
     State(state): State<AppState>,
     principal: Principal,
@@ -434,6 +445,7 @@ pub async fn tag(
 }
 
 /// `POST /api/v1/branch?uri=U&name=NEW`.
+#[utoipa::path(post, path = "/api/v1/branch", params(NameQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn branch(
     State(state): State<AppState>,
     principal: Principal,
@@ -456,13 +468,15 @@ pub async fn branch(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MergeQuery {
     source: String,
     target: String,
 }
 
 /// `POST /api/v1/merge?source=U@B&target=U@main`: a fast-forward of `target` to `source`.
+#[utoipa::path(post, path = "/api/v1/merge", params(MergeQuery, ("Idempotency-Key" = Option<String>, Header, description = "The same key again gives the same request")), responses((status = 202, description = "Queued (or the request an Idempotency-Key names)", body = RequestView), crate::openapi::Refusals))]
 pub async fn merge(
     State(state): State<AppState>,
     principal: Principal,
@@ -492,7 +506,8 @@ pub async fn merge(
     .await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Seconds to wait for the request to finish (at most 60).
     #[serde(default)]
@@ -501,6 +516,7 @@ pub struct WaitQuery {
 
 /// `GET /api/v1/requests/ID[?wait=S]`: the request's status, once it finished or `S`
 /// seconds passed.
+#[utoipa::path(get, path = "/api/v1/requests/{id}", params(("id" = String, Path, description = "The request id"), WaitQuery), responses((status = 200, description = "The request", body = RequestView), crate::openapi::Refusals))]
 pub async fn request(
     State(state): State<AppState>,
     principal: Principal,
@@ -509,7 +525,10 @@ pub async fn request(
 ) -> ApiResult<Json<RequestView>> {
     let wait = match q.wait {
         None => Duration::ZERO,
-        Some(s) if s.is_finite() && s >= 0.0 => Duration::from_secs_f64(s).min(MAX_WAIT),
+        // Clamped before the conversion, which panics past Duration's range.
+        Some(s) if s.is_finite() && s >= 0.0 => {
+            Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64()))
+        }
         Some(s) => {
             return Err(ApiError::bad_request(format!(
                 "wait={s} is not a number of seconds"
@@ -539,7 +558,8 @@ pub async fn request(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RequestsQuery {
     /// queued, running, succeeded or failed (comma-separated; all when absent).
     #[serde(default)]
@@ -550,6 +570,7 @@ pub struct RequestsQuery {
 
 /// `GET /api/v1/requests[?status=queued,running][&limit=N]`: newest first, those on datasets
 /// the principal may read.
+#[utoipa::path(get, path = "/api/v1/requests", params(RequestsQuery), responses((status = 200, description = "Requests, newest first", body = Vec<RequestView>), crate::openapi::Refusals))]
 pub async fn requests(
     State(state): State<AppState>,
     principal: Principal,

@@ -4,15 +4,17 @@
 use crate::AppState;
 use crate::auth::{Access, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use tarn::TarnUri;
 
 /// The most entries one page of `/api/v1/datasets` holds.
 pub const MAX_PAGE: usize = 10_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UriQuery {
     pub uri: String,
 }
@@ -24,7 +26,8 @@ pub(crate) fn dataset_of(uri: &str, principal: &Principal, access: Access) -> Ap
     Ok(parsed)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DatasetsQuery {
     #[serde(default)]
     prefix: Option<String>,
@@ -36,7 +39,7 @@ pub struct DatasetsQuery {
 }
 
 /// One dataset of `/api/v1/datasets`, as `tarn ls --json` lists it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DatasetEntry {
     name: String,
     version: u64,
@@ -49,6 +52,7 @@ pub struct DatasetEntry {
 
 /// `GET /api/v1/datasets?prefix=P[&after=NAME][&limit=N]`: the datasets under P that the
 /// principal may read, by name, at most `limit` (default and most: 10,000) after `after`.
+#[utoipa::path(get, path = "/api/v1/datasets", params(DatasetsQuery), responses((status = 200, description = "The datasets under the prefix that the token may read, by name", body = Vec<DatasetEntry>), crate::openapi::Refusals))]
 pub async fn datasets(
     State(state): State<AppState>,
     principal: Principal,
@@ -84,6 +88,7 @@ pub async fn datasets(
 }
 
 /// `GET /api/v1/info?uri=U`: as `tarn info --json`.
+#[utoipa::path(get, path = "/api/v1/info", params(UriQuery), responses((status = 200, description = "As `tarn info --json`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn info(
     State(state): State<AppState>,
     principal: Principal,
@@ -95,7 +100,8 @@ pub async fn info(
     Ok(Json(snapshot.info(lake).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     uri: String,
     #[serde(default)]
@@ -103,6 +109,7 @@ pub struct LogQuery {
 }
 
 /// `GET /api/v1/log?uri=U[&limit=N]`: as `tarn log --json`.
+#[utoipa::path(get, path = "/api/v1/log", params(LogQuery), responses((status = 200, description = "As `tarn log --json`, newest first", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn log(
     State(state): State<AppState>,
     principal: Principal,
@@ -113,6 +120,7 @@ pub async fn log(
 }
 
 /// `GET /api/v1/tags?uri=U`: the dataset's tags, by name.
+#[utoipa::path(get, path = "/api/v1/tags", params(UriQuery), responses((status = 200, description = "As `tarn tags --json`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn tags(
     State(state): State<AppState>,
     principal: Principal,
@@ -123,6 +131,7 @@ pub async fn tags(
 }
 
 /// `GET /api/v1/branches?uri=U`: the dataset's branches, `main` first.
+#[utoipa::path(get, path = "/api/v1/branches", params(UriQuery), responses((status = 200, description = "As `tarn branches --json`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn branches(
     State(state): State<AppState>,
     principal: Principal,
@@ -132,13 +141,15 @@ pub async fn branches(
     Ok(Json(state.lake().branches(uri.dataset.as_str()).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     a: String,
     b: String,
 }
 
 /// `GET /api/v1/diff?a=U&b=V`: as `tarn diff --json`.
+#[utoipa::path(get, path = "/api/v1/diff", params(DiffQuery), responses((status = 200, description = "As `tarn diff --json`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn diff(
     State(state): State<AppState>,
     principal: Principal,

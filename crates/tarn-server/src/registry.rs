@@ -9,8 +9,9 @@
 use crate::AppState;
 use crate::auth::{Access, Principal};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Query;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tarn::registry_store::ComponentKind;
@@ -24,13 +25,15 @@ fn registry(state: &AppState) -> Registry {
     Registry::new(state.lake())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     #[serde(default)]
     kind: Option<String>,
 }
 
 /// `GET /api/v1/registry[?kind=project|dimension|mapping]`: as `tarn registry ls --json`.
+#[utoipa::path(get, path = "/api/v1/registry", params(ListQuery), responses((status = 200, description = "As `tarn registry ls --json`", body = Vec<serde_json::Value>), crate::openapi::Refusals))]
 pub async fn list(
     State(state): State<AppState>,
     _principal: Principal,
@@ -48,7 +51,8 @@ pub async fn list(
     Ok(Json(components.iter().map(forms::component).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ComponentQuery {
     name: String,
     #[serde(default)]
@@ -95,6 +99,7 @@ fn paged<'a, T>(
 }
 
 /// `GET /api/v1/project?name=P[&version=N]`: as `tarn project show --json`.
+#[utoipa::path(get, path = "/api/v1/project", params(ComponentQuery), responses((status = 200, description = "As `tarn project show --json`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn project(
     State(state): State<AppState>,
     principal: Principal,
@@ -112,6 +117,7 @@ pub async fn project(
 /// `GET /api/v1/dimension?name=D[&version=N][&filter=TEXT][&offset=&limit=]`: as `tarn
 /// dimension show --json` with one page of its records (default 1,000, at most 10,000) and
 /// `page: {total, matching, offset, next_offset}`.
+#[utoipa::path(get, path = "/api/v1/dimension", params(ComponentQuery), responses((status = 200, description = "As `tarn dimension show --json`, one page of records and `page`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn dimension(
     State(state): State<AppState>,
     _principal: Principal,
@@ -134,6 +140,7 @@ pub async fn dimension(
 
 /// `GET /api/v1/mapping?name=M[&version=N][&filter=ID][&offset=&limit=]`: as `tarn mapping
 /// show --json` with one page of its rows and `page`.
+#[utoipa::path(get, path = "/api/v1/mapping", params(ComponentQuery), responses((status = 200, description = "As `tarn mapping show --json`, one page of rows and `page`", body = serde_json::Value), crate::openapi::Refusals))]
 pub async fn mapping(
     State(state): State<AppState>,
     _principal: Principal,
@@ -152,13 +159,15 @@ pub async fn mapping(
     Ok(Json(v))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NamedComponent {
     /// `KIND:NAME` (dependents: also `KIND:NAME:vN` and `dataset:NAME[@BRANCH][:vN]`).
     component: String,
 }
 
 /// `GET /api/v1/history?component=KIND:NAME`: as `tarn registry history --json`.
+#[utoipa::path(get, path = "/api/v1/history", params(NamedComponent), responses((status = 200, description = "As `tarn registry history --json`, newest first", body = Vec<serde_json::Value>), crate::openapi::Refusals))]
 pub async fn history(
     State(state): State<AppState>,
     _principal: Principal,
@@ -176,6 +185,7 @@ pub async fn history(
 /// `GET /api/v1/dependents?component=...`: as `tarn registry dependents --json`; a dataset
 /// is asked about, and registrations (which name their dataset) listed, only within the
 /// principal's scopes.
+#[utoipa::path(get, path = "/api/v1/dependents", params(NamedComponent), responses((status = 200, description = "As `tarn registry dependents --json`", body = Vec<serde_json::Value>), crate::openapi::Refusals))]
 pub async fn dependents(
     State(state): State<AppState>,
     principal: Principal,

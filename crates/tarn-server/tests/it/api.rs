@@ -1193,7 +1193,44 @@ async fn the_registry_reads_as_the_cli_prints_it_with_paged_records(place: LakeP
     h.server.stop().await;
 }
 
+/// Found by schemathesis: refusals of the query string are the contract's JSON errors, a
+/// huge `wait` is clamped (it panicked), a multi-byte ref is refused (it panicked).
+async fn odd_parameters_get_json_refusals(place: LakePlace) {
+    let h = harness(&place, ServerConfig::default()).await;
+    let missing = h.get(Some(&h.admin), "/api/v1/info").await;
+    assert_eq!(missing.status, StatusCode::BAD_REQUEST);
+    assert!(missing.error().contains("uri"), "{}", missing.error());
+    assert!(missing.json()["error"].is_string());
+    let bad = h
+        .get(Some(&h.admin), "/api/v1/log?uri=tarn://a&limit=-1")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.json()["error"].as_str().unwrap().contains("limit"),
+        "{}",
+        bad.error()
+    );
+    let huge = h
+        .get(Some(&h.admin), "/api/v1/requests/r-none?wait=5.1e261")
+        .await;
+    assert_eq!(huge.status, StatusCode::NOT_FOUND, "{}", huge.error());
+    let multi_byte = h
+        .get(
+            Some(&h.admin),
+            "/api/v1/info?uri=L:%C3%AA%C2%80%0B%F3%83%81%92%C2%9Bq",
+        )
+        .await;
+    assert_eq!(
+        multi_byte.status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        multi_byte.error()
+    );
+    h.server.stop().await;
+}
+
 tarn_testkit::backend_tests!(
+    odd_parameters_get_json_refusals,
     the_registry_reads_as_the_cli_prints_it_with_paged_records,
     uploads_whose_request_was_never_stored_are_collected,
     metrics_count_requests_the_queue_and_event_clients,
