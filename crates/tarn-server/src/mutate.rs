@@ -128,6 +128,16 @@ async fn enqueue(
     Ok((StatusCode::ACCEPTED, Json(RequestView::from(&record))))
 }
 
+/// Queues a mutation that carries no upload.
+async fn queue_change(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    mutation: Mutation,
+) -> ApiResult<(StatusCode, Json<RequestView>)> {
+    enqueue(state, principal, headers, new_request_id(), mutation, None).await
+}
+
 async fn remove_staged(state: &AppState, path: &str) {
     if let Err(e) = crate::worker::remove_staged(state.lake(), path).await {
         tracing::warn!(path, error = %e, "cannot delete a staged upload");
@@ -165,9 +175,7 @@ pub async fn write(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<RequestView>)> {
     // Everything that can be refused is refused before the body is read.
-    dataset_of(&q.uri, &principal, Access::Write)?;
-    let writable =
-        tarn::TarnUri::parse_lenient(&q.uri).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let writable = dataset_of(&q.uri, &principal, Access::Write)?;
     if !matches!(writable.reference, tarn::Ref::Live | tarn::Ref::Latest) {
         return Err(ApiError::bad_request(format!(
             "{}: writes go to the head of a branch; drop the \":{}\" part",
@@ -218,7 +226,7 @@ pub async fn write(
     tracing::debug!(request = %id, bytes, "upload staged");
     let mutation = Mutation::Write {
         uri: q.uri,
-        format: format!("{format:?}").to_ascii_lowercase(),
+        format: format.extension().to_string(),
         ordered_on: q.ordered_on,
         duplicates_on: q.duplicates_on,
         row_group_size: q.row_group_size,
@@ -325,15 +333,7 @@ pub async fn delete_range(
         end: q.end,
         message: q.message,
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -368,15 +368,7 @@ pub async fn metadata(
         unset: body.unset,
         message: body.message,
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -399,15 +391,7 @@ pub async fn compact(
         uri: q.uri,
         message: q.message,
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -433,15 +417,7 @@ pub async fn tag(
         name: q.name,
         force: q.force.unwrap_or(false),
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 /// `POST /api/v1/branch?uri=U&name=NEW`.
@@ -457,15 +433,7 @@ pub async fn branch(
         uri: q.uri,
         name: q.name,
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -495,15 +463,7 @@ pub async fn merge(
         source: q.source,
         target: q.target,
     };
-    enqueue(
-        &state,
-        &principal,
-        &headers,
-        new_request_id(),
-        mutation,
-        None,
-    )
-    .await
+    queue_change(&state, &principal, &headers, mutation).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

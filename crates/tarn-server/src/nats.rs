@@ -288,6 +288,25 @@ impl NatsQueue {
         }
     }
 
+    /// The lanes that have messages, with how many, by lane.
+    async fn lane_counts(&self) -> tarn::Result<Vec<(String, usize)>> {
+        let subjects: Vec<(String, usize)> = self
+            .stream
+            .info_with_subjects(format!("{}.>", self.subjects))
+            .await
+            .map_err(|e| self.down(&e))?
+            .try_collect()
+            .await
+            .map_err(|e| self.down(&e))?;
+        let mut lanes: Vec<(String, usize)> = subjects
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .filter_map(|(s, n)| Some((self.lane_of(&s)?, n)))
+            .collect();
+        lanes.sort();
+        Ok(lanes)
+    }
+
     /// Every request record (the `_lake` marker aside).
     async fn all(&self) -> tarn::Result<Vec<Stored>> {
         let keys: Vec<String> = match self.records.keys().await {
@@ -542,55 +561,47 @@ impl RequestQueue for NatsQueue {
     }
 
     async fn lanes_with_work(&self) -> tarn::Result<Vec<String>> {
-        let subjects: Vec<(String, usize)> = self
-            .stream
-            .info_with_subjects(format!("{}.>", self.subjects))
-            .await
-            .map_err(|e| self.down(&e))?
-            .try_collect()
-            .await
-            .map_err(|e| self.down(&e))?;
-        let mut lanes: Vec<String> = subjects
+        Ok(self
+            .lane_counts()
+            .await?
             .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .filter_map(|(s, _)| self.lane_of(&s))
-            .collect();
-        lanes.sort();
-        Ok(lanes)
+            .map(|(l, _)| l)
+            .collect())
     }
 
     async fn depth(&self) -> tarn::Result<QueueDepth> {
-        // The first message of each lane is its oldest unfinished request (or a finished
-        // one's message about to be deleted, which is not counted).
+        // A lane's messages are its unfinished requests in arrival order, so its first one
+        // is the only one that can be running and the oldest: one read per lane, not per
+        // request. A first message whose request finished is about to be deleted and is
+        // not counted.
         let mut depth = QueueDepth {
             unfinished: 0,
             running: 0,
             oldest: None,
         };
-        for lane in self.lanes_with_work().await? {
-            let subject = self.subject(&lane);
-            let mut seq = 0u64;
-            loop {
-                let next = self
-                    .stream
-                    .direct_get_next_for_subject(subject.as_str(), Some(seq + 1))
-                    .await;
-                let message = match next {
-                    Ok(m) => m,
-                    Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => break,
-                    Err(e) => return Err(self.down(&e)),
-                };
-                seq = message.sequence;
-                let id = String::from_utf8_lossy(&message.payload).into_owned();
-                if let Some((s, _)) = self.load(&id).await?
-                    && !s.finished()
-                {
-                    depth.unfinished += 1;
+        for (lane, count) in self.lane_counts().await? {
+            depth.unfinished += count as u64;
+            let first = match self
+                .stream
+                .direct_get_first_for_subject(self.subject(&lane))
+                .await
+            {
+                Ok(m) => m,
+                Err(e) if matches!(e.kind(), stream::DirectGetErrorKind::NotFound) => {
+                    depth.unfinished -= count as u64;
+                    continue;
+                }
+                Err(e) => return Err(self.down(&e)),
+            };
+            let id = String::from_utf8_lossy(&first.payload).into_owned();
+            match self.load(&id).await? {
+                Some((s, _)) if !s.finished() => {
                     if s.status() == RequestStatus::Running {
                         depth.running += 1;
                     }
                     depth.oldest = Some(depth.oldest.map_or(s.created_at, |o| o.min(s.created_at)));
                 }
+                _ => depth.unfinished -= 1,
             }
         }
         Ok(depth)

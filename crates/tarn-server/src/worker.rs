@@ -211,31 +211,31 @@ impl Workers {
 
     async fn apply_with_retries(&self, request: &RequestRecord) -> RequestOutcome {
         let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        let error = loop {
             match self.apply(request).await {
                 Ok(outcome) => return outcome,
                 Err(e) if e.kind() == ErrorKind::Unavailable && attempt < ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "retrying a request");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
+                    attempt += 1;
                 }
-                Err(e) => {
-                    return RequestOutcome {
-                        status: RequestStatus::Failed,
-                        version: None,
-                        commit_id: None,
-                        error: Some(match e.kind() {
-                            ErrorKind::Internal => {
-                                tracing::error!(error = %e, "a request failed");
-                                "internal error applying the request (logged)".to_string()
-                            }
-                            _ => e.to_string(),
-                        }),
-                    };
-                }
+                Err(e) => break e,
             }
+        };
+        RequestOutcome {
+            status: RequestStatus::Failed,
+            version: None,
+            commit_id: None,
+            error: Some(match error.kind() {
+                ErrorKind::Internal => {
+                    tracing::error!(error = %error, "a request failed");
+                    "internal error applying the request (logged)".to_string()
+                }
+                _ => error.to_string(),
+            }),
         }
-        unreachable_outcome()
     }
 
     async fn apply(&self, request: &RequestRecord) -> tarn::Result<RequestOutcome> {
@@ -478,15 +478,6 @@ pub(crate) async fn remove_staged(lake: &Lake, path: &str) -> Result<(), String>
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.to_string()),
         },
-    }
-}
-
-fn unreachable_outcome() -> RequestOutcome {
-    RequestOutcome {
-        status: RequestStatus::Failed,
-        version: None,
-        commit_id: None,
-        error: Some("gave up after every attempt".into()),
     }
 }
 
